@@ -1,0 +1,3 @@
+module github.com/cpmlink/cpmlink
+
+go 1.26
