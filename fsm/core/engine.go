@@ -1,0 +1,486 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// Event is an input to a role. Generated event types implement it.
+type Event interface {
+	// EventLeg is the leg the event arrives on ("" for a session event).
+	EventLeg() LegID
+	// Kind names the event type.
+	Kind() string
+}
+
+// Action is an output of a role. Generated action types implement it, and so does Refuse.
+type Action interface {
+	// ActionLeg is the leg the action acts on ("" for a session action).
+	ActionLeg() LegID
+	// Kind names the action type.
+	Kind() string
+}
+
+// Refuse is emitted when an input meets a reject cell: the peer broke the protocol. The
+// driver answers a request with Status (481 for a dialog it does not know, 400 otherwise)
+// and drops a response. The checkers treat it as a violation by the sender.
+type Refuse struct {
+	Leg     LegID
+	Machine string
+	Event   string
+	State   string
+	Reason  string
+}
+
+// ActionLeg implements Action.
+func (r Refuse) ActionLeg() LegID { return r.Leg }
+
+// Kind implements Action.
+func (Refuse) Kind() string { return "Refuse" }
+
+// Party says whether a side's role is the active party of the side's link.
+type Party uint8
+
+// Parties. A side is undecided while a negotiated a=setup has not settled it.
+const (
+	PartyUndecided Party = iota
+	PartyActive
+	PartyPassive
+)
+
+// Layout tells the engine which machines run in each column of a side.
+type Layout struct {
+	Columns []string
+	Up      []*MachineDef
+	Down    []*MachineDef
+	// Link is the column of the MSRP link machine; its terminal states mean "not live".
+	Link int
+}
+
+// Side is one role's end of one hop.
+type Side struct {
+	Leg LegID
+	Up  bool
+	// Hop is the index of the hop in the spec.
+	Hop int
+	// Member is the group member a CF down side serves ("" elsewhere).
+	Member string
+	// Last marks the last down side of a session.
+	Last bool
+	// M are the side's machines, by column; Had are the events each has taken (bit per
+	// machine event), so that triggers can ask "did this ever happen".
+	M   []*Machine
+	Had []uint32
+	// Peer is what the side learned from SDP it received; PeerKnown says it did.
+	Peer      SDP
+	PeerKnown bool
+	Party     Party
+	// Rx counts chunks received on an up side; Tx counts chunks relayed on a down side.
+	Rx, Tx   int
+	Outcome  Outcome
+	Reported bool
+	// Conn is the connection the link uses; Reused says it was shared with another link.
+	Conn   ConnID
+	Reused bool
+}
+
+// Live reports whether the side's link is listening, opening or up.
+func (sd *Side) Live(link int) bool { return !sd.M[link].Terminal() }
+
+// Session is one call through a role: its up side (if any) and its down sides.
+type Session struct {
+	// Key is the leg that created the session.
+	Key     LegID
+	Up      *Side
+	Downs   []*Side
+	Target  string
+	From    string
+	Members []string
+	Group   GroupStatus
+	Flags   uint64
+	// Total is the index of the last chunk, once it arrived (0 before).
+	Total int
+	// Results is the transmitter's per-member table.
+	Results Results
+}
+
+// Engine holds a role instance's sessions and carries out the generic parts of a step.
+// Generated role types embed one and add the spec's rules and reactions.
+type Engine struct {
+	Cfg      Config
+	layout   *Layout
+	sessions map[LegID]*Session
+	order    []LegID
+	legs     map[LegID]*Side
+	owner    map[LegID]*Session
+	nextConn ConnID
+	nextKey  int
+	out      []Action
+	errs     []error
+	spare    map[LegID]*Side
+}
+
+// NewEngine returns an engine with no sessions.
+func NewEngine(cfg Config, layout *Layout) Engine {
+	return Engine{Cfg: cfg, layout: layout, sessions: map[LegID]*Session{}, legs: map[LegID]*Side{}, owner: map[LegID]*Session{}}
+}
+
+// Begin starts a step.
+func (e *Engine) Begin() {
+	e.out = nil
+	e.errs = e.errs[:0]
+}
+
+// End finishes a step and returns what it produced. On error the actions are returned for
+// diagnosis only: a driver must not carry them out.
+func (e *Engine) End() ([]Action, error) {
+	return e.out, errors.Join(e.errs...)
+}
+
+// Errorf records a failure of the current step.
+func (e *Engine) Errorf(format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf(format, args...))
+}
+
+// Lookup returns the session and side of a leg.
+func (e *Engine) Lookup(leg LegID) (*Session, *Side) {
+	sd := e.legs[leg]
+	if sd == nil {
+		return nil, nil
+	}
+	return e.owner[leg], sd
+}
+
+// NewKey names a new session of a role that starts sessions itself.
+func (e *Engine) NewKey() LegID {
+	e.nextKey++
+	return LegID(e.Cfg.Name + "-" + strconv.Itoa(e.nextKey))
+}
+
+// NewSession creates a session under key.
+func (e *Engine) NewSession(key LegID) *Session {
+	s := &Session{Key: key}
+	e.sessions[key] = s
+	i := sort.Search(len(e.order), func(i int) bool { return e.order[i] >= key })
+	e.order = append(e.order, "")
+	copy(e.order[i+1:], e.order[i:])
+	e.order[i] = key
+	return s
+}
+
+// DownLeg names the i-th down leg of a session: derived from the session key, so that the
+// same call gets the same names however events interleave.
+func DownLeg(key LegID, i int) LegID { return LegID(string(key) + "/" + strconv.Itoa(i)) }
+
+// AddSide creates a side with machines in their initial states and registers its leg.
+func (e *Engine) AddSide(s *Session, up bool, leg LegID, hop int, member string) *Side {
+	sd := e.spare[leg]
+	if sd != nil {
+		delete(e.spare, leg)
+		for _, m := range sd.M {
+			m.Reset()
+		}
+		*sd = Side{M: sd.M, Had: sd.Had[:0]}
+		sd.Had = append(sd.Had, make([]uint32, len(sd.M))...)
+	} else {
+		defs := e.layout.Down
+		if up {
+			defs = e.layout.Up
+		}
+		sd = &Side{M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
+		for i, d := range defs {
+			sd.M[i] = d.New()
+		}
+	}
+	sd.Leg, sd.Up, sd.Hop, sd.Member = leg, up, hop, member
+	if up {
+		s.Up = sd
+	} else {
+		s.Downs = append(s.Downs, sd)
+	}
+	e.legs[leg] = sd
+	e.owner[leg] = s
+	return sd
+}
+
+// Sessions returns the sessions ordered by key.
+func (e *Engine) Sessions() []*Session {
+	out := make([]*Session, len(e.order))
+	for i, k := range e.order {
+		out[i] = e.sessions[k]
+	}
+	return out
+}
+
+// Fire feeds an input's machine event to one machine of a side. It returns the state the
+// machine was in and whether the rules for the event should run: they run for a
+// transition, not for an ignore. A reject emits Refuse; a missing cell is an error.
+func (e *Engine) Fire(sd *Side, col int, ev uint8) (from uint8, run bool) {
+	m := sd.M[col]
+	from = m.State()
+	c, err := m.Fire(ev)
+	switch {
+	case err != nil:
+		e.Errorf("%w (leg %s)", err, sd.Leg)
+	case c.Kind == CellTo:
+		sd.Had[col] |= 1 << ev
+		return from, true
+	case c.Kind == CellReject:
+		e.out = append(e.out, Refuse{Leg: sd.Leg, Machine: m.def.Name, Event: m.def.Events[ev], State: m.def.States[from], Reason: c.Reason})
+	}
+	return from, false
+}
+
+// Send emits an action that fires a machine event of its side. An ignore cell suppresses
+// the action (for example a REPORT on a link that already failed). A missing cell is an
+// error, but the action is still returned so that the checkers can show what the role
+// tried to put on the wire.
+func (e *Engine) Send(sd *Side, col int, ev uint8, a Action) bool {
+	m := sd.M[col]
+	c, err := m.Fire(ev)
+	switch {
+	case err != nil:
+		e.Errorf("%w (leg %s, action %s)", err, sd.Leg, a.Kind())
+	case c.Kind == CellIgnore:
+		return false
+	case c.Kind == CellReject:
+		e.Errorf("%w: %s on leg %s: %s", ErrNoCell, a.Kind(), sd.Leg, c.Reason)
+	default:
+		sd.Had[col] |= 1 << ev
+	}
+	e.out = append(e.out, a)
+	return true
+}
+
+// Emit emits an action that fires no machine event.
+func (e *Engine) Emit(a Action) { e.out = append(e.out, a) }
+
+// OwnSDP returns the parameters this instance offers (offer) or answers with on a side.
+// With negotiated initiative an offer carries actpass and an answer the side's party
+// (RFC 6135 §4.1); preset initiative sends no a=setup.
+func (e *Engine) OwnSDP(sd *Side, negotiated bool) SDP {
+	setup := SetupNone
+	if negotiated {
+		switch {
+		case !sd.Up:
+			setup = SetupActpass
+		case sd.Party == PartyActive:
+			setup = SetupActive
+		default:
+			setup = SetupPassive
+		}
+	}
+	kind := "down"
+	if sd.Up {
+		kind = "up"
+	}
+	return e.Cfg.OwnSDP(sd.Leg, kind, setup)
+}
+
+// Learn stores the peer's parameters from SDP the side received and, when initiative is
+// negotiated, settles the side's party: an answerer takes the role it prefers (open says
+// it prefers to be active); an offerer takes the complement of the answer's a=setup, and
+// is active when the answer has none (RFC 4975 §5.4: the offerer connects).
+func (e *Engine) Learn(sd *Side, p SDP, negotiated, open bool) {
+	sd.Peer, sd.PeerKnown = p, true
+	if !negotiated {
+		return
+	}
+	if sd.Up {
+		if open {
+			sd.Party = PartyActive
+		} else {
+			sd.Party = PartyPassive
+		}
+		return
+	}
+	if p.Setup == SetupActive {
+		sd.Party = PartyPassive
+	} else {
+		sd.Party = PartyActive
+	}
+}
+
+// Open chooses the connection for a link this side opens: with reuse, a live connection
+// this instance opened to the same host and port ("an existing link with matching host,
+// port and/or URI"); otherwise a new one.
+func (e *Engine) Open(sd *Side, reuse bool) (ConnID, bool) {
+	if reuse {
+		addr := sd.Peer.Addr()
+		for _, k := range e.order {
+			s := e.sessions[k]
+			for _, o := range sideList(s) {
+				if o != sd && o.Conn != 0 && o.Party == PartyActive && o.Live(e.layout.Link) && o.Peer.Addr() == addr {
+					sd.Conn, sd.Reused = o.Conn, true
+					return o.Conn, true
+				}
+			}
+		}
+	}
+	e.nextConn++
+	sd.Conn, sd.Reused = e.nextConn, false
+	return e.nextConn, false
+}
+
+func sideList(s *Session) []*Side {
+	if s.Up == nil {
+		return s.Downs
+	}
+	return append([]*Side{s.Up}, s.Downs...)
+}
+
+// SetOutcome sets a side's outcome unless it is already final: the first outcome wins.
+func SetOutcome(sd *Side, o Outcome) {
+	if !sd.Outcome.Final() {
+		sd.Outcome = o
+	}
+}
+
+// BestDownStatus is the status to reject upstream with when every down side failed.
+func BestDownStatus(s *Session) int {
+	var st []int
+	for _, d := range s.Downs {
+		if d.Outcome.Kind == Failed {
+			st = append(st, d.Outcome.Status)
+		}
+	}
+	return BestStatus(st)
+}
+
+// DownOutcomes lists the final outcomes of a session's member sides.
+func DownOutcomes(s *Session) []MemberOutcome {
+	var out []MemberOutcome
+	for _, d := range s.Downs {
+		if d.Member != "" && d.Outcome.Final() {
+			out = append(out, MemberOutcome{Member: d.Member, Outcome: d.Outcome})
+		}
+	}
+	return out
+}
+
+// Terminal reports whether every session is over: every machine of every side is in a
+// terminal state.
+func (e *Engine) Terminal() bool {
+	for _, k := range e.order {
+		for _, sd := range sideList(e.sessions[k]) {
+			for _, m := range sd.M {
+				if !m.Terminal() {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// Snapshot appends the engine's state to dst in a canonical encoding.
+func (e *Engine) Snapshot(dst []byte) []byte {
+	enc := Enc{B: dst}
+	enc.I(int(e.nextConn))
+	enc.I(e.nextKey)
+	enc.U(uint64(len(e.order)))
+	for _, k := range e.order {
+		s := e.sessions[k]
+		enc.S(string(s.Key))
+		enc.S(s.Target)
+		enc.S(s.From)
+		enc.Strings(s.Members)
+		enc.U(uint64(s.Group))
+		enc.U(s.Flags)
+		enc.I(s.Total)
+		enc.Results(&s.Results)
+		enc.Bool(s.Up != nil)
+		enc.U(uint64(len(s.Downs)))
+		for _, sd := range sideList(s) {
+			enc.S(string(sd.Leg))
+			enc.I(sd.Hop)
+			enc.S(sd.Member)
+			enc.Bool(sd.Last)
+			for i, m := range sd.M {
+				enc.U(uint64(m.State()))
+				enc.U(uint64(sd.Had[i]))
+			}
+			enc.SDP(sd.Peer)
+			enc.Bool(sd.PeerKnown)
+			enc.U(uint64(sd.Party))
+			enc.I(sd.Rx)
+			enc.I(sd.Tx)
+			enc.Outcome(sd.Outcome)
+			enc.Bool(sd.Reported)
+			enc.I(int(sd.Conn))
+			enc.Bool(sd.Reused)
+		}
+	}
+	return enc.B
+}
+
+// Restore replaces the engine's state with a snapshot. Machines of legs that exist in both
+// are reused, so restoring is cheap enough for the explorer to do at every step.
+func (e *Engine) Restore(b []byte) error {
+	if e.spare == nil {
+		e.spare = map[LegID]*Side{}
+	}
+	for leg, sd := range e.legs {
+		e.spare[leg] = sd
+	}
+	clear(e.sessions)
+	clear(e.legs)
+	clear(e.owner)
+	e.order = e.order[:0]
+	d := Dec{B: b}
+	e.nextConn = ConnID(d.I())
+	e.nextKey = d.I()
+	n := d.U()
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		s := e.NewSession(LegID(d.S()))
+		s.Target, s.From, s.Members = d.S(), d.S(), d.Strings()
+		s.Group, s.Flags, s.Total = GroupStatus(d.U()), d.U(), d.I()
+		s.Results = d.Results()
+		hasUp, downs := d.Bool(), d.U()
+		count := downs
+		if hasUp {
+			count++
+		}
+		for j := uint64(0); j < count && d.Err == nil; j++ {
+			up := hasUp && j == 0
+			leg := LegID(d.S())
+			hop := d.I()
+			sd := e.AddSide(s, up, leg, hop, d.S())
+			sd.Last = d.Bool()
+			for c, m := range sd.M {
+				st := d.U()
+				if st >= uint64(len(m.def.States)) {
+					return ErrSnapshot
+				}
+				m.Set(uint8(st))
+				sd.Had[c] = uint32(d.U())
+			}
+			sd.Peer, sd.PeerKnown, sd.Party = d.SDP(), d.Bool(), Party(d.U())
+			sd.Rx, sd.Tx, sd.Outcome, sd.Reported = d.I(), d.I(), d.Outcome(), d.Bool()
+			sd.Conn, sd.Reused = ConnID(d.I()), d.Bool()
+		}
+	}
+	if d.Err == nil && len(d.B) != 0 {
+		d.Err = ErrSnapshot
+	}
+	return d.Err
+}
+
+// Target is where a down side's INVITE goes: its member, or the session's target.
+func Target(s *Session, sd *Side) string {
+	if sd.Member != "" {
+		return sd.Member
+	}
+	return s.Target
+}
+
+// MembersFor is the ad-hoc member list a down side's INVITE carries on: the session's list,
+// except on the CF's per-member legs, which each serve one member.
+func MembersFor(s *Session, sd *Side) []string {
+	if sd.Member != "" {
+		return nil
+	}
+	return s.Members
+}

@@ -1,0 +1,373 @@
+package msrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Message is an outgoing message. Its body streams from Body: the sender
+// holds at most one chunk (plus one look-ahead byte) in memory, whatever the
+// message size.
+type Message struct {
+	// ID is the Message-ID; empty means a fresh random one.
+	ID string
+	// ContentType of the message, e.g. "message/cpim". Required when the
+	// message has a body.
+	ContentType string
+	// Body supplies the content; nil means an empty message.
+	Body io.Reader
+	// Size is the total length when known in advance (sent as the Byte-Range
+	// total), or negative when unknown ("*"). Zero with a non-nil Body is
+	// taken as unknown.
+	Size int64
+	// SuccessReport asks for an end-to-end REPORT on delivery (RFC 4975
+	// §7.1.1); Send then waits for it.
+	SuccessReport bool
+	// FailureReport is the Failure-Report value; ReportAbsent means "yes".
+	// With "partial" or "no" there are no 200 responses to wait for, so Send
+	// can only report local failures and REPORTs.
+	FailureReport Report
+	// Headers are extra MIME headers sent before Content-Type in every chunk.
+	Headers []Field
+	// ChunkSize overrides the session's chunk size for this message.
+	ChunkSize int
+}
+
+// Result is the outcome of one outgoing message on one session.
+type Result struct {
+	MessageID string
+	Status    int    // 200 when delivered; the failing status otherwise
+	Comment   string // the peer's reason phrase, when it gave one
+	Bytes     int64  // body bytes sent
+	Err       error  // nil exactly when Status is 200; a *StatusError otherwise
+}
+
+// Delivered reports whether the message was accepted by the next hop (and,
+// when Success-Report was requested, reported delivered end to end).
+func (r Result) Delivered() bool { return r.Status == StatusOK && r.Err == nil }
+
+// outMsg tracks one outgoing message: its unanswered chunks, its success
+// REPORT coverage, and its final Result. Chunks are sent by one goroutine at
+// a time; responses and REPORTs arrive on the connection's reader.
+type outMsg struct {
+	s      *Session
+	id     string
+	total  int64
+	ctype  string
+	hdrs   []Field
+	sr     bool
+	fr     Report
+	window chan struct{} // one slot per unanswered chunk (Failure-Report yes only)
+	hdr    []byte        // header scratch, reused by the sending goroutine
+	trl    []byte
+
+	mu       sync.Mutex
+	pending  int
+	last     bool
+	sent     int64
+	reported spans
+	timer    *time.Timer
+	finished bool
+	res      Result
+	doneCh   chan struct{}
+}
+
+func (s *Session) newOutMsg(id string, total int64, ctype string, hdrs []Field, sr bool, fr Report) *outMsg {
+	if fr == ReportAbsent {
+		fr = ReportYes
+	}
+	om := &outMsg{s: s, id: id, total: total, ctype: ctype, hdrs: hdrs, sr: sr, fr: fr,
+		window: make(chan struct{}, s.ep.cfg.MaxInFlight), doneCh: make(chan struct{})}
+	s.mu.Lock()
+	s.outgoing[id] = om
+	s.mu.Unlock()
+	return om
+}
+
+// sendChunk writes one SEND chunk of body starting at byte start. An empty
+// body with flag '#' is the abort marker; an empty body with '$' and start 1
+// is the bodiless binding SEND.
+func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int64, flag byte) error {
+	expect := om.fr == ReportYes
+	if expect {
+		select {
+		case om.window <- struct{}{}:
+		case <-om.doneCh:
+			return om.res.Err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	tid := NewTransactionID()
+	for containsEndLine(body, tid) {
+		tid = NewTransactionID() // RFC 4975 §7.1: the body must not contain the end-line
+	}
+	f := Frame{TID: tid, Method: MethodSEND, ToPath: om.s.remote, FromPath: Path{om.s.local},
+		MessageID: om.id, ByteRange: ByteRange{Start: start, End: start - 1 + int64(len(body)), Total: om.total},
+		Headers: om.hdrs, Flag: flag}
+	if om.fr != ReportYes {
+		f.FailureReport = om.fr
+	}
+	if om.sr {
+		f.SuccessReport = ReportYes
+	}
+	if len(body) > 0 || om.ctype != "" && om.total == 0 && flag == FlagEnd {
+		f.ContentType = om.ctype
+		f.hasBody = true
+	}
+	om.hdr = f.AppendHeader(om.hdr[:0])
+	om.trl = f.AppendTrailer(om.trl[:0])
+	if expect {
+		err := c.addTxn(tid, func(status int, comment string, _ *Frame, err error) {
+			<-om.window
+			om.onResponse(status, comment, err)
+		})
+		if err != nil {
+			<-om.window
+			return err
+		}
+	}
+	om.mu.Lock()
+	if expect {
+		om.pending++
+	}
+	om.sent += int64(len(body))
+	om.mu.Unlock()
+	if err := c.write(om.hdr, body, om.trl); err != nil {
+		// The connection is gone; its close already failed the transaction.
+		return err
+	}
+	return nil
+}
+
+func (om *outMsg) onResponse(status int, comment string, err error) {
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	om.pending--
+	if status != StatusOK {
+		if err == nil {
+			err = &StatusError{Code: status, Comment: comment}
+		}
+		om.finishLocked(status, comment, err)
+		return
+	}
+	om.checkLocked()
+}
+
+// lastSent marks that no more chunks follow.
+func (om *outMsg) lastSent() {
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	om.last = true
+	if om.total < 0 {
+		om.total = om.sent
+	}
+	om.checkLocked()
+}
+
+func (om *outMsg) onReport(f *Frame) {
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	st := f.ReportStatus
+	if st.Code != StatusOK {
+		om.finishLocked(st.Code, st.Reason, &StatusError{Code: st.Code, Comment: st.Reason, Err: errors.New("failure REPORT")})
+		return
+	}
+	r := f.Range()
+	end := r.End
+	if end == Unknown {
+		end = r.Total
+	}
+	if end >= r.Start-1 && end != Unknown {
+		om.reported.add(r.Start-1, end)
+	}
+	om.checkLocked()
+}
+
+func (om *outMsg) checkLocked() {
+	if om.finished || !om.last || om.pending > 0 {
+		return
+	}
+	if !om.sr || om.reported.covers(om.total) {
+		om.finishLocked(StatusOK, "", nil)
+		return
+	}
+	if om.timer == nil {
+		om.timer = time.AfterFunc(om.s.ep.cfg.ReportTimeout, func() {
+			om.fail(StatusTimeout, "no success REPORT", statusErr(StatusTimeout, errors.New("no success REPORT")))
+		})
+	}
+}
+
+func (om *outMsg) fail(status int, comment string, err error) {
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	om.finishLocked(status, comment, err)
+}
+
+func (om *outMsg) finishLocked(status int, comment string, err error) {
+	if om.finished {
+		return
+	}
+	om.finished = true
+	if om.timer != nil {
+		om.timer.Stop()
+	}
+	om.res = Result{MessageID: om.id, Status: status, Comment: comment, Bytes: om.sent, Err: err}
+	close(om.doneCh)
+	s := om.s
+	go func() { // s.mu may be held by a caller of fail; unregister without it
+		s.mu.Lock()
+		if s.outgoing[om.id] == om {
+			delete(s.outgoing, om.id)
+		}
+		s.mu.Unlock()
+	}()
+}
+
+func (om *outMsg) isDone() bool {
+	select {
+	case <-om.doneCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (om *outMsg) wait(ctx context.Context) (Result, error) {
+	select {
+	case <-om.doneCh:
+		return om.res, nil
+	case <-ctx.Done():
+		return Result{MessageID: om.id}, ctx.Err()
+	}
+}
+
+// abort sends the bodiless '#' chunk so the receiver can drop what it has
+// (RFC 4975 §7.1.1), and fails the message locally with err.
+func (om *outMsg) abort(c *conn, next int64, err error) {
+	if c != nil {
+		om.mu.Lock()
+		fr := om.fr
+		om.fr = ReportNo // nothing to wait for on the abort marker
+		om.mu.Unlock()
+		_ = om.sendChunk(context.Background(), c, nil, next, FlagAbort)
+		om.mu.Lock()
+		om.fr = fr
+		om.mu.Unlock()
+	}
+	om.fail(StatusOf(err), "", err)
+}
+
+// Send sends m on the session, chunked by the session's chunk size, and
+// returns when the outcome is known: every chunk answered (Failure-Report
+// yes) and, if requested, the success REPORT received. It first waits for
+// the link to be up, bounded by ctx. The error is nil exactly when the
+// message was delivered; otherwise it is the *StatusError also in Result.Err,
+// or a local error (ctx, ErrClosed, ErrNotConnected, a read error from Body).
+func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
+	select {
+	case <-s.up:
+	case <-s.closed:
+		return Result{}, ErrClosed
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	c := s.boundTo()
+	if c == nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrNotConnected, s.Err())
+	}
+	chunk := m.ChunkSize
+	if chunk <= 0 {
+		chunk = s.cfg.ChunkSize
+	}
+	if chunk <= 0 {
+		chunk = s.ep.cfg.ChunkSize
+	}
+	total := m.Size
+	if m.Body == nil {
+		total = 0
+	} else if total == 0 {
+		total = Unknown
+	}
+	if total < 0 {
+		total = Unknown
+	}
+	if m.ContentType == "" && total != 0 {
+		return Result{}, fmt.Errorf("%w: message without Content-Type", ErrMalformed)
+	}
+	id := m.ID
+	if id == "" {
+		id = NewMessageID()
+	} else if !validIdent(id) {
+		return Result{}, fmt.Errorf("%w: Message-ID %q", ErrMalformed, id)
+	}
+	om := s.newOutMsg(id, total, m.ContentType, m.Headers, m.SuccessReport, m.FailureReport)
+	if m.Body == nil {
+		if err := om.sendChunk(ctx, c, nil, 1, FlagEnd); err != nil {
+			om.fail(StatusOf(err), "", err)
+			return om.res, err
+		}
+		return om.finishSend(ctx)
+	}
+	buf := getBuf(chunk + 1)
+	defer buf.release()
+	b := buf.b[:chunk+1]
+	have := 0 // bytes already in b (the look-ahead byte of the previous round)
+	start := int64(1)
+	for {
+		if err := ctx.Err(); err != nil {
+			om.abort(c, start, err)
+			return om.res, err
+		}
+		if om.isDone() { // e.g. 413 from the peer: stop sending (§7.1.1)
+			return om.res, om.res.Err
+		}
+		n, err := io.ReadFull(m.Body, b[have:])
+		n += have
+		more := err == nil // chunk+1 bytes: at least one byte follows this chunk
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			om.abort(c, start, err)
+			return om.res, err
+		}
+		size := n
+		if more {
+			size = chunk
+		}
+		if total != Unknown && start-1+int64(size) > total || !more && total != Unknown && start-1+int64(size) != total {
+			err := fmt.Errorf("%w: body length differs from Size %d", ErrMalformed, total)
+			om.abort(c, start, err)
+			return om.res, err
+		}
+		flag := FlagEnd
+		if more {
+			flag = FlagMore
+		}
+		if err := om.sendChunk(ctx, c, b[:size], start, flag); err != nil {
+			if om.isDone() {
+				return om.res, om.res.Err
+			}
+			om.abort(nil, start, err)
+			return om.res, err
+		}
+		start += int64(size)
+		if !more {
+			return om.finishSend(ctx)
+		}
+		b[0] = b[chunk]
+		have = 1
+	}
+}
+
+func (om *outMsg) finishSend(ctx context.Context) (Result, error) {
+	om.lastSent()
+	res, err := om.wait(ctx)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}
