@@ -64,5 +64,6 @@ func initParty(v *Variant, sd *core.Side) {
 
 // Session flags.
 const (
-	flagStreamed uint64 = 1 << iota // The transmitter has started sending the message.
+	// The transmitter has started sending the message.
+	flagStreamed uint64 = 1 << iota
 )

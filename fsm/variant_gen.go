@@ -13,10 +13,14 @@ import (
 type Hop uint8
 
 const (
-	Hop1 Hop = iota // first link: ClientA - PF-A
-	Hop2            // second link: PF-A - CF
-	Hop3            // third link: CF - PF-B, one per member
-	Hop4            // fourth link: PF-B - ClientB, one per member
+	// first link: ClientA - PF-A
+	Hop1 Hop = iota
+	// second link: PF-A - CF
+	Hop2
+	// third link: CF - PF-B, one per member
+	Hop3
+	// fourth link: PF-B - ClientB, one per member
+	Hop4
 )
 
 // NumHops is the number of hops.
@@ -39,11 +43,16 @@ var HopEnds = [NumHops][2]RoleKind{{RoleClientA, RolePFA}, {RolePFA, RoleCF}, {R
 type RoleKind uint8
 
 const (
-	RoleClientA RoleKind = iota // Transmitter CPM client. Originates the first INVITE and the message (S101, S105).
-	RolePFA                     // Originating (source) participation function, a B2BUA (S102, S104, S106).
-	RoleCF                      // Controlling function, a B2BUA that fans out one INVITE per group member (S103, S110).
-	RolePFB                     // Terminating (destination) participation function, a B2BUA per member (S107, S109, S111).
-	RoleClientB                 // Receiver CPM client, one per member (S108, S112).
+	// Transmitter CPM client. Originates the first INVITE and the message (S101, S105).
+	RoleClientA RoleKind = iota
+	// Originating (source) participation function, a B2BUA (S102, S104, S106).
+	RolePFA
+	// Controlling function, a B2BUA that fans out one INVITE per group member (S103, S110).
+	RoleCF
+	// Terminating (destination) participation function, a B2BUA per member (S107, S109, S111).
+	RolePFB
+	// Receiver CPM client, one per member (S108, S112).
+	RoleClientB
 )
 
 // NumRoles is the number of roles.
@@ -63,8 +72,10 @@ func (x RoleKind) String() string {
 type Opener uint8
 
 const (
-	OpenerOfferer  Opener = iota // The INVITE sender (solution 1, FIG. 1-2; RFC 4975's default).
-	OpenerAnswerer               // The INVITE receiver (solution 2, FIG. 3-4).
+	// The INVITE sender (solution 1, FIG. 1-2; RFC 4975's default).
+	OpenerOfferer Opener = iota
+	// The INVITE receiver (solution 2, FIG. 3-4).
+	OpenerAnswerer
 )
 
 var openerNames = [...]string{"offerer", "answerer"}
@@ -81,10 +92,14 @@ func (x Opener) String() string {
 type Trigger uint8
 
 const (
-	TriggerOKReceived   Trigger = iota // On the 200 OK from downstream (S105, S301; claim 10).
-	TriggerAckReceived                 // On the ACK from upstream (S106, S111, S201-S204, S302-S304).
-	TriggerSendReceived                // On the first MSRP SEND from upstream (the "it should be additionally noted" alternatives).
-	TriggerOKSent                      // On sending our own 200 OK upstream (the earliest moment; an extension to evaluate).
+	// On the 200 OK from downstream (S105, S301; claim 10).
+	TriggerOKReceived Trigger = iota
+	// On the ACK from upstream (S106, S111, S201-S204, S302-S304).
+	TriggerAckReceived
+	// On the first MSRP SEND from upstream (the "it should be additionally noted" alternatives).
+	TriggerSendReceived
+	// On sending our own 200 OK upstream (the earliest moment; an extension to evaluate).
+	TriggerOKSent
 )
 
 var triggerNames = [...]string{"ok-received", "ack-received", "send-received", "ok-sent"}
@@ -101,8 +116,10 @@ func (x Trigger) String() string {
 type CFAnswer uint8
 
 const (
-	CFAnswerAtOnce        CFAnswer = iota // At once, whatever the members answer (FIG. 1, 3, 7).
-	CFAnswerFirstMemberOK                 // On the first member's 200 OK (FIG. 2, 4, 5, 6).
+	// At once, whatever the members answer (FIG. 1, 3, 7).
+	CFAnswerAtOnce CFAnswer = iota
+	// On the first member's 200 OK (FIG. 2, 4, 5, 6).
+	CFAnswerFirstMemberOK
 )
 
 var cfAnswerNames = [...]string{"at-once", "first-member-ok"}
@@ -119,8 +136,10 @@ func (x CFAnswer) String() string {
 type PFAck uint8
 
 const (
-	PFAckOnUpstreamAck PFAck = iota // When the ACK from upstream arrives (FIG. 1, 2, 6, 7).
-	PFAckOnOK                       // At once, on the 200 OK (FIG. 3, 4, 5).
+	// When the ACK from upstream arrives (FIG. 1, 2, 6, 7).
+	PFAckOnUpstreamAck PFAck = iota
+	// At once, on the 200 OK (FIG. 3, 4, 5).
+	PFAckOnOK
 )
 
 var pfAckNames = [...]string{"on-upstream-ack", "on-ok"}
@@ -137,8 +156,10 @@ func (x PFAck) String() string {
 type Reuse uint8
 
 const (
-	ReuseOn  Reuse = iota // Reuse (the patent's 'chooses an existing link with matching host, port and URI').
-	ReuseOff              // Always open a new connection.
+	// Reuse (the patent's 'chooses an existing link with matching host, port and URI').
+	ReuseOn Reuse = iota
+	// Always open a new connection.
+	ReuseOff
 )
 
 var reuseNames = [...]string{"on", "off"}
@@ -155,8 +176,10 @@ func (x Reuse) String() string {
 type Initiative uint8
 
 const (
-	InitiativePreset     Initiative = iota // Both ends know it from configuration; SDP carries no a=setup.
-	InitiativeNegotiated                   // SDP a=setup (RFC 6135): the offerer offers actpass, the answerer picks.
+	// Both ends know it from configuration; SDP carries no a=setup.
+	InitiativePreset Initiative = iota
+	// SDP a=setup (RFC 6135): the offerer offers actpass, the answerer picks.
+	InitiativeNegotiated
 )
 
 var initiativeNames = [...]string{"preset", "negotiated"}
@@ -174,16 +197,17 @@ func (x Initiative) String() string {
 type Defect uint32
 
 const (
-	DefectEagerOpen Defect = 1 << iota /*
-	The opener opens on its trigger even before it learned the peer's parameters (a literal reading of claim 12: "established after it receives ... the second acknowledgement").
-	*/
-	DefectForwardAck /*
-	The CF forwards the upstream ACK to every member leg as it arrives ("the directly forwarded ACK messages received"), even where no 2xx has arrived yet.
-	*/
-	DefectSkipLastMember // The CF fans out to every member of the group but the last one.
-	DefectLiveRelay      /*
-	A relay forwards each chunk only to the links that are up when it arrives, and never sends a late link what it missed.
-	*/
+	// The opener opens on its trigger even before it learned the peer's parameters (a literal
+	// reading of claim 12: "established after it receives ... the second acknowledgement").
+	DefectEagerOpen Defect = 1 << iota
+	// The CF forwards the upstream ACK to every member leg as it arrives ("the directly
+	// forwarded ACK messages received"), even where no 2xx has arrived yet.
+	DefectForwardAck
+	// The CF fans out to every member of the group but the last one.
+	DefectSkipLastMember
+	// A relay forwards each chunk only to the links that are up when it arrives, and never sends
+	// a late link what it missed.
+	DefectLiveRelay
 )
 
 var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay"}

@@ -2,9 +2,10 @@ package gen
 
 import (
 	"bytes"
+	"fmt"
+	"go/format"
 	"os"
 	"path/filepath"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -53,7 +54,13 @@ func Generate(s *model.Spec, opt Options) (map[string][]byte, error) {
 		if err := f.Render(&b); err != nil {
 			return nil, fmt.Errorf("gen: %s: %w", name, err)
 		}
-		out[name] = b.Bytes()
+		// jennifer formats once; a second pass settles comment alignment, so that the
+		// output is exactly what gofmt would leave.
+		src, err := format.Source(b.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("gen: %s: %w", name, err)
+		}
+		out[name] = src
 	}
 	return out, nil
 }
@@ -129,9 +136,9 @@ func core(name string) *jen.Statement { return jen.Qual(CorePath, name) }
 
 // Names of generated identifiers.
 
-func hopConst(h string) string        { return exported(h) }
-func roleKindConst(r string) string   { return "Role" + exported(r) }
-func knobType(k *model.Knob) string   { return exported(k.Name) }
+func hopConst(h string) string      { return exported(h) }
+func roleKindConst(r string) string { return "Role" + exported(r) }
+func knobType(k *model.Knob) string { return exported(k.Name) }
 func knobConst(k *model.Knob, v string) string {
 	return knobType(k) + exported(v)
 }

@@ -36,7 +36,9 @@ func unexported(name string) string {
 		caps = append(caps, U)
 	}
 	// Longest first, so that "PFA..." is not read as "PF" + "A...".
-	sort.Slice(caps, func(i, j int) bool { return len(caps[i]) > len(caps[j]) || len(caps[i]) == len(caps[j]) && caps[i] < caps[j] })
+	sort.Slice(caps, func(i, j int) bool {
+		return len(caps[i]) > len(caps[j]) || len(caps[i]) == len(caps[j]) && caps[i] < caps[j]
+	})
 	for _, U := range caps {
 		if strings.HasPrefix(e, U) && (len(e) == len(U) || unicode.IsUpper(rune(e[len(U)]))) {
 			return strings.ToLower(U) + e[len(U):]

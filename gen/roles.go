@@ -42,7 +42,7 @@ func (g *generator) rolesFile() *jen.File {
 	f.Func().Id("New").Params(jen.Id("kind").Id("RoleKind"), jen.Id("cfg").Id("Config"), jen.Id("v").Id("Variant")).Id("Role").Block(
 		jen.Switch(jen.Id("kind")).BlockFunc(func(gr *jen.Group) {
 			for _, r := range g.s.Roles {
-				gr.Case(jen.Id(roleKindConst(r.Name))).Return(jen.Id("New" + r.Name).Call(jen.Id("cfg"), jen.Id("v")))
+				gr.Case(jen.Id(roleKindConst(r.Name))).Return(jen.Id("New"+r.Name).Call(jen.Id("cfg"), jen.Id("v")))
 			}
 		}),
 		jen.Panic(jen.Qual("fmt", "Sprintf").Call(jen.Lit("fsm: unknown role kind %d"), jen.Id("kind"))),
@@ -64,7 +64,7 @@ func (g *generator) rolesFile() *jen.File {
 		if i == 0 {
 			c.Uint64().Op("=").Lit(1).Op("<<").Iota()
 		}
-		flags = append(flags, c.Comment(fl.Doc))
+		flags = append(flags, comment(fl.Doc), c)
 	}
 	if len(flags) > 0 {
 		f.Comment("Session flags.")

@@ -21,7 +21,7 @@ func (g *generator) variantFile() *jen.File {
 		if i == 0 {
 			c.Id("Hop").Op("=").Iota()
 		}
-		hops = append(hops, c.Comment(h.Doc))
+		hops = append(hops, comment(h.Doc), c)
 	}
 	f.Const().Defs(hops...)
 	f.Comment("NumHops is the number of hops.")
@@ -44,7 +44,7 @@ func (g *generator) variantFile() *jen.File {
 		if i == 0 {
 			c.Id("RoleKind").Op("=").Iota()
 		}
-		roles = append(roles, c.Comment(r.Doc))
+		roles = append(roles, comment(r.Doc), c)
 		roleNames = append(roleNames, r.Name)
 	}
 	f.Const().Defs(roles...)
@@ -66,7 +66,7 @@ func (g *generator) variantFile() *jen.File {
 			if doc == "" && k.From == "triggers" {
 				doc = s.Trigger(v.Name).Doc
 			}
-			vals = append(vals, c.Comment(doc))
+			vals = append(vals, comment(doc), c)
 		}
 		f.Const().Defs(vals...)
 		g.namesTable(f, t, unexported(k.Name)+"Names", k.ValueNames())
@@ -82,7 +82,7 @@ func (g *generator) variantFile() *jen.File {
 		if i == 0 {
 			c.Id("Defect").Op("=").Lit(1).Op("<<").Iota()
 		}
-		defs = append(defs, c.Comment(d.Doc))
+		defs = append(defs, comment(d.Doc), c)
 		defectNames = append(defectNames, d.Name)
 	}
 	if len(defs) > 0 {

@@ -255,12 +255,12 @@ type Flag struct {
 
 // Rule says what a role does when an event arrives on one of its sides.
 type Rule struct {
-	On    string  `yaml:"on"`
+	On    string   `yaml:"on"`
 	Roles []string `yaml:"roles"`
-	Cite  string  `yaml:"cite"`
-	Doc   string  `yaml:"doc"`
-	Do    []*Stmt `yaml:"do"`
-	Pos   Pos     `yaml:"-"`
+	Cite  string   `yaml:"cite"`
+	Doc   string   `yaml:"doc"`
+	Do    []*Stmt  `yaml:"do"`
+	Pos   Pos      `yaml:"-"`
 
 	// Event and Side are On, split: the machine event (or the session event) and the side
 	// kind it arrives on ("" for session events).

@@ -9,21 +9,21 @@ import (
 // Stmt is one statement of a rule, a reaction or a cell. Its form in the file is a mapping
 // with one key that names it (plus do/else for blocks):
 //
-//	- SendOK: up                                   emit an action on a side
-//	- SendReject: {to: up, status: 486}            ... with arguments
-//	- SendReport: {to: up, about: down}
-//	- learn: up                                    store the peer's MSRP parameters from SDP
-//	- open: down                                   open (or reuse) the side's link
-//	- skip: down                                   mark pending chunks as relayed without sending
-//	- set: flag.streamed / clear: flag.streamed
-//	- outcome: {side: down, is: failed, status: event}
-//	- outcome: {side: down, from: event}
-//	- record: event / record: {fail-all: 408}      the transmitter's per-member results
-//	- each: down                                   for every down side
-//	  do: [...]
-//	- if: CONDITION
-//	  do: [...]
-//	  else: [...]
+//   - SendOK: up                                   emit an action on a side
+//   - SendReject: {to: up, status: 486}            ... with arguments
+//   - SendReport: {to: up, about: down}
+//   - learn: up                                    store the peer's MSRP parameters from SDP
+//   - open: down                                   open (or reuse) the side's link
+//   - skip: down                                   mark pending chunks as relayed without sending
+//   - set: flag.streamed / clear: flag.streamed
+//   - outcome: {side: down, is: failed, status: event}
+//   - outcome: {side: down, from: event}
+//   - record: event / record: {fail-all: 408}      the transmitter's per-member results
+//   - each: down                                   for every down side
+//     do: [...]
+//   - if: CONDITION
+//     do: [...]
+//     else: [...]
 type Stmt struct {
 	Kind string
 	// Action is the emitted action (Kind emit).
