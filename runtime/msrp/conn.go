@@ -312,6 +312,13 @@ func (c *conn) readLoop() {
 			if fe.Request && fe.Status != 0 {
 				c.respond(&f, fe.Status, "")
 			}
+			if fe.Status == StatusTooLarge && f.Method == MethodSEND && len(f.ToPath) > 0 && f.MessageID != "" {
+				// 413 tells the sender to stop this message (RFC 4975
+				// §7.1.1); forget what we had of it.
+				if s := c.lookup(f.ToPath[0], false); s != nil && s.boundTo() == c {
+					s.refuseIncoming(f.MessageID, StatusTooLarge, err)
+				}
+			}
 			continue
 		default:
 			if !errors.Is(err, io.EOF) {

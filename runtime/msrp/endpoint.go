@@ -21,7 +21,7 @@ type Endpoint struct {
 	sessions  map[string][]*Session // by local session-id
 	added     chan struct{}         // closed and replaced when a session is added
 	conns     map[*conn]struct{}
-	pool      map[string][]*conn        // active connections by scheme/host/port
+	pool      map[string][]*conn       // active connections by scheme/host/port
 	dialing   map[string]chan struct{} // one dial per pool key at a time
 	listeners map[net.Listener]struct{}
 	closed    bool

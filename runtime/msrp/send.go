@@ -92,7 +92,9 @@ func (s *Session) newOutMsg(id string, total int64, ctype string, hdrs []Field, 
 // body with flag '#' is the abort marker; an empty body with '$' and start 1
 // is the bodiless binding SEND.
 func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int64, flag byte) error {
-	expect := om.fr == ReportYes
+	// Only Failure-Report yes earns a 200 to wait for (RFC 4975 §7.1.1); the
+	// abort marker is fire-and-forget.
+	expect := om.fr == ReportYes && flag != FlagAbort
 	if expect {
 		select {
 		case om.window <- struct{}{}:
@@ -142,6 +144,14 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 		return err
 	}
 	return nil
+}
+
+// setTotal records a message size learned after the message started (a
+// relay learns it from a later upstream chunk).
+func (om *outMsg) setTotal(t int64) {
+	om.mu.Lock()
+	om.total = t
+	om.mu.Unlock()
 }
 
 func (om *outMsg) onResponse(status int, comment string, err error) {
@@ -219,14 +229,13 @@ func (om *outMsg) finishLocked(status int, comment string, err error) {
 	}
 	om.res = Result{MessageID: om.id, Status: status, Comment: comment, Bytes: om.sent, Err: err}
 	close(om.doneCh)
+	// Lock order is om.mu then s.mu: no caller holds s.mu while calling in.
 	s := om.s
-	go func() { // s.mu may be held by a caller of fail; unregister without it
-		s.mu.Lock()
-		if s.outgoing[om.id] == om {
-			delete(s.outgoing, om.id)
-		}
-		s.mu.Unlock()
-	}()
+	s.mu.Lock()
+	if s.outgoing[om.id] == om {
+		delete(s.outgoing, om.id)
+	}
+	s.mu.Unlock()
 }
 
 func (om *outMsg) isDone() bool {
@@ -251,14 +260,7 @@ func (om *outMsg) wait(ctx context.Context) (Result, error) {
 // (RFC 4975 §7.1.1), and fails the message locally with err.
 func (om *outMsg) abort(c *conn, next int64, err error) {
 	if c != nil {
-		om.mu.Lock()
-		fr := om.fr
-		om.fr = ReportNo // nothing to wait for on the abort marker
-		om.mu.Unlock()
 		_ = om.sendChunk(context.Background(), c, nil, next, FlagAbort)
-		om.mu.Lock()
-		om.fr = fr
-		om.mu.Unlock()
 	}
 	om.fail(StatusOf(err), "", err)
 }
@@ -351,7 +353,7 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 			if om.isDone() {
 				return om.res, om.res.Err
 			}
-			om.abort(nil, start, err)
+			om.abort(c, start, err) // harmless if the connection is gone
 			return om.res, err
 		}
 		start += int64(size)

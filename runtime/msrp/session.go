@@ -28,7 +28,8 @@ type SessionConfig struct {
 	// OnLinkDown, if set, is called once when a bound connection is lost.
 	OnLinkDown func(error)
 	// OnReport, if set, sees every REPORT for this session after the package
-	// has matched it to an outgoing message.
+	// has matched it to an outgoing message. The frame is only valid during
+	// the call (the reader reuses it).
 	OnReport func(*Frame)
 	// ChunkSize overrides Config.ChunkSize for messages sent on this session
 	// (a hop through Kamailio needs ≤ 10 KB, a direct hop can use more).
@@ -62,6 +63,9 @@ type Session struct {
 	incoming map[string]*inMsg
 	outgoing map[string]*outMsg
 	isClose  bool
+
+	dead      map[string]int // failed incoming messages: the status their late chunks get
+	deadOrder []string
 }
 
 // NewSession creates and registers a session. Incoming SENDs addressed to

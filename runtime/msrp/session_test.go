@@ -1,0 +1,395 @@
+package msrp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pair is a connected sender session on A and receiver session on B.
+type pair struct {
+	a, b   *testEndpoint
+	sa, sb *Session
+	got    chan *WriterSink
+	bufs   chan *bytes.Buffer
+	upB    chan Link
+}
+
+func newPair(t *testing.T, cfgA, cfgB Config) *pair {
+	t.Helper()
+	p := &pair{a: newTestEndpoint(t, cfgA), b: newTestEndpoint(t, cfgB),
+		got: make(chan *WriterSink, 16), bufs: make(chan *bytes.Buffer, 16), upB: make(chan Link, 1)}
+	p.sb = mustSession(t, p.b.Endpoint, SessionConfig{Local: p.b.uri("bbbb"), Remote: Path{p.a.uri("aaaa")},
+		OnLinkUp: func(l Link) { p.upB <- l },
+		Accept: func(m *IncomingMessage) (Sink, error) {
+			var buf bytes.Buffer
+			ws := NewWriterSink(&buf, 0)
+			p.got <- ws
+			p.bufs <- &buf
+			return ws, nil
+		}})
+	p.sa = mustSession(t, p.a.Endpoint, SessionConfig{Local: p.a.uri("aaaa"), Remote: Path{p.b.uri("bbbb")}})
+	return p
+}
+
+func randBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func (p *pair) receive(t *testing.T, ctx context.Context) ([]byte, error) {
+	t.Helper()
+	var ws *WriterSink
+	select {
+	case ws = <-p.got:
+	case <-ctx.Done():
+		t.Fatal("no incoming message")
+	}
+	buf := <-p.bufs
+	select {
+	case <-ws.Done():
+	case <-ctx.Done():
+		t.Fatal("message never completed")
+	}
+	return buf.Bytes(), ws.Err()
+}
+
+func TestSendReceive(t *testing.T) {
+	// RFC 4975 §7.1.1: the active party binds with a bodiless SEND, then a
+	// message larger than the chunk size crosses in '+' chunks and a '$' one.
+	for _, tc := range []struct {
+		name  string
+		size  int
+		chunk int
+		known bool
+	}{
+		{"known size", 100_003, 4096, true},
+		{"unknown size", 100_003, 4096, false},
+		{"exactly one chunk", 2048, 2048, true},
+		{"chunk multiple, unknown size", 8192, 2048, false},
+		{"one byte", 1, 2048, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			p := newPair(t, Config{}, Config{})
+			linkA, err := p.sa.Connect(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !linkA.Active || linkA.Reused {
+				t.Fatalf("A link = %+v", linkA)
+			}
+			select {
+			case l := <-p.upB:
+				if l.Active || l.Reused {
+					t.Fatalf("B link = %+v", l)
+				}
+			case <-ctx.Done():
+				t.Fatal("B never saw link up")
+			}
+			body := randBytes(tc.size, uint64(tc.size))
+			size := int64(tc.size)
+			if !tc.known {
+				size = Unknown
+			}
+			res, err := p.sa.Send(ctx, &Message{ContentType: "message/cpim", Body: bytes.NewReader(body), Size: size, ChunkSize: tc.chunk})
+			if err != nil || !res.Delivered() || res.Bytes != int64(tc.size) {
+				t.Fatalf("Send = %+v, %v", res, err)
+			}
+			got, err := p.receive(t, ctx)
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("received %d bytes (%v), want %d byte-exact", len(got), err, len(body))
+			}
+		})
+	}
+}
+
+func TestSuccessReport(t *testing.T) {
+	// With Success-Report: yes, Send returns only after the receiver's
+	// REPORT (RFC 4975 §7.1.2) covering the whole message.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	reports := make(chan Frame, 1)
+	// The frame is only valid during the callback: keep a copy.
+	p.sa.cfg.OnReport = func(f *Frame) { c := *f; st := *f.ReportStatus; c.ReportStatus = &st; reports <- c }
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body := randBytes(10_000, 7)
+	res, err := p.sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader(body), Size: 10_000, SuccessReport: true})
+	if err != nil || !res.Delivered() {
+		t.Fatalf("Send = %+v, %v", res, err)
+	}
+	select {
+	case f := <-reports:
+		if f.ReportStatus.Code != 200 || f.ByteRange != (ByteRange{1, 10_000, 10_000}) || f.MessageID != res.MessageID {
+			t.Fatalf("REPORT = %+v %v", f.ReportStatus, f.ByteRange)
+		}
+	default:
+		t.Fatal("Send returned before the REPORT was seen")
+	}
+}
+
+func TestSendFromPassiveSide(t *testing.T) {
+	// Once bound, the connection carries messages both ways.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	var got bytes.Buffer
+	ws := NewWriterSink(&got, 0)
+	p.sa.cfg.Accept = func(*IncomingMessage) (Sink, error) { return ws, nil }
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.sb.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("back to you"))}); err != nil {
+		t.Fatal(err)
+	}
+	<-ws.Done()
+	if got.String() != "back to you" {
+		t.Fatalf("got %q", got.String())
+	}
+}
+
+func TestUnknownSession481(t *testing.T) {
+	ctx := testCtx(t)
+	a := newTestEndpoint(t, Config{})
+	b := newTestEndpoint(t, Config{UnknownSessionHold: -1})
+	s := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("aaaa"), Remote: Path{b.uri("nosuch")}})
+	_, err := s.Connect(ctx)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != StatusNoSession {
+		t.Fatalf("Connect = %v, want 481", err)
+	}
+}
+
+func TestUnknownSessionHeld(t *testing.T) {
+	// A SEND that beats the session's registration is held, not refused
+	// (DESIGN.md §6, lessons): register the session only after the SEND is
+	// on the wire.
+	ctx := testCtx(t)
+	b := newTestEndpoint(t, Config{UnknownSessionHold: 10 * time.Second})
+	peer := dialRaw(t, b.addr)
+	peer.send(rawSEND("held0001", b.uri("late").String(), "msrp://127.0.0.1:9/p;tcp", "m0000001", "1-0/0", "", '$'))
+	// Registration happens while the reader waits; the response proves the
+	// SEND was held and matched rather than answered 481.
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("late")})
+	if f := peer.next(); f.Status != 200 {
+		t.Fatalf("held SEND answered %d", f.Status)
+	}
+	_ = ctx
+}
+
+func TestWrongConnection506(t *testing.T) {
+	// RFC 4975 §7.3 / §5.4: once a session is bound to one connection, a
+	// SEND for it on another connection is refused with 506.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	intruder := dialRaw(t, p.b.addr)
+	intruder.send(rawSEND("intr0001", p.b.uri("bbbb").String(), p.a.uri("aaaa").String(), "m0000001", "1-0/0", "", '$'))
+	if f := intruder.next(); f.Status != StatusWrongConnection {
+		t.Fatalf("answer %d, want 506", f.Status)
+	}
+	// The bound session still works.
+	if _, err := p.sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("still here"))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFromPathMismatch403(t *testing.T) {
+	b := newTestEndpoint(t, Config{})
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"), Remote: Path{MustParseURI("msrp://127.0.0.1:7/expected;tcp")}})
+	peer := dialRaw(t, b.addr)
+	peer.send(rawSEND("frm00001", b.uri("bbbb").String(), "msrp://127.0.0.1:7/other;tcp", "m0000001", "1-0/0", "", '$'))
+	if f := peer.next(); f.Status != StatusForbidden {
+		t.Fatalf("answer %d, want 403", f.Status)
+	}
+}
+
+func TestTransactionTimeout408(t *testing.T) {
+	// A peer that reads but never answers: the bind SEND fails with a local
+	// 408 after TransactionTimeout (RFC 4975 §7.1.1).
+	ctx := testCtx(t)
+	l := listenLoopback(t)
+	accepted := make(chan struct{})
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		close(accepted)
+		_, _ = io.Copy(io.Discard, nc) // read forever, answer nothing
+		_ = nc.Close()
+	}()
+	a := newTestEndpoint(t, Config{TransactionTimeout: 200 * time.Millisecond})
+	s := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("aaaa"),
+		Remote: Path{MustParseURI("msrp://" + l.Addr().String() + "/silent;tcp")}})
+	_, err := s.Connect(ctx)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != StatusTimeout {
+		t.Fatalf("Connect = %v, want local 408", err)
+	}
+	<-accepted
+	_ = a.Close()
+	_ = l.Close()
+}
+
+func TestPeer413AbortsMessage(t *testing.T) {
+	// 413 from the receiver stops the sender: no further chunks of that
+	// message are sent (RFC 4975 §7.1.1), and the next message still goes.
+	ctx := testCtx(t)
+	a := newTestEndpoint(t, Config{})
+	b := newTestEndpoint(t, Config{})
+	var mu sync.Mutex
+	chunks := 0
+	first := true
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"), Accept: func(m *IncomingMessage) (Sink, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first {
+			first = false
+			return sinkFunc(func(c *Chunk) error {
+				mu.Lock()
+				chunks++
+				mu.Unlock()
+				return statusErr(StatusTooLarge, nil)
+			}), nil
+		}
+		return NewWriterSink(io.Discard, 0), nil
+	}})
+	sa := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("aaaa"), Remote: Path{b.uri("bbbb")}})
+	if _, err := sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One in flight at a time, so the 413 arrives before the second chunk.
+	a.Endpoint.cfg.MaxInFlight = 1
+	res, err := sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader(make([]byte, 100_000)), Size: 100_000})
+	if res.Status != StatusTooLarge || err == nil {
+		t.Fatalf("Send = %+v, %v; want 413", res, err)
+	}
+	if res.Bytes >= 100_000 {
+		t.Fatalf("sender went on after 413: %d bytes sent", res.Bytes)
+	}
+	if _, err := sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("next"))}); err != nil {
+		t.Fatalf("next message: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if chunks != 1 {
+		t.Fatalf("receiver saw %d chunks of the refused message, want 1", chunks)
+	}
+}
+
+// sinkFunc is a Sink from a function; Close does nothing.
+type sinkFunc func(*Chunk) error
+
+func (f sinkFunc) WriteChunk(c *Chunk) error { return f(c) }
+func (f sinkFunc) Close(error) error         { return nil }
+
+func TestSenderAbortOnCancel(t *testing.T) {
+	// Cancelling Send mid-message sends the '#' marker: the receiver's sink
+	// ends with ErrAborted instead of waiting forever.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	body := &cancelAfter{r: bytes.NewReader(make([]byte, 50_000)), after: 10_000, cancel: cancel}
+	_, err := p.sa.Send(sctx, &Message{ContentType: "text/plain", Body: body, Size: 50_000})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send = %v, want context.Canceled", err)
+	}
+	if _, err := p.receive(t, ctx); !errors.Is(err, ErrAborted) {
+		t.Fatalf("receiver ended with %v, want ErrAborted", err)
+	}
+}
+
+// cancelAfter cancels a context once `after` bytes were read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	after  int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	if c.n >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
+
+func TestLinkLostFailsSend(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	down := make(chan error, 1)
+	p.sa.cfg.OnLinkDown = func(err error) { down <- err }
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.b.Close()
+	select {
+	case <-down:
+	case <-ctx.Done():
+		t.Fatal("link loss not reported")
+	}
+	if _, err := p.sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("x"))}); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Send after link loss = %v", err)
+	}
+}
+
+func TestLargeMessageStreamsWithBoundedMemory(t *testing.T) {
+	// 32 MiB through one hop, checked by hash on the fly: neither side ever
+	// holds the message (the sender reads chunk by chunk from an io.Reader,
+	// the receiver writes chunk by chunk into an io.Writer).
+	ctx := testCtx(t)
+	a := newTestEndpoint(t, Config{})
+	b := newTestEndpoint(t, Config{})
+	h := sha256.New()
+	ws := NewWriterSink(h, 0)
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"), Accept: func(*IncomingMessage) (Sink, error) { return ws, nil }})
+	sa := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("aaaa"), Remote: Path{b.uri("bbbb")}, ChunkSize: 64 << 10})
+	if _, err := sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const size = 32 << 20
+	src := &patternReader{n: size}
+	want := sha256.New()
+	_, _ = io.Copy(want, &patternReader{n: size})
+	if _, err := sa.Send(ctx, &Message{ContentType: "application/octet-stream", Body: src, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	<-ws.Done()
+	if ws.Err() != nil || !bytes.Equal(h.Sum(nil), want.Sum(nil)) || ws.Written() != size {
+		t.Fatalf("hash mismatch or error %v (%d bytes)", ws.Err(), ws.Written())
+	}
+}
+
+// patternReader yields n deterministic bytes without holding them.
+type patternReader struct{ n, off int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(b)), p.n-p.off)
+	for i := range k {
+		b[i] = byte((p.off + i) * 131 >> 3)
+	}
+	p.off += k
+	return int(k), nil
+}
