@@ -547,44 +547,55 @@ func (r *Reader) peekAtLeast(n int) ([]byte, error) {
 // start of a line (so an end-line may begin right here).
 func (r *Reader) resync(tid string, atLineStart bool) error {
 	pat := []byte("\n" + endLineDashes + tid)
-	need := len(pat) + 2 // pattern + flag + LF (CR optional)
+	// Never wait for more bytes than the shortest end-line could still need:
+	// the peer may be waiting for our answer after its final LF.
 	if atLineStart {
-		win, err := r.peekAtLeast(need)
-		if err != nil {
-			win, _ = r.br.Peek(r.br.Buffered()) // a final LF-only end-line is shorter
-		}
-		if n := endLineAt(win, pat[1:]); n > 0 {
-			r.discardBytes(n)
-			return nil
+		if done, err := r.endLineHere(pat[1:]); done || err != nil {
+			return err
 		}
 	}
 	for {
-		win, err := r.peekAtLeast(need + 1)
+		win, err := r.peekAtLeast(len(pat) + 2)
 		if err != nil {
-			// Fewer bytes may still hold a final end-line with LF only.
-			win, _ = r.br.Peek(r.br.Buffered())
-			if i := bytes.Index(win, pat); i >= 0 {
-				if n := endLineAt(win[i+1:], pat[1:]); n > 0 {
-					r.discardBytes(i + 1 + n)
-					return nil
-				}
-			}
 			return err
 		}
 		i := bytes.Index(win, pat)
 		switch {
 		case i < 0:
 			r.discardBytes(len(win) - len(pat) + 1)
-		case i+need+1 > len(win):
-			r.discardBytes(i)
+		case i > 0:
+			r.discardBytes(i) // bring the candidate to the front
 		default:
-			if n := endLineAt(win[i+1:], pat[1:]); n > 0 {
-				r.discardBytes(i + 1 + n)
-				return nil
+			r.discardBytes(1) // the LF before the dashes
+			if done, err := r.endLineHere(pat[1:]); done || err != nil {
+				return err
 			}
-			r.discardBytes(i + 1)
 		}
 	}
+}
+
+// endLineHere consumes an end-line ("-------" tid flag, LF or CRLF) if the
+// reader stands at one, reading only as many bytes as that needs.
+func (r *Reader) endLineHere(dashTID []byte) (bool, error) {
+	win, err := r.peekAtLeast(len(dashTID) + 2)
+	if err != nil {
+		return false, err
+	}
+	if n := endLineAt(win, dashTID); n > 0 {
+		r.discardBytes(n)
+		return true, nil
+	}
+	// "-------tid$\r" and nothing more yet: the LF may still be coming.
+	if len(win) == len(dashTID)+2 && bytes.HasPrefix(win, dashTID) && win[len(dashTID)+1] == '\r' {
+		if win, err = r.peekAtLeast(len(dashTID) + 3); err != nil {
+			return false, err
+		}
+		if n := endLineAt(win, dashTID); n > 0 {
+			r.discardBytes(n)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // endLineAt returns the length of the end-line at the start of b ("-------"
