@@ -406,9 +406,10 @@ func (c *conn) lookup(to URI, hold bool) *Session {
 }
 
 // respond answers a request, honouring its Failure-Report (RFC 4975 §7.1.1:
-// "no" suppresses every response, "partial" suppresses 200). The response
-// goes back to the previous hop only: To-Path is the first URI of the
-// request's From-Path and From-Path the first of its To-Path (§7.2).
+// "no" suppresses every response, "partial" suppresses 200). The response's
+// To-Path is the request's whole From-Path and its From-Path is our URI (the
+// first of the request's To-Path), so that a relay on the way (RFC 4976) can
+// route it back; Kamailio drops a response whose To-Path names only itself.
 func (c *conn) respond(req *Frame, code int, comment string) {
 	if req.Method == MethodREPORT || len(req.ToPath) == 0 || len(req.FromPath) == 0 {
 		return // REPORTs get no response; without paths there is no address
@@ -422,7 +423,7 @@ func (c *conn) respond(req *Frame, code int, comment string) {
 		comment = StatusText(code)
 	}
 	resp := Frame{TID: req.TID, Status: code, Comment: comment,
-		ToPath: Path{req.FromPath[0]}, FromPath: Path{req.ToPath[0]}}
+		ToPath: req.FromPath, FromPath: Path{req.ToPath[0]}}
 	var buf [256]byte
 	_ = c.write(resp.AppendTrailer(resp.AppendHeader(buf[:0])))
 }

@@ -41,7 +41,7 @@ type SessionConfig struct {
 // Link describes a session's usable connection.
 type Link struct {
 	Active     bool // this side opened (or reused) the connection
-	Reused     bool // the connection already carried another session
+	Reused     bool // an existing connection was chosen (active side) or it already carried another session
 	LocalAddr  net.Addr
 	RemoteAddr net.Addr
 }
@@ -138,11 +138,12 @@ func (s *Session) Connect(ctx context.Context) (Link, error) {
 	if s.cfg.Reuse != nil {
 		mode = *s.cfg.Reuse
 	}
-	c, _, err := s.ep.connFor(ctx, s.remote[0], mode)
+	c, pooled, err := s.ep.connFor(ctx, s.remote[0], mode)
 	if err != nil {
 		return Link{}, err
 	}
-	reused, err := c.bind(s)
+	carried, err := c.bind(s)
+	reused := pooled || carried
 	if err != nil {
 		return Link{}, err
 	}
