@@ -36,9 +36,15 @@ type conn struct {
 	done chan struct{} // closed when the connection is closed
 
 	// Reader-goroutine state: the session of the previous SEND, so that a
-	// run of chunks for one session skips the endpoint lookup.
+	// run of chunks for one session skips the endpoint lookup; and responses
+	// not yet written. Responses to every frame that arrived in one read go
+	// out in one write, flushed before the reader blocks for more input.
 	last *Session
+	pend []byte
 }
+
+// maxPendingResponses bounds the coalesced responses held before a write.
+const maxPendingResponses = 16 << 10
 
 // txn is an outstanding request waiting for its response. fn runs exactly
 // once: with the response, or with status 408 and an error on timeout or
@@ -123,8 +129,22 @@ func (c *conn) dropTxn(tid string) {
 	if t := c.txns[tid]; t != nil {
 		t.done = true
 		delete(c.txns, tid)
+		c.trimLocked()
 	}
 	c.mu.Unlock()
+}
+
+// trimLocked drops answered transactions from the head of the timeout queue.
+// Responses mostly come in order, so the queue stays as short as the number
+// of requests in flight instead of growing with the message (c.mu held).
+func (c *conn) trimLocked() {
+	for len(c.txq) > 0 && c.txq[0].done {
+		c.txq[0] = nil
+		c.txq = c.txq[1:]
+	}
+	if len(c.txq) == 0 {
+		c.txq = nil
+	}
 }
 
 func (c *conn) sweep() {
@@ -301,6 +321,9 @@ func (c *conn) readLoop() {
 	cb := getBuf(0)
 	defer func() { cb.release() }()
 	for {
+		if len(c.pend) > 0 && rd.Buffered() == 0 || len(c.pend) > maxPendingResponses {
+			c.flushResponses()
+		}
 		f.Body = cb.b[:0]
 		err := rd.ReadFrame(&f)
 		cb.b = f.Body[:0]
@@ -348,6 +371,7 @@ func (c *conn) handleResponse(f *Frame) {
 	if t != nil {
 		t.done = true
 		delete(c.txns, f.TID)
+		c.trimLocked()
 	}
 	c.mu.Unlock()
 	if t == nil {
@@ -398,6 +422,9 @@ func (c *conn) lookup(to URI, hold bool) *Session {
 	if s := c.last; s != nil && s.local.Equal(to) && !s.isClosed() {
 		return s
 	}
+	if hold && len(c.pend) > 0 {
+		c.flushResponses() // do not hold earlier answers while we wait
+	}
 	s := c.ep.waitSession(to, hold, c.done)
 	if s != nil {
 		c.last = s
@@ -424,6 +451,11 @@ func (c *conn) respond(req *Frame, code int, comment string) {
 	}
 	resp := Frame{TID: req.TID, Status: code, Comment: comment,
 		ToPath: req.FromPath, FromPath: Path{req.ToPath[0]}}
-	var buf [256]byte
-	_ = c.write(resp.AppendTrailer(resp.AppendHeader(buf[:0])))
+	c.pend = resp.AppendTrailer(resp.AppendHeader(c.pend))
+}
+
+// flushResponses writes the coalesced responses (reader goroutine only).
+func (c *conn) flushResponses() {
+	_ = c.write(c.pend)
+	c.pend = c.pend[:0]
 }

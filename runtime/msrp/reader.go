@@ -98,6 +98,13 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return &Reader{br: br, lim: lim}
 }
 
+// Buffered returns how many bytes are buffered but not yet parsed: zero
+// means the next ReadFrame will block on the underlying reader.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Reset makes the Reader read from r, keeping its buffer.
+func (r *Reader) Reset(src io.Reader) { r.br.Reset(src) }
+
 // ReadFrame reads the next frame into f, reusing f.Body's and f.Headers'
 // capacity. It returns io.EOF at a clean end of stream, a *FrameError for a
 // malformed frame, or the underlying read error.
