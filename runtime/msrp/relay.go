@@ -322,17 +322,19 @@ func (rm *relayMsg) outcome(mb *member, res Result) {
 	case rm.final != 0:
 		status = rm.final
 	}
-	if rm.end == nil { // an aborted or failed upstream message gets no REPORT
-		total := rm.maxEnd.Load()
-		br := ByteRange{Start: 1, End: total, Total: total}
-		switch {
-		case status == StatusOK && rm.im.SuccessReport:
-			_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, StatusOK, "")
-		case status != StatusOK && rm.im.FailureReport != ReportNo:
-			_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, status, "")
-		}
-	}
+	// OnDone first: the caller learns the outcome no later than the sender.
 	if cb := rm.r.cfg.OnDone; cb != nil {
 		cb(&rm.im, status)
+	}
+	if rm.end != nil {
+		return // an aborted or failed upstream message gets no REPORT
+	}
+	total := rm.maxEnd.Load()
+	br := ByteRange{Start: 1, End: total, Total: total}
+	switch {
+	case status == StatusOK && rm.im.SuccessReport:
+		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, StatusOK, "")
+	case status != StatusOK && rm.im.FailureReport != ReportNo:
+		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, status, "")
 	}
 }
