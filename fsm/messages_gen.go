@@ -223,6 +223,7 @@ func (Timeout) Kind() string {
 type SendInvite struct {
 	Leg     LegID
 	Target  string
+	From    string
 	Offer   SDP
 	Members []string
 }

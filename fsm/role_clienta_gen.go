@@ -130,7 +130,7 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 		}
 		_, run := r.e.Fire(sd, colLink, linkEvLinkUp)
 		if run {
-			if sd.Conn == 0 {
+			if sd.Conn == "" {
 				sd.Conn = ev.Conn
 			}
 		}
@@ -189,6 +189,7 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 // onStart runs the rules for Start.
 func (r *ClientA) onStart(s *core.Session, ev Start) {
 	r.e.Send(s.Downs[0], colSIP, uacEvSendInvite, SendInvite{
+		From:    core.From(&r.e.Cfg, s),
 		Leg:     s.Downs[0].Leg,
 		Members: core.MembersFor(s, s.Downs[0]),
 		Offer:   r.e.OwnSDP(s.Downs[0], r.v.Initiative == InitiativeNegotiated),

@@ -131,7 +131,7 @@ func (r *ClientB) Step(ev Event) ([]Action, error) {
 		}
 		_, run := r.e.Fire(sd, colLink, linkEvLinkUp)
 		if run {
-			if sd.Conn == 0 {
+			if sd.Conn == "" {
 				sd.Conn = ev.Conn
 			}
 		}

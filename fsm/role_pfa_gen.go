@@ -164,14 +164,14 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 		if sd.Up {
 			_, run := r.e.Fire(sd, colLink, linkEvLinkUp)
 			if run {
-				if sd.Conn == 0 {
+				if sd.Conn == "" {
 					sd.Conn = ev.Conn
 				}
 			}
 		} else {
 			_, run := r.e.Fire(sd, colLink, linkEvLinkUp)
 			if run {
-				if sd.Conn == 0 {
+				if sd.Conn == "" {
 					sd.Conn = ev.Conn
 				}
 			}
@@ -276,6 +276,7 @@ func (r *PFA) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) 
 		for _, d := range s.Downs {
 			if !(r.v.Defects&DefectSkipLastMember != 0 && d.Last) {
 				r.e.Send(d, colSIP, uacEvSendInvite, SendInvite{
+					From:    core.From(&r.e.Cfg, s),
 					Leg:     d.Leg,
 					Members: core.MembersFor(s, d),
 					Offer:   r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),

@@ -271,7 +271,7 @@ func (g *generator) stepCase(b *jen.Group, r *model.Role, ev *model.Event, hs []
 				)
 			}
 			if fl.Kind == "conn" {
-				body = append(body, jen.If(jen.Id("sd").Dot("Conn").Op("==").Lit(0)).Block(jen.Id("sd").Dot("Conn").Op("=").Id("ev").Dot(fl.Name)))
+				body = append(body, jen.If(jen.Id("sd").Dot("Conn").Op("==").Lit("")).Block(jen.Id("sd").Dot("Conn").Op("=").Id("ev").Dot(fl.Name)))
 			}
 		}
 		if h.rules != nil {

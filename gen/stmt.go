@@ -213,6 +213,9 @@ func (g *generator) fieldValues(a *model.Action, st *model.Stmt, side func() *je
 		switch f.Kind {
 		case "target":
 			v = core("Target").Call(jen.Id("s"), side())
+		case "from":
+			// The original sender, as an asserted identity the B2BUAs carry on.
+			v = core("From").Call(jen.Op("&").Id("r").Dot("e").Dot("Cfg"), jen.Id("s"))
 		case "members":
 			v = core("MembersFor").Call(jen.Id("s"), side())
 		case "own-sdp":

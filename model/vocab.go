@@ -59,6 +59,7 @@ var Sources = map[string]struct {
 	Needs SourceReq
 }{
 	"target":        {"uri", NeedsNothing},
+	"from":          {"uri", NeedsNothing},
 	"members":       {"uris", NeedsNothing},
 	"own-sdp":       {"sdp", NeedsNothing},
 	"peer-sdp":      {"sdp", NeedsNothing},

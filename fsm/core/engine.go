@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -84,6 +85,9 @@ type Side struct {
 	// Conn is the connection the link uses; Reused says it was shared with another link.
 	Conn   ConnID
 	Reused bool
+
+	// enc is the side's encoding as last snapshot or restored.
+	enc []byte
 }
 
 // Live reports whether the side's link is listening, opening or up.
@@ -104,6 +108,9 @@ type Session struct {
 	Total int
 	// Results is the transmitter's per-member table.
 	Results Results
+
+	// enc is the session header's encoding as last snapshot or restored.
+	enc []byte
 }
 
 // Engine holds a role instance's sessions and carries out the generic parts of a step.
@@ -115,11 +122,9 @@ type Engine struct {
 	order    []LegID
 	legs     map[LegID]*Side
 	owner    map[LegID]*Session
-	nextConn ConnID
 	nextKey  int
 	out      []Action
 	errs     []error
-	spare    map[LegID]*Side
 }
 
 // NewEngine returns an engine with no sessions.
@@ -176,23 +181,13 @@ func DownLeg(key LegID, i int) LegID { return LegID(string(key) + "/" + strconv.
 
 // AddSide creates a side with machines in their initial states and registers its leg.
 func (e *Engine) AddSide(s *Session, up bool, leg LegID, hop int, member string) *Side {
-	sd := e.spare[leg]
-	if sd != nil {
-		delete(e.spare, leg)
-		for _, m := range sd.M {
-			m.Reset()
-		}
-		*sd = Side{M: sd.M, Had: sd.Had[:0]}
-		sd.Had = append(sd.Had, make([]uint32, len(sd.M))...)
-	} else {
-		defs := e.layout.Down
-		if up {
-			defs = e.layout.Up
-		}
-		sd = &Side{M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
-		for i, d := range defs {
-			sd.M[i] = d.New()
-		}
+	defs := e.layout.Down
+	if up {
+		defs = e.layout.Up
+	}
+	sd := &Side{M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
+	for i, d := range defs {
+		sd.M[i] = d.New()
 	}
 	sd.Leg, sd.Up, sd.Hop, sd.Member = leg, up, hop, member
 	if up {
@@ -312,16 +307,15 @@ func (e *Engine) Open(sd *Side, reuse bool) (ConnID, bool) {
 		for _, k := range e.order {
 			s := e.sessions[k]
 			for _, o := range sideList(s) {
-				if o != sd && o.Conn != 0 && o.Party == PartyActive && o.Live(e.layout.Link) && o.Peer.Addr() == addr {
+				if o != sd && o.Conn != "" && o.Party == PartyActive && o.Live(e.layout.Link) && o.Peer.Addr() == addr {
 					sd.Conn, sd.Reused = o.Conn, true
 					return o.Conn, true
 				}
 			}
 		}
 	}
-	e.nextConn++
-	sd.Conn, sd.Reused = e.nextConn, false
-	return e.nextConn, false
+	sd.Conn, sd.Reused = ConnID(sd.Leg), false
+	return sd.Conn, false
 }
 
 func sideList(s *Session) []*Side {
@@ -375,95 +369,173 @@ func (e *Engine) Terminal() bool {
 	return true
 }
 
-// Snapshot appends the engine's state to dst in a canonical encoding.
+// Snapshot appends the engine's state to dst in a canonical encoding: the sessions in key
+// order, each a header and its sides, each length-prefixed. It also remembers each part's
+// bytes, so that Restore can skip the parts that did not change.
 func (e *Engine) Snapshot(dst []byte) []byte {
 	enc := Enc{B: dst}
-	enc.I(int(e.nextConn))
 	enc.I(e.nextKey)
 	enc.U(uint64(len(e.order)))
+	var part Enc
 	for _, k := range e.order {
 		s := e.sessions[k]
-		enc.S(string(s.Key))
-		enc.S(s.Target)
-		enc.S(s.From)
-		enc.Strings(s.Members)
-		enc.U(uint64(s.Group))
-		enc.U(s.Flags)
-		enc.I(s.Total)
-		enc.Results(&s.Results)
-		enc.Bool(s.Up != nil)
-		enc.U(uint64(len(s.Downs)))
+		part.B = part.B[:0]
+		encodeSession(&part, s)
+		s.enc = append(s.enc[:0], part.B...)
+		enc.U(uint64(len(part.B)))
+		enc.B = append(enc.B, part.B...)
 		for _, sd := range sideList(s) {
-			enc.S(string(sd.Leg))
-			enc.I(sd.Hop)
-			enc.S(sd.Member)
-			enc.Bool(sd.Last)
-			for i, m := range sd.M {
-				enc.U(uint64(m.State()))
-				enc.U(uint64(sd.Had[i]))
-			}
-			enc.SDP(sd.Peer)
-			enc.Bool(sd.PeerKnown)
-			enc.U(uint64(sd.Party))
-			enc.I(sd.Rx)
-			enc.I(sd.Tx)
-			enc.Outcome(sd.Outcome)
-			enc.Bool(sd.Reported)
-			enc.I(int(sd.Conn))
-			enc.Bool(sd.Reused)
+			part.B = part.B[:0]
+			encodeSide(&part, sd)
+			sd.enc = append(sd.enc[:0], part.B...)
+			enc.U(uint64(len(part.B)))
+			enc.B = append(enc.B, part.B...)
 		}
 	}
 	return enc.B
 }
 
-// Restore replaces the engine's state with a snapshot. Machines of legs that exist in both
-// are reused, so restoring is cheap enough for the explorer to do at every step.
+func encodeSession(enc *Enc, s *Session) {
+	enc.S(string(s.Key))
+	enc.S(s.Target)
+	enc.S(s.From)
+	enc.Strings(s.Members)
+	enc.U(uint64(s.Group))
+	enc.U(s.Flags)
+	enc.I(s.Total)
+	enc.Results(&s.Results)
+	enc.Bool(s.Up != nil)
+	enc.U(uint64(len(s.Downs)))
+}
+
+func encodeSide(enc *Enc, sd *Side) {
+	enc.S(string(sd.Leg))
+	enc.I(sd.Hop)
+	enc.S(sd.Member)
+	enc.Bool(sd.Last)
+	for i, m := range sd.M {
+		enc.U(uint64(m.State()))
+		enc.U(uint64(sd.Had[i]))
+	}
+	enc.SDP(sd.Peer)
+	enc.Bool(sd.PeerKnown)
+	enc.U(uint64(sd.Party))
+	enc.I(sd.Rx)
+	enc.I(sd.Tx)
+	enc.Outcome(sd.Outcome)
+	enc.Bool(sd.Reported)
+	enc.S(string(sd.Conn))
+	enc.Bool(sd.Reused)
+}
+
+// part reads one length-prefixed part of a snapshot.
+func (d *Dec) part() []byte {
+	n := d.U()
+	if n > uint64(len(d.B)) {
+		d.fail()
+		return nil
+	}
+	p := d.B[:n]
+	d.B = d.B[n:]
+	return p
+}
+
+// Restore replaces the engine's state with a snapshot. Sessions and sides whose bytes
+// equal what the engine last encoded or decoded are kept as they are, and machines are
+// reused, so that the explorer can restore at every step.
 func (e *Engine) Restore(b []byte) error {
-	if e.spare == nil {
-		e.spare = map[LegID]*Side{}
-	}
-	for leg, sd := range e.legs {
-		e.spare[leg] = sd
-	}
-	clear(e.sessions)
-	clear(e.legs)
-	clear(e.owner)
-	e.order = e.order[:0]
 	d := Dec{B: b}
-	e.nextConn = ConnID(d.I())
 	e.nextKey = d.I()
 	n := d.U()
+	keep := make(map[LegID]bool, n)
+	e.order = e.order[:0]
 	for i := uint64(0); i < n && d.Err == nil; i++ {
-		s := e.NewSession(LegID(d.S()))
-		s.Target, s.From, s.Members = d.S(), d.S(), d.Strings()
-		s.Group, s.Flags, s.Total = GroupStatus(d.U()), d.U(), d.I()
-		s.Results = d.Results()
-		hasUp, downs := d.Bool(), d.U()
+		hdr := d.part()
+		hd := Dec{B: hdr}
+		key := LegID(hd.S())
+		s := e.sessions[key]
+		if s == nil {
+			s = &Session{Key: key}
+			e.sessions[key] = s
+		}
+		keep[key] = true
+		e.order = append(e.order, key)
+		var hasUp bool
+		var downs uint64
+		if bytes.Equal(s.enc, hdr) {
+			hasUp, downs = s.Up != nil, uint64(len(s.Downs))
+		} else {
+			s.Target, s.From, s.Members = hd.S(), hd.S(), hd.Strings()
+			s.Group, s.Flags, s.Total = GroupStatus(hd.U()), hd.U(), hd.I()
+			s.Results = hd.Results()
+			hasUp, downs = hd.Bool(), hd.U()
+			if hd.Err != nil || len(hd.B) != 0 || downs > uint64(len(d.B)) {
+				return ErrSnapshot
+			}
+			s.enc = append(s.enc[:0], hdr...)
+		}
 		count := downs
 		if hasUp {
 			count++
 		}
+		s.Up = nil
+		s.Downs = s.Downs[:0]
 		for j := uint64(0); j < count && d.Err == nil; j++ {
+			sb := d.part()
+			sdd := Dec{B: sb}
+			leg := LegID(sdd.S())
 			up := hasUp && j == 0
-			leg := LegID(d.S())
-			hop := d.I()
-			sd := e.AddSide(s, up, leg, hop, d.S())
-			sd.Last = d.Bool()
+			sd := e.legs[leg]
+			if sd == nil || sd.Up != up {
+				defs := e.layout.Down
+				if up {
+					defs = e.layout.Up
+				}
+				sd = &Side{Leg: leg, Up: up, M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
+				for c, def := range defs {
+					sd.M[c] = def.New()
+				}
+				e.legs[leg] = sd
+			}
+			e.owner[leg] = s
+			if up {
+				s.Up = sd
+			} else {
+				s.Downs = append(s.Downs, sd)
+			}
+			if bytes.Equal(sd.enc, sb) {
+				continue
+			}
+			sd.Hop, sd.Member, sd.Last = sdd.I(), sdd.S(), sdd.Bool()
 			for c, m := range sd.M {
-				st := d.U()
+				st := sdd.U()
 				if st >= uint64(len(m.def.States)) {
 					return ErrSnapshot
 				}
 				m.Set(uint8(st))
-				sd.Had[c] = uint32(d.U())
+				sd.Had[c] = uint32(sdd.U())
 			}
-			sd.Peer, sd.PeerKnown, sd.Party = d.SDP(), d.Bool(), Party(d.U())
-			sd.Rx, sd.Tx, sd.Outcome, sd.Reported = d.I(), d.I(), d.Outcome(), d.Bool()
-			sd.Conn, sd.Reused = ConnID(d.I()), d.Bool()
+			sd.Peer, sd.PeerKnown, sd.Party = sdd.SDP(), sdd.Bool(), Party(sdd.U())
+			sd.Rx, sd.Tx, sd.Outcome, sd.Reported = sdd.I(), sdd.I(), sdd.Outcome(), sdd.Bool()
+			sd.Conn, sd.Reused = ConnID(sdd.S()), sdd.Bool()
+			if sdd.Err != nil || len(sdd.B) != 0 {
+				return ErrSnapshot
+			}
+			sd.enc = append(sd.enc[:0], sb...)
 		}
 	}
 	if d.Err == nil && len(d.B) != 0 {
 		d.Err = ErrSnapshot
+	}
+	for key, s := range e.sessions {
+		if keep[key] {
+			continue
+		}
+		for _, sd := range sideList(s) {
+			delete(e.legs, sd.Leg)
+			delete(e.owner, sd.Leg)
+		}
+		delete(e.sessions, key)
 	}
 	return d.Err
 }
@@ -483,4 +555,13 @@ func MembersFor(s *Session, sd *Side) []string {
 		return nil
 	}
 	return s.Members
+}
+
+// From is the identity a session's INVITEs carry: the original sender's, which the
+// B2BUAs pass on, or the instance's own when it starts the session.
+func From(cfg *Config, s *Session) string {
+	if s.From != "" {
+		return s.From
+	}
+	return cfg.URI
 }

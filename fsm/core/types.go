@@ -24,8 +24,10 @@ var (
 // they are deterministic; the runtime maps them to Call-IDs.
 type LegID string
 
-// ConnID names one connection a role opened; it is unique within that role.
-type ConnID int
+// ConnID names one connection a role opened: the leg whose link opened it. Naming it
+// after the leg rather than a counter keeps it independent of the order links open in,
+// so that the explorer does not count orders that differ only in numbering.
+type ConnID string
 
 // Setup is the RFC 6135 a=setup attribute.
 type Setup uint8

@@ -1,0 +1,218 @@
+package proptest
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// itemKind is the kind of one thing in flight.
+type itemKind uint8
+
+const (
+	// itSIP is a SIP message between two roles; it crosses the SIP/IP core, which routed it.
+	itSIP itemKind = iota
+	// itConnect is a connection attempt (or the binding of a reused one) by an opener.
+	itConnect
+	// itFail tells one end of a link that the link is gone (the peer aborted, or a fault).
+	itFail
+)
+
+// item is one SIP message, connection attempt or link failure in flight. SIP travels as
+// an unordered bag: UDP and independent transactions give no order between messages.
+type item struct {
+	kind     itemKind
+	from, to int
+	leg      core.LegID
+	ev       fsm.Event
+	conn     core.ConnID
+	reused   bool
+	peer     core.SDP
+	status   int
+	// key is the item's canonical encoding; the bag is kept sorted by it.
+	key []byte
+}
+
+// frameKind is the kind of one MSRP frame on a link.
+type frameKind uint8
+
+const (
+	fBind frameKind = iota
+	fChunk
+	fReport
+)
+
+// frame is one MSRP request on a link. A link is a TCP connection: frames in one
+// direction arrive in order.
+type frame struct {
+	kind    frameKind
+	chunk   int
+	sum     uint32
+	last    bool
+	member  string
+	outcome core.Outcome
+	of      int
+	conn    core.ConnID
+}
+
+// legState is everything about one leg: the network's view of its link (ends, frames in
+// flight in each direction, who listens, timers) and what the checkers saw on its wire.
+// Index 0 of each pair is the offerer end, 1 the answerer end; chans[0] flows from the
+// offerer end to the answerer end.
+type legState struct {
+	ends        [2]int
+	closed      [2]bool
+	established bool
+	opener      int
+	conn        core.ConnID
+	frames      int
+	chans       [2][]frame
+	listen      [2]string
+	timer       [2]bool
+	received    [2][]uint32
+
+	// Observations, written only by the end that sent or received what they count.
+	invites, oks, acksSent, okRecv, rejects, cancels, byes int
+	offerSDP, answerSDP                                    string
+	ackRecv, okSent, chunkRecv                             bool
+	up                                                     [2]bool
+}
+
+// connEntry is one connection an opener opened: to which address, and whether it opened.
+type connEntry struct {
+	role    int
+	conn    core.ConnID
+	addr    string
+	state   uint8
+	tainted bool
+}
+
+type network struct {
+	bag   []item
+	legs  []legState
+	conns []connEntry
+}
+
+// put adds an item to the bag, keeping the bag sorted by its encoding so that the choices
+// of a state do not depend on the order things were sent in.
+func (n *network) put(it item) {
+	it.key = encodeItem(it)
+	i := sort.Search(len(n.bag), func(i int) bool { return bytes.Compare(n.bag[i].key, it.key) >= 0 })
+	n.bag = append(n.bag, item{})
+	copy(n.bag[i+1:], n.bag[i:])
+	n.bag[i] = it
+}
+
+func (n *network) take(i int) item {
+	it := n.bag[i]
+	n.bag = append(n.bag[:i:i], n.bag[i+1:]...)
+	return it
+}
+
+// conn returns the entry of an opener's connection, or nil.
+func (n *network) conn(role int, conn core.ConnID) *connEntry {
+	for i := range n.conns {
+		if n.conns[i].role == role && n.conns[i].conn == conn {
+			return &n.conns[i]
+		}
+	}
+	return nil
+}
+
+// cloneInto copies the network into dst. Slices inside legs are shared but clipped, so
+// that a push on the copy reallocates instead of writing into the original.
+func (n *network) cloneInto(dst *network) {
+	dst.bag = append(dst.bag[:0], n.bag...)
+	dst.legs = append(dst.legs[:0], n.legs...)
+	for i := range dst.legs {
+		l := &dst.legs[i]
+		for d := 0; d < 2; d++ {
+			l.chans[d] = slices.Clip(l.chans[d])
+			l.received[d] = slices.Clip(l.received[d])
+		}
+	}
+	dst.conns = append(dst.conns[:0], n.conns...)
+}
+
+// encodeItem gives an item a canonical encoding, for sorting and for state hashing.
+func encodeItem(it item) []byte {
+	e := core.Enc{}
+	e.U(uint64(it.kind))
+	e.I(it.from)
+	e.I(it.to)
+	e.S(string(it.leg))
+	switch it.kind {
+	case itConnect:
+		e.S(string(it.conn))
+		e.Bool(it.reused)
+		e.SDP(it.peer)
+	case itFail:
+		e.I(it.status)
+	case itSIP:
+		encodeEvent(&e, it.ev)
+	}
+	return e.B
+}
+
+// encodeEvent encodes the SIP events the network carries.
+func encodeEvent(e *core.Enc, ev fsm.Event) {
+	e.S(ev.Kind())
+	switch x := ev.(type) {
+	case fsm.InviteReceived:
+		e.S(x.Target)
+		e.S(x.From)
+		e.SDP(x.Offer)
+		e.Strings(x.Members)
+	case fsm.OKReceived:
+		e.SDP(x.Answer)
+	case fsm.RejectReceived:
+		e.I(x.Status)
+		e.U(uint64(len(x.Outcomes)))
+		for _, o := range x.Outcomes {
+			e.S(o.Member)
+			e.Outcome(o.Outcome)
+		}
+	}
+}
+
+func decodeItem(d *core.Dec) item {
+	it := item{kind: itemKind(d.U()), from: d.I(), to: d.I(), leg: core.LegID(d.S())}
+	switch it.kind {
+	case itConnect:
+		it.conn, it.reused, it.peer = core.ConnID(d.S()), d.Bool(), d.SDP()
+	case itFail:
+		it.status = d.I()
+	case itSIP:
+		it.ev = decodeEvent(d, it.leg)
+	}
+	return it
+}
+
+func decodeEvent(d *core.Dec, leg core.LegID) fsm.Event {
+	switch kind := d.S(); kind {
+	case "InviteReceived":
+		return fsm.InviteReceived{Leg: leg, Target: d.S(), From: d.S(), Offer: d.SDP(), Members: d.Strings()}
+	case "OKReceived":
+		return fsm.OKReceived{Leg: leg, Answer: d.SDP()}
+	case "RejectReceived":
+		ev := fsm.RejectReceived{Leg: leg, Status: d.I()}
+		n := d.U()
+		for i := uint64(0); i < n && d.Err == nil; i++ {
+			ev.Outcomes = append(ev.Outcomes, core.MemberOutcome{Member: d.S(), Outcome: d.Outcome()})
+		}
+		return ev
+	case "AckReceived":
+		return fsm.AckReceived{Leg: leg}
+	case "CancelReceived":
+		return fsm.CancelReceived{Leg: leg}
+	case "ByeReceived":
+		return fsm.ByeReceived{Leg: leg}
+	}
+	if d.Err == nil {
+		d.Err = core.ErrSnapshot
+	}
+	return nil
+}

@@ -1,0 +1,493 @@
+package proptest
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// Connection states in network.connState.
+const (
+	connPending     uint8 = 0
+	connEstablished uint8 = 1
+	connFailed      uint8 = 2
+)
+
+// ChoiceKind says what a choice delivers.
+type ChoiceKind uint8
+
+// Choice kinds.
+const (
+	ChooseItem  ChoiceKind = iota // a SIP message, connection attempt or link failure
+	ChooseFrame                   // the next MSRP frame of one direction of one link
+	ChooseTimer                   // a guard timer expires (only when nothing else can happen)
+)
+
+// Choice is one thing that can happen next. Choices of a state are listed in a canonical
+// order, so that an index into them replays.
+type Choice struct {
+	Kind ChoiceKind
+	item int
+	// leg and dir (the frame's direction, or the timer's end) name a frame or a timer.
+	leg, dir int
+}
+
+// Choices lists what can happen next.
+func (w *World) Choices() []Choice {
+	var out []Choice
+	for i, it := range w.net.bag {
+		if it.kind == itConnect && it.reused {
+			if c := w.net.conn(it.from, it.conn); c != nil && c.state == connPending {
+				// A reused connection binds the session once the connection is open.
+				continue
+			}
+		}
+		out = append(out, Choice{Kind: ChooseItem, item: i})
+	}
+	for i := range w.net.legs {
+		for d := 0; d < 2; d++ {
+			if len(w.net.legs[i].chans[d]) > 0 {
+				out = append(out, Choice{Kind: ChooseFrame, leg: i, dir: d})
+			}
+		}
+	}
+	if len(out) == 0 && w.cfg.Timers {
+		for i := range w.net.legs {
+			for d := 0; d < 2; d++ {
+				if w.net.legs[i].timer[d] {
+					out = append(out, Choice{Kind: ChooseTimer, leg: i, dir: d})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Describe renders a choice for traces.
+func (w *World) Describe(c Choice) string {
+	switch c.Kind {
+	case ChooseItem:
+		it := w.net.bag[c.item]
+		return fmt.Sprintf("%s -> %s: %s", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
+	case ChooseFrame:
+		le := &w.net.legs[c.leg]
+		return fmt.Sprintf("%s -> %s: %s", w.names[le.ends[c.dir]], w.names[le.ends[1-c.dir]], frameLabel(le.chans[c.dir][0], w.legNames[c.leg]))
+	}
+	return fmt.Sprintf("%s: timeout on %s", w.names[w.net.legs[c.leg].ends[c.dir]], w.legNames[c.leg])
+}
+
+func (w *World) nameOf(i int) string {
+	if i < 0 || i >= len(w.names) {
+		return "nowhere"
+	}
+	return w.names[i]
+}
+
+func (w *World) itemLabel(it item) string {
+	switch it.kind {
+	case itConnect:
+		verb := "open link"
+		if it.reused {
+			verb = "reuse connection"
+		}
+		h, _ := w.hopOf(it.leg)
+		return fmt.Sprintf("%s %s (%s, conn %s)", verb, h, it.leg, it.conn)
+	case itFail:
+		return fmt.Sprintf("link failed %d (%s)", it.status, it.leg)
+	}
+	return sipLabel(it.ev) + " (" + string(it.leg) + ")"
+}
+
+func sipLabel(ev fsm.Event) string {
+	switch x := ev.(type) {
+	case fsm.InviteReceived:
+		return "INVITE"
+	case fsm.OKReceived:
+		return "200 OK"
+	case fsm.AckReceived:
+		return "ACK"
+	case fsm.RejectReceived:
+		return strconv.Itoa(x.Status)
+	case fsm.CancelReceived:
+		return "CANCEL"
+	case fsm.ByeReceived:
+		return "BYE"
+	}
+	return ev.Kind()
+}
+
+func frameLabel(f frame, leg core.LegID) string {
+	switch f.kind {
+	case fBind:
+		return "SEND (bind, " + string(leg) + ")"
+	case fChunk:
+		s := fmt.Sprintf("SEND chunk %d", f.chunk)
+		if f.last {
+			s += "$"
+		}
+		return s + " (" + string(leg) + ")"
+	}
+	return fmt.Sprintf("REPORT %s %s (%s)", f.member, f.outcome, leg)
+}
+
+// Duplicate puts a second copy of a SIP message in flight, as a UDP retransmission would.
+// It reports false when the choice is not a SIP message.
+func (w *World) Duplicate(c Choice) bool {
+	if c.Kind != ChooseItem || w.net.bag[c.item].kind != itSIP {
+		return false
+	}
+	it := w.net.bag[c.item]
+	w.net.put(it)
+	return true
+}
+
+// Step is one delivery, for traces and diagrams.
+type Step struct {
+	From, To string
+	Label    string
+	// Link marks a connection opening (drawn dashed, in the direction of initiative);
+	// Media marks an MSRP frame; Note marks a timer or a dropped frame.
+	Link, Media, Note bool
+}
+
+// SetLog makes the world record every step into log.
+func (w *World) SetLog(log *[]Step) { w.log = log }
+
+func (w *World) record(s Step) {
+	if w.log != nil {
+		*w.log = append(*w.log, s)
+	}
+}
+
+// Apply delivers one choice and checks the properties; it returns the first violation.
+func (w *World) Apply(c Choice) *Violation {
+	switch c.Kind {
+	case ChooseItem:
+		it := w.net.take(c.item)
+		switch it.kind {
+		case itSIP:
+			w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: sipLabel(it.ev)})
+			w.observeSIP(it)
+			return w.step(it.to, it.ev)
+		case itConnect:
+			return w.connect(it)
+		case itFail:
+			w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: fmt.Sprintf("link failed (%d)", it.status), Note: true})
+			return w.step(it.to, fsm.LinkFailed{Leg: it.leg, Status: it.status})
+		}
+	case ChooseFrame:
+		return w.frame(c.leg, c.dir)
+	case ChooseTimer:
+		le := &w.net.legs[c.leg]
+		le.timer[c.dir] = false
+		r, leg := le.ends[c.dir], w.legNames[c.leg]
+		w.record(Step{From: w.names[r], To: w.names[r], Label: "timeout " + string(leg), Note: true})
+		return w.step(r, fsm.Timeout{Leg: leg})
+	}
+	return nil
+}
+
+func (w *World) observeSIP(it item) {
+	lo := w.leg(it.leg)
+	switch x := it.ev.(type) {
+	case fsm.InviteReceived:
+		lo.offerSDP = x.Offer.Path
+	case fsm.OKReceived:
+		lo.okRecv++
+		lo.answerSDP = x.Answer.Path
+	case fsm.AckReceived:
+		lo.ackRecv = true
+	}
+}
+
+// endOf says which end of a leg a role is: 0 the offerer, 1 the answerer.
+func (w *World) endOf(role int, leg core.LegID) int {
+	if le := w.dialog(leg); le != nil && le.ends[0] == role {
+		return 0
+	}
+	return 1
+}
+
+func (w *World) refused(leg core.LegID) bool {
+	for m, f := range w.cfg.Faults {
+		if f.Kind == RefuseHop3 && leg == w.memberLeg(m, 3) || f.Kind == RefuseHop4 && leg == w.memberLeg(m, 4) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *World) connect(it item) *Violation {
+	le := w.dialog(it.leg)
+	end := w.endOf(it.from, it.leg)
+	h, _ := w.hopOf(it.leg)
+	if le.closed[end] {
+		w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "connection abandoned " + string(it.leg), Note: true})
+		return nil
+	}
+	p := it.to
+	c := w.net.conn(it.from, it.conn)
+	ok := p >= 0 && le.ends[1-end] == p && le.listen[1-end] == it.peer.Path && !le.closed[1-end]
+	refused := !it.reused && w.refused(it.leg) || c.state == connFailed
+	if !ok || refused {
+		status := 481
+		if refused {
+			status = 408
+			c.state, c.tainted = connFailed, true
+		}
+		w.record(Step{From: w.names[it.from], To: w.nameOf(p), Label: fmt.Sprintf("%s: connection failed (%d)", h, status), Link: true})
+		return w.step(it.from, fsm.LinkFailed{Leg: it.leg, Status: status})
+	}
+	if !it.reused {
+		c.state = connEstablished
+	}
+	le.established = true
+	label := fmt.Sprintf("%s: open link", h)
+	if it.reused {
+		label = fmt.Sprintf("%s: reuse connection %s", h, it.conn)
+	}
+	w.record(Step{From: w.names[it.from], To: w.names[p], Label: label, Link: true})
+	le.chans[end] = append(le.chans[end], frame{kind: fBind, conn: it.conn})
+	le.up[end] = true
+	return w.step(it.from, fsm.LinkUp{Leg: it.leg, Conn: it.conn, Reused: it.reused})
+}
+
+func (w *World) frame(li, dir int) *Violation {
+	le := &w.net.legs[li]
+	leg := w.legNames[li]
+	f := le.chans[dir][0]
+	le.chans[dir] = le.chans[dir][1:]
+	dest := 1 - dir
+	from, to := le.ends[dir], le.ends[dest]
+	if le.closed[dest] {
+		w.record(Step{From: w.names[from], To: w.names[to], Label: "dropped " + frameLabel(f, leg), Media: true, Note: true})
+		return nil
+	}
+	w.record(Step{From: w.names[from], To: w.names[to], Label: frameLabel(f, leg), Media: true})
+	var v *Violation
+	switch f.kind {
+	case fBind:
+		le.up[dest] = true
+		v = w.step(to, fsm.LinkUp{Leg: leg, Conn: f.conn})
+	case fChunk:
+		if got := len(le.received[dest]); f.chunk != got+1 {
+			return &Violation{PropDelivery, fmt.Sprintf("%s received chunk %d on %s after %d chunks", w.names[to], f.chunk, leg, got)}
+		}
+		le.received[dest] = append(le.received[dest], f.sum)
+		if dest == 1 {
+			le.chunkRecv = true
+		}
+		v = w.step(to, fsm.SendReceived{Leg: leg, Chunk: f.chunk, Last: f.last})
+	case fReport:
+		v = w.step(to, fsm.ReportReceived{Leg: leg, Member: f.member, Outcome: f.outcome, Of: f.of})
+	}
+	if v != nil {
+		return v
+	}
+	le = &w.net.legs[li]
+	le.frames++
+	for m, fl := range w.cfg.Faults {
+		if fl.Kind == BreakHop4 && leg == w.memberLeg(m, 4) && le.frames == fl.After {
+			w.breakLink(leg)
+		}
+	}
+	return nil
+}
+
+// breakLink cuts a link: frames in flight are lost and both ends learn it failed.
+func (w *World) breakLink(leg core.LegID) {
+	le := w.dialog(leg)
+	le.chans[0], le.chans[1] = nil, nil
+	if c := w.net.conn(le.opener, le.conn); c != nil {
+		c.tainted = true
+	}
+	for end := 0; end < 2; end++ {
+		if !le.closed[end] {
+			w.net.put(item{kind: itFail, from: le.ends[1-end], to: le.ends[end], leg: leg, status: 408})
+		}
+	}
+}
+
+// step feeds an event to a role and carries out what it returns.
+func (w *World) step(i int, ev fsm.Event) *Violation {
+	acts, err := w.roles[i].Step(ev)
+	w.snaps[i] = w.roles[i].Snapshot(w.snaps[i][:0])
+	for _, a := range acts {
+		if v := w.apply(i, a); v != nil {
+			return v
+		}
+	}
+	if err != nil {
+		return &Violation{PropCompleteness, fmt.Sprintf("%s, given %s: %v", w.names[i], ev.Kind(), err)}
+	}
+	return nil
+}
+
+// apply carries out one action of role r on the simulated network.
+func (w *World) apply(r int, a fsm.Action) *Violation {
+	leg := a.ActionLeg()
+	switch x := a.(type) {
+	case core.Refuse:
+		return &Violation{PropProtocol, fmt.Sprintf("%s refused %s on leg %s in state %s/%s: %s", w.names[r], x.Event, x.Leg, x.Machine, x.State, x.Reason)}
+	case fsm.SendInvite, fsm.SendOK, fsm.SendReject, fsm.SendAck, fsm.SendCancel, fsm.SendBye:
+		return w.sendSIP(r, a)
+	case fsm.AcceptLink:
+		w.leg(leg).listen[w.endOf(r, leg)] = x.Local.Path
+	case fsm.OpenLink:
+		return w.open(r, leg, x.Peer, x.Conn, false)
+	case fsm.ReuseLink:
+		return w.open(r, leg, x.Peer, x.Conn, true)
+	case fsm.CloseLink:
+		w.closeEnd(r, leg, false)
+	case fsm.AbortLink:
+		w.closeEnd(r, leg, true)
+	case fsm.SendMessage:
+		le, end := w.leg(leg), w.endOf(r, leg)
+		for k := 1; k <= w.cfg.Chunks; k++ {
+			le.chans[end] = append(le.chans[end], frame{kind: fChunk, chunk: k, sum: chunkSum(k), last: k == w.cfg.Chunks})
+		}
+	case fsm.RelayChunk:
+		recv := w.leg(x.From).received[w.endOf(r, x.From)]
+		le, end := w.leg(leg), w.endOf(r, leg)
+		for k := x.First; k <= x.Last; k++ {
+			if k < 1 || k > len(recv) {
+				return &Violation{PropDelivery, fmt.Sprintf("%s relayed chunk %d onto %s, but received %d chunks on %s", w.names[r], k, leg, len(recv), x.From)}
+			}
+			le.chans[end] = append(le.chans[end], frame{kind: fChunk, chunk: k, sum: recv[k-1], last: k == x.Last && x.Final})
+		}
+	case fsm.Deliver:
+		m := w.memberOf(r)
+		recv := w.leg(leg).received[w.endOf(r, leg)]
+		mo := &w.obs.members[m]
+		switch {
+		case x.Chunk != mo.next:
+			return &Violation{PropDelivery, fmt.Sprintf("member %s stored chunk %d, expected chunk %d", w.cfg.MemberURI(m), x.Chunk, mo.next)}
+		case x.Chunk > len(recv) || recv[x.Chunk-1] != chunkSum(x.Chunk):
+			return &Violation{PropDelivery, fmt.Sprintf("member %s stored chunk %d with the wrong content", w.cfg.MemberURI(m), x.Chunk)}
+		case x.Last != (x.Chunk == w.cfg.Chunks):
+			return &Violation{PropDelivery, fmt.Sprintf("member %s saw the end of the message at chunk %d of %d", w.cfg.MemberURI(m), x.Chunk, w.cfg.Chunks)}
+		}
+		mo.next++
+	case fsm.SendReport:
+		le, end := w.leg(leg), w.endOf(r, leg)
+		le.chans[end] = append(le.chans[end], frame{kind: fReport, member: x.Member, outcome: x.Outcome, of: x.Of})
+	case fsm.StartTimer:
+		w.leg(leg).timer[w.endOf(r, leg)] = true
+	case fsm.StopTimer:
+		w.leg(leg).timer[w.endOf(r, leg)] = false
+	case fsm.Result:
+		m := -1
+		for i := 0; i < w.cfg.Members; i++ {
+			if w.cfg.MemberURI(i) == x.Member {
+				m = i
+			}
+		}
+		if m < 0 {
+			return &Violation{PropOutcome, fmt.Sprintf("the sender learned the outcome of %s, who is not a member", x.Member)}
+		}
+		if x.Outcome.Kind == core.Delivered && w.obs.members[m].next != w.cfg.Chunks+1 {
+			return &Violation{PropOutcome, fmt.Sprintf("the sender was told %s has the message; it holds %d of %d chunks", x.Member, w.obs.members[m].next-1, w.cfg.Chunks)}
+		}
+		w.obs.members[m].result = x.Outcome
+	case fsm.Fail:
+		w.obs.rest = core.FailedOutcome(x.Status)
+	}
+	return nil
+}
+
+func (w *World) sendSIP(r int, a fsm.Action) *Violation {
+	if v := w.checkSIP(r, a); v != nil {
+		return v
+	}
+	leg := a.ActionLeg()
+	lo := w.leg(leg)
+	other := func() int {
+		if lo.ends[0] < 0 {
+			return -1
+		}
+		if lo.ends[0] == r {
+			return lo.ends[1]
+		}
+		return lo.ends[0]
+	}
+	var ev fsm.Event
+	switch x := a.(type) {
+	case fsm.SendInvite:
+		to, ok := w.route(r, x.Target)
+		if !ok {
+			return &Violation{PropProtocol, fmt.Sprintf("%s sent an INVITE to %s, which the SIP/IP core cannot route", w.names[r], x.Target)}
+		}
+		lo.ends = [2]int{r, to}
+		lo.invites++
+		ev = fsm.InviteReceived{Leg: leg, Target: x.Target, From: x.From, Offer: x.Offer, Members: x.Members}
+	case fsm.SendOK:
+		lo.oks++
+		lo.okSent = true
+		ev = fsm.OKReceived{Leg: leg, Answer: x.Answer}
+	case fsm.SendReject:
+		lo.rejects++
+		ev = fsm.RejectReceived{Leg: leg, Status: x.Status, Outcomes: x.Outcomes}
+	case fsm.SendAck:
+		lo.acksSent++
+		ev = fsm.AckReceived{Leg: leg}
+	case fsm.SendCancel:
+		lo.cancels++
+		ev = fsm.CancelReceived{Leg: leg}
+	case fsm.SendBye:
+		lo.byes++
+		ev = fsm.ByeReceived{Leg: leg}
+	}
+	to := other()
+	if to < 0 {
+		return &Violation{PropSIPOrder, fmt.Sprintf("%s sent %s on leg %s, which has no dialog", w.names[r], a.Kind(), leg)}
+	}
+	w.net.put(item{kind: itSIP, from: r, to: to, leg: leg, ev: ev})
+	return nil
+}
+
+func (w *World) open(r int, leg core.LegID, peer core.SDP, conn core.ConnID, reused bool) *Violation {
+	if v := w.checkOpen(r, leg, peer, conn, reused); v != nil {
+		return v
+	}
+	le := w.leg(leg)
+	le.opener, le.conn = r, conn
+	if !reused {
+		// Kept sorted, so that the order links opened in does not make states differ.
+		ce := connEntry{role: r, conn: conn, addr: peer.Addr()}
+		i := sort.Search(len(w.net.conns), func(i int) bool {
+			c := w.net.conns[i]
+			return c.role > r || c.role == r && c.conn >= conn
+		})
+		w.net.conns = slices.Insert(w.net.conns, i, ce)
+	}
+	to, ok := w.byHost(peer.Host)
+	if !ok {
+		to = -1
+	}
+	w.net.put(item{kind: itConnect, from: r, to: to, leg: leg, conn: conn, reused: reused, peer: peer})
+	return nil
+}
+
+// closeEnd closes one end of a link; an abort also tells the other end it failed.
+func (w *World) closeEnd(r int, leg core.LegID, abort bool) {
+	le := w.dialog(leg)
+	if le == nil {
+		return
+	}
+	end := w.endOf(r, leg)
+	le.listen[end] = ""
+	if le.closed[end] {
+		return
+	}
+	le.closed[end] = true
+	if abort {
+		le.chans[0], le.chans[1] = nil, nil
+		if le.established && !le.closed[1-end] {
+			w.net.put(item{kind: itFail, from: r, to: le.ends[1-end], leg: leg, status: 408})
+		}
+	}
+}
