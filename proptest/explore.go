@@ -2,8 +2,8 @@ package proptest
 
 import (
 	"fmt"
-	"runtime/debug"
 	"hash/maphash"
+	"runtime/debug"
 	"time"
 )
 

@@ -86,7 +86,7 @@ type World struct {
 // NumRoles is the number of role instances of a configuration.
 func (c Config) NumRoles() int { return firstPFB + c.PFBs + c.Members }
 
-func (c Config) pfbOf(member int) int    { return firstPFB + member%c.PFBs }
+func (c Config) pfbOf(member int) int     { return firstPFB + member%c.PFBs }
 func (c Config) memberIdx(member int) int { return firstPFB + c.PFBs + member }
 
 // MemberURI is the SIP URI of member i.
