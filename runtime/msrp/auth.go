@@ -2,9 +2,12 @@ package msrp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 )
+
+var errNoUsePath = errors.New("msrp: AUTH response without Use-Path")
 
 // AuthResult is a relay's answer to AUTH (RFC 4976 §5.2).
 type AuthResult struct {

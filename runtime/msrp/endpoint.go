@@ -3,7 +3,6 @@ package msrp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -73,20 +72,15 @@ func (e *Endpoint) Serve(l net.Listener) error {
 			}
 			return fmt.Errorf("msrp: accept: %w", err)
 		}
-		if !e.track(nc, false, URI{}) {
+		if _, ok := e.trackConn(nc, false, URI{}); !ok {
 			_ = nc.Close()
 			return nil
 		}
 	}
 }
 
-// track wraps a net.Conn in a conn and registers it, unless the endpoint is
-// closed.
-func (e *Endpoint) track(nc net.Conn, active bool, target URI) bool {
-	_, ok := e.trackConn(nc, active, target)
-	return ok
-}
-
+// trackConn wraps a net.Conn in a conn and registers it, unless the endpoint
+// is closed.
 func (e *Endpoint) trackConn(nc net.Conn, active bool, target URI) (*conn, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -321,5 +315,3 @@ func (e *Endpoint) Conns() int {
 	defer e.mu.Unlock()
 	return len(e.conns)
 }
-
-var errNoUsePath = errors.New("msrp: AUTH response without Use-Path")

@@ -64,7 +64,11 @@ func Example() {
 		panic(err)
 	}
 	fmt.Println("delivered:", res.Delivered(), "bytes:", res.Bytes)
-	<-sink.Done()
+	select {
+	case <-sink.Done():
+	case <-ctx.Done():
+		panic("message never completed")
+	}
 	fmt.Println("received:", got.String())
 	// Output:
 	// link up: active=true reused=false
@@ -135,7 +139,11 @@ func ExampleRelay() {
 	}
 	fmt.Println("sender: delivered", res.Delivered())
 	for i, sink := range sinks {
-		<-sink.Done()
+		select {
+		case <-sink.Done():
+		case <-ctx.Done():
+			panic("member never completed")
+		}
 		fmt.Printf("member%d got %q\n", i+1, bufs[i].String())
 	}
 	// Output:

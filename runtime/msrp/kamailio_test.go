@@ -161,7 +161,7 @@ func TestKamailioRelayInterop(t *testing.T) {
 	if err != nil || !res.Delivered() {
 		t.Fatalf("Send through kamailio = %+v, %v", res, err)
 	}
-	<-ws.Done()
+	waitClosed(t, ctx, ws.Done())
 	if ws.Err() != nil || !bytes.Equal(got.Bytes(), body) {
 		t.Fatalf("received %d bytes (%v), want %d byte-exact", got.Len(), ws.Err(), len(body))
 	}

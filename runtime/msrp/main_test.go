@@ -131,3 +131,13 @@ func listenLoopback(t *testing.T) net.Listener {
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
+
+// waitClosed waits for ch to be closed, bounded by ctx.
+func waitClosed(t *testing.T, ctx context.Context, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("timed out waiting")
+	}
+}

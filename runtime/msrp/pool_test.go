@@ -1,6 +1,7 @@
 package msrp
 
 import (
+	"strconv"
 	"testing"
 )
 
@@ -62,6 +63,11 @@ func TestConnectionReuse(t *testing.T) {
 			if l2.Reused != tc.wantReused {
 				t.Fatalf("second link Reused = %v, want %v", l2.Reused, tc.wantReused)
 			}
+			// OnLinkUp runs inside Connect on the active side, so both
+			// values are already buffered.
+			if len(ups) != 2 {
+				t.Fatalf("%d link-up notifications, want 2", len(ups))
+			}
 			if got := (<-ups).Reused; got {
 				t.Fatal("OnLinkUp: first link reused")
 			}
@@ -99,7 +105,7 @@ func TestConcurrentConnectsShareOneDial(t *testing.T) {
 	const n = 8
 	errs := make(chan error, n)
 	for i := range n {
-		id := "s" + fmtInt(i) + "xx"
+		id := "sess" + strconv.Itoa(i)
 		mustSession(t, b.Endpoint, SessionConfig{Local: b.uri(id)})
 		s := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri(id), Remote: Path{b.uri(id)}})
 		go func() { _, err := s.Connect(ctx); errs <- err }()

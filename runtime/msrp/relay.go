@@ -285,7 +285,9 @@ func (rm *relayMsg) forward(mb *member) Result {
 		next = max(next, it.start+int64(len(it.body)))
 	}
 	if mb.failed.Load() {
-		if !om.isDone() {
+		if om.isDone() {
+			om.abandon(c, next) // the downstream refused (e.g. 413): tell it we stopped
+		} else {
 			om.abort(c, next, mb.why.Load())
 		}
 		res, _ := om.wait(context.Background()) // finished: abort or a failure already

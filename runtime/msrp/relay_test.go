@@ -68,6 +68,17 @@ func newRelayRig(t *testing.T, n int, rcfg RelayConfig, cfg Config, accept map[i
 	return g
 }
 
+func (g *relayRig) outcome(t *testing.T, ctx context.Context) Outcome {
+	t.Helper()
+	select {
+	case o := <-g.outcomes:
+		return o
+	case <-ctx.Done():
+		t.Fatal("no outcome")
+		return Outcome{}
+	}
+}
+
 func (g *relayRig) waitDone(t *testing.T, ctx context.Context) int {
 	t.Helper()
 	select {
@@ -94,11 +105,11 @@ func TestRelayOneToOne(t *testing.T) {
 	if st := g.waitDone(t, ctx); st != 200 {
 		t.Fatalf("relay combined status %d", st)
 	}
-	o := <-g.outcomes
+	o := g.outcome(t, ctx)
 	if !o.Result.Delivered() || o.MessageID != "relaymsg01" || o.Downstream != g.downs[0] {
 		t.Fatalf("outcome %+v", o)
 	}
-	<-g.sinks[0].Done()
+	waitClosed(t, ctx, g.sinks[0].Done())
 	if !bytes.Equal(g.bufs[0].Bytes(), body) {
 		t.Fatal("downstream body differs")
 	}
@@ -117,7 +128,7 @@ func TestRelayFanOut(t *testing.T) {
 		t.Fatalf("combined status %d", st)
 	}
 	for i := range n {
-		<-g.sinks[i].Done()
+		waitClosed(t, ctx, g.sinks[i].Done())
 		if !bytes.Equal(g.bufs[i].Bytes(), body) {
 			t.Fatalf("member %d got %d bytes", i, g.bufs[i].Len())
 		}
@@ -145,14 +156,14 @@ func TestRelayMemberFailureIsolated(t *testing.T) {
 	}
 	got := map[*Session]int{}
 	for range 3 {
-		o := <-g.outcomes
+		o := g.outcome(t, ctx)
 		got[o.Downstream] = o.Result.Status
 	}
 	if got[g.downs[0]] != 200 || got[g.downs[1]] != 415 || got[g.downs[2]] != 200 {
 		t.Fatalf("outcomes %v", got)
 	}
 	for _, i := range []int{0, 2} {
-		<-g.sinks[i].Done()
+		waitClosed(t, ctx, g.sinks[i].Done())
 		if !bytes.Equal(g.bufs[i].Bytes(), body) {
 			t.Fatalf("member %d lost data", i)
 		}
@@ -189,23 +200,25 @@ func TestRelaySlowMemberIsolated(t *testing.T) {
 	ctx := testCtx(t)
 	bs := &blockingSink{started: make(chan struct{}), release: make(chan struct{})}
 	slow := map[int]func(*IncomingMessage) (Sink, error){0: func(*IncomingMessage) (Sink, error) { return bs, nil }}
+	// StallTimeout is generous so that the healthy member never trips it even
+	// on a loaded CI machine under -race; the blocked one always does.
 	// Reuse off: with reuse, both downstream sessions would share one TCP
 	// connection to B, and B's blocked reader would stall both (head-of-line
 	// blocking is a property of a shared connection, not of the relay).
-	g := newRelayRig(t, 2, RelayConfig{QueueDepth: 2, StallTimeout: 300 * time.Millisecond}, Config{MaxInFlight: 2, Reuse: ReuseOff}, slow)
+	g := newRelayRig(t, 2, RelayConfig{QueueDepth: 2, StallTimeout: 2 * time.Second}, Config{MaxInFlight: 2, Reuse: ReuseOff}, slow)
 	t.Cleanup(func() { close(bs.release) })
 	body := randBytes(400_000, 11)
 	res, _ := g.sa.Send(ctx, &Message{ContentType: "message/cpim", Body: bytes.NewReader(body), Size: int64(len(body))})
 	if res.Status != 200 && res.Status != StatusTimeout { // 408 if the failure REPORT overtook the last 200
 		t.Fatalf("Send = %+v", res)
 	}
-	<-g.sinks[1].Done()
+	waitClosed(t, ctx, g.sinks[1].Done())
 	if !bytes.Equal(g.bufs[1].Bytes(), body) {
 		t.Fatal("healthy member lost data")
 	}
 	got := map[*Session]int{}
 	for range 2 {
-		o := <-g.outcomes
+		o := g.outcome(t, ctx)
 		got[o.Downstream] = o.Result.Status
 	}
 	if got[g.downs[0]] != StatusTimeout || got[g.downs[1]] != 200 {

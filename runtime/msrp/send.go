@@ -265,6 +265,13 @@ func (om *outMsg) abort(c *conn, next int64, err error) {
 	om.fail(StatusOf(err), "", err)
 }
 
+// abandon marks a message that failed before its last chunk (a 413 from the
+// peer, a failed downstream) with the bodiless '#' chunk, so that every hop
+// can drop its state for it (RFC 4975 §7.1.1). No response is awaited.
+func (om *outMsg) abandon(c *conn, next int64) {
+	_ = om.sendChunk(context.Background(), c, nil, next, FlagAbort)
+}
+
 // Send sends m on the session, chunked by the session's chunk size, and
 // returns when the outcome is known: every chunk answered (Failure-Report
 // yes) and, if requested, the success REPORT received. It first waits for
@@ -327,6 +334,7 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 			return om.res, err
 		}
 		if om.isDone() { // e.g. 413 from the peer: stop sending (§7.1.1)
+			om.abandon(c, start)
 			return om.res, om.res.Err
 		}
 		n, err := io.ReadFull(m.Body, b[have:])
@@ -351,6 +359,7 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 		}
 		if err := om.sendChunk(ctx, c, b[:size], start, flag); err != nil {
 			if om.isDone() {
+				om.abandon(c, start)
 				return om.res, om.res.Err
 			}
 			om.abort(c, start, err) // harmless if the connection is gone

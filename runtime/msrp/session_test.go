@@ -153,7 +153,7 @@ func TestSendFromPassiveSide(t *testing.T) {
 	if _, err := p.sb.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("back to you"))}); err != nil {
 		t.Fatal(err)
 	}
-	<-ws.Done()
+	waitClosed(t, ctx, ws.Done())
 	if got.String() != "back to you" {
 		t.Fatalf("got %q", got.String())
 	}
@@ -373,7 +373,7 @@ func TestLargeMessageStreamsWithBoundedMemory(t *testing.T) {
 	if _, err := sa.Send(ctx, &Message{ContentType: "application/octet-stream", Body: src, Size: size}); err != nil {
 		t.Fatal(err)
 	}
-	<-ws.Done()
+	waitClosed(t, ctx, ws.Done())
 	if ws.Err() != nil || !bytes.Equal(h.Sum(nil), want.Sum(nil)) || ws.Written() != size {
 		t.Fatalf("hash mismatch or error %v (%d bytes)", ws.Err(), ws.Written())
 	}
