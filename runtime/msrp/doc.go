@@ -29,9 +29,9 @@
 //
 // # Goroutines
 //
-// The package starts exactly two goroutines per connection (reader and
+// The package starts two goroutines per connection (reader and
 // transaction-timeout sweeper) and, in a [Relay], one per downstream per
-// message in flight. Callbacks run on the connection's reader goroutine and
+// message in flight; [Endpoint.Close] waits for all of them. Callbacks run on the connection's reader goroutine and
 // must not block for long: a blocked callback is TCP back-pressure on every
 // session sharing that connection.
 package msrp

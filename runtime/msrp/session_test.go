@@ -406,3 +406,20 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	}
 	return total, nil
 }
+
+func TestSendSizeMismatch(t *testing.T) {
+	// A Body that does not match the declared Size is a local error, and the
+	// receiver is told with '#' instead of waiting for bytes that never come.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader(make([]byte, 5000)), Size: 9000})
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Send = %v, want ErrMalformed", err)
+	}
+	if _, err := p.receive(t, ctx); !errors.Is(err, ErrAborted) {
+		t.Fatalf("receiver ended with %v, want ErrAborted", err)
+	}
+}
