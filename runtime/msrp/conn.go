@@ -411,8 +411,7 @@ func (c *conn) handleSEND(f *Frame, cb *chunkBuf) {
 		c.respond(f, code, "")
 		return
 	}
-	code, comment := s.receiveChunk(f, cb)
-	c.respond(f, code, comment)
+	c.respond(f, s.receiveChunk(f, cb), "")
 }
 
 // lookup finds the session a request is for. When hold is true and no

@@ -124,7 +124,7 @@ func (m *inMsg) abort(err error) {
 // receiveChunk hands one SEND chunk to its message's sink and returns the
 // status to answer with. A bodiless SEND that is not part of a message in
 // progress only binds the connection (RFC 4975 §7.1.1) and is not delivered.
-func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) (int, string) {
+func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) int {
 	r := f.Range()
 	s.mu.Lock()
 	if code, ok := s.dead[f.MessageID]; ok {
@@ -132,17 +132,17 @@ func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) (int, string) {
 			delete(s.dead, f.MessageID) // the sender ended it; the order slice forgets it lazily
 		}
 		s.mu.Unlock()
-		return code, ""
+		return code
 	}
 	m := s.incoming[f.MessageID]
 	if m == nil {
 		if !f.HasBody() {
 			s.mu.Unlock()
-			return StatusOK, ""
+			return StatusOK
 		}
 		if len(s.incoming) >= s.ep.cfg.MaxIncomingMessages {
 			s.mu.Unlock()
-			return StatusTooLarge, "too many concurrent messages"
+			return StatusTooLarge // too many concurrent messages
 		}
 		fr := f.FailureReport
 		if fr == ReportAbsent {
@@ -186,7 +186,7 @@ func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) (int, string) {
 		}
 		s.mu.Unlock()
 	}
-	return code, ""
+	return code
 }
 
 // maxTombstones bounds how many failed messages are remembered so that their
