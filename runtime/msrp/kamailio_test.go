@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,22 +61,19 @@ func startKamailio(t testing.TB) *kamailio {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
+	cmd := exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
 		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.WaitDelay = 5 * time.Second
+	// Kamailio forks its worker processes even with -DD: give it a process
+	// group of its own so that cleanup can kill every one of them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		cancel()
 		t.Fatalf("starting kamailio: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cancel() // kills the main process; -DD keeps its children in its group
-		if cmd.Process != nil {
-			_ = killGroup(cmd.Process.Pid)
-		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 		_ = logf.Close()
 		if t.Failed() {
@@ -87,7 +85,7 @@ func startKamailio(t testing.TB) *kamailio {
 	// Readiness: dial until the MSRP port answers, with a short backoff,
 	// bounded by a deadline (probing an external process, not sleeping for
 	// synchronisation).
-	deadline, dcancel := context.WithTimeout(ctx, 15*time.Second)
+	deadline, dcancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer dcancel()
 	addr := fmt.Sprintf("127.0.0.1:%d", k.msrpPort)
 	backoff := 10 * time.Millisecond
