@@ -50,6 +50,9 @@ func TestTsharkOracle(t *testing.T) {
 		"-T", "fields", "-E", "separator=|", "-e", "msrp.transaction.id", "-e", "msrp.method", "-e", "msrp.status.code",
 		"-e", "msrp.to.path", "-e", "msrp.from.path", "-e", "msrp.messageid", "-e", "msrp.byte.range", "-e", "msrp.cnt.flg")
 	capture.Stderr = errFile
+	// tshark captures through a dumpcap child: its own process group lets the
+	// fallback kill both.
+	capture.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := capture.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +77,7 @@ func TestTsharkOracle(t *testing.T) {
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = capture.Process.Kill()
+			_ = syscall.Kill(-capture.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
 	}
