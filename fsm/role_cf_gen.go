@@ -303,7 +303,7 @@ func (r *CF) onRecv200Down(s *core.Session, sd *core.Side, ev OKReceived) {
 			Leg:    s.Up.Leg,
 		})
 	}
-	if s.Up.M[colSIP].State() == uasCancelled {
+	if s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasEnded || s.Up.M[colSIP].State() == uasRejected {
 		r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
 	}
@@ -599,6 +599,18 @@ func (r *CF) react(s *core.Session) {
 				Outcomes: core.DownOutcomes(s),
 				Status:   core.BestDownStatus(s),
 			})
+			fired = true
+		}
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		for _, d := range s.Downs {
+			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
+				fired = true
+			}
+		}
+		// close-up: An up side that rejected or was cancelled gives up its link.
+		if (s.Up.M[colSIP].State() == uasRejected || s.Up.M[colSIP].State() == uasCancelled) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening || s.Up.M[colLink].State() == linkUp) {
+			r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
 			fired = true
 		}
 		// quiet-down: A side whose wait is over disarms its guard timer.

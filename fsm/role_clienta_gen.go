@@ -316,6 +316,13 @@ func (r *ClientA) react(s *core.Session) {
 			r.e.Send(s.Downs[0], colLink, linkEvLinkClose, CloseLink{Leg: s.Downs[0].Leg})
 			fired = true
 		}
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		for _, d := range s.Downs {
+			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
+				fired = true
+			}
+		}
 		// quiet-down: A side whose wait is over disarms its guard timer.
 		for _, d := range s.Downs {
 			if d.M[colTimer].State() == timerArmed && !r.waitingDown(s, d) {

@@ -338,6 +338,11 @@ func (r *ClientB) react(s *core.Session) {
 			}
 			fired = true
 		}
+		// close-up: An up side that rejected or was cancelled gives up its link.
+		if (s.Up.M[colSIP].State() == uasRejected || s.Up.M[colSIP].State() == uasCancelled) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening || s.Up.M[colLink].State() == linkUp) {
+			r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
+			fired = true
+		}
 		// quiet-up:
 		if s.Up.M[colTimer].State() == timerArmed && !r.waitingUp(s) {
 			r.e.Send(s.Up, colTimer, timerEvDisarm, StopTimer{Leg: s.Up.Leg})

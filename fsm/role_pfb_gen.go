@@ -211,7 +211,6 @@ func (r *PFB) Step(ev Event) ([]Action, error) {
 			if ev.Last {
 				s.Total = ev.Chunk
 			}
-			r.onRecvChunkUp(s, sd, ev)
 		}
 		r.react(s)
 	case ReportReceived:
@@ -274,15 +273,13 @@ func (r *PFB) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) 
 	}
 	if s.Group == core.GroupOK {
 		for _, d := range s.Downs {
-			if !(r.v.Defects&DefectSkipLastMember != 0 && d.Last) {
-				r.e.Send(d, colSIP, uacEvSendInvite, SendInvite{
-					From:    core.From(&r.e.Cfg, s),
-					Leg:     d.Leg,
-					Members: core.MembersFor(s, d),
-					Offer:   r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
-					Target:  core.Target(s, d),
-				})
-			}
+			r.e.Send(d, colSIP, uacEvSendInvite, SendInvite{
+				From:    core.From(&r.e.Cfg, s),
+				Leg:     d.Leg,
+				Members: core.MembersFor(s, d),
+				Offer:   r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+				Target:  core.Target(s, d),
+			})
 		}
 	}
 }
@@ -297,7 +294,7 @@ func (r *PFB) onRecv200Down(s *core.Session, sd *core.Side, ev OKReceived) {
 			Leg:    s.Up.Leg,
 		})
 	}
-	if s.Up.M[colSIP].State() == uasCancelled {
+	if s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasEnded || s.Up.M[colSIP].State() == uasRejected {
 		r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
 	}
@@ -374,18 +371,6 @@ func (r *PFB) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 func (r *PFB) onLinkFailDown(s *core.Session, sd *core.Side, ev LinkFailed) {
 	if sd.Outcome.Kind == core.OutcomeNone {
 		core.SetOutcome(sd, core.FailedOutcome(ev.Status))
-	}
-}
-
-// onRecvChunkUp runs the rules for SendReceived on the up side.
-func (r *PFB) onRecvChunkUp(s *core.Session, sd *core.Side, ev SendReceived) {
-	_ = sd
-	if r.v.Defects&DefectLiveRelay != 0 {
-		for _, d := range s.Downs {
-			if d.M[colLink].State() != linkUp {
-				d.Tx = s.Up.Rx
-			}
-		}
 	}
 }
 
@@ -586,6 +571,18 @@ func (r *PFB) react(s *core.Session) {
 				}
 				fired = true
 			}
+		}
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		for _, d := range s.Downs {
+			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
+				fired = true
+			}
+		}
+		// close-up: An up side that rejected or was cancelled gives up its link.
+		if (s.Up.M[colSIP].State() == uasRejected || s.Up.M[colSIP].State() == uasCancelled) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening || s.Up.M[colLink].State() == linkUp) {
+			r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
+			fired = true
 		}
 		// quiet-down: A side whose wait is over disarms its guard timer.
 		for _, d := range s.Downs {

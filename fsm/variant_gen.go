@@ -205,8 +205,8 @@ const (
 	DefectForwardAck
 	// The CF fans out to every member of the group but the last one.
 	DefectSkipLastMember
-	// A relay forwards each chunk only to the links that are up when it arrives, and never sends
-	// a late link what it missed.
+	// The CF forwards each chunk only to the member links that are up when it arrives, and never
+	// sends a late link what it missed.
 	DefectLiveRelay
 )
 
@@ -644,3 +644,10 @@ func (v Variant) Check() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
+// with the same fingerprint can have its variants explored with this code.
+const Fingerprint = "sha256:e83c6dabab9f25e0dfbd393693a9fabf"
+
+// SpecName is the name of the spec this code was generated from.
+const SpecName = "cpmlink"

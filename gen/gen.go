@@ -2,6 +2,8 @@ package gen
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"go/format"
 	"os"
@@ -26,13 +28,49 @@ type Options struct {
 
 // Generate compiles a spec into Go source files, keyed by file name.
 func Generate(s *model.Spec, opt Options) (map[string][]byte, error) {
+	fp, err := Fingerprint(s)
+	if err != nil {
+		return nil, err
+	}
+	return generate(s, opt, fp)
+}
+
+// Fingerprint identifies the behaviour a spec compiles to: a hash of the code generated
+// from it with its variants, names and docs left out. Two specs with the same fingerprint
+// run on the same generated code, so variants of one can be explored with the code of
+// the other (knobs are data).
+func Fingerprint(s *model.Spec) (string, error) {
+	c := *s
+	c.Variants, c.Name, c.Doc, c.Extends, c.File = nil, "", "", "", ""
+	files, err := generate(&c, Options{Package: "fsm", Command: "fingerprint"}, "")
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, name := range sortedNames(files) {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(files[name]))
+		h.Write(files[name])
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+func sortedNames(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func generate(s *model.Spec, opt Options, fingerprint string) (map[string][]byte, error) {
 	if opt.Package == "" {
 		opt.Package = "fsm"
 	}
 	if opt.Command == "" {
 		opt.Command = "fsmgen"
 	}
-	g := &generator{s: s, opt: opt}
+	g := &generator{s: s, opt: opt, fingerprint: fingerprint}
 	if err := g.prepare(); err != nil {
 		return nil, err
 	}
@@ -82,6 +120,7 @@ type generator struct {
 
 	openerKnob, triggerKnob, reuseKnob, initiativeKnob *model.Knob
 	columns                                            []string
+	fingerprint                                        string
 }
 
 func (g *generator) fail(format string, args ...any) {

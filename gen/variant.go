@@ -142,6 +142,13 @@ func (g *generator) variantFile() *jen.File {
 
 	g.knobAccessors(f)
 	g.variantCheck(f)
+	if g.fingerprint != "" {
+		f.Comment("Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec")
+		f.Comment("with the same fingerprint can have its variants explored with this code.")
+		f.Const().Id("Fingerprint").Op("=").Lit(g.fingerprint)
+		f.Comment("SpecName is the name of the spec this code was generated from.")
+		f.Const().Id("SpecName").Op("=").Lit(g.s.Name)
+	}
 	return f
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -93,7 +94,42 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, yamlError(file, err)
 	}
 	s.File = file
-	if errs := s.validate(); len(errs) > 0 {
+	if s.Extends != "" {
+		return extend(&s, file)
+	}
+	return s.finish(nil)
+}
+
+// extend loads the spec s extends and gives s everything but its own name, doc and
+// variants from it. The variants of s may name the base spec's variants as their base.
+func extend(s *Spec, file string) (*Spec, error) {
+	if s.Roles != nil || s.Hops != nil || s.Machines != nil || s.Events != nil || s.Actions != nil || s.Triggers != nil ||
+		s.Knobs != nil || s.Defects != nil || s.Flags != nil || s.Rules != nil || s.Reactions != nil || s.Waiting != nil {
+		return nil, ErrorList{{File: file, Pos: Pos{1, 1}, Msg: "a spec that extends another declares only name, doc and variants"}}
+	}
+	var base *Spec
+	var err error
+	switch {
+	case s.Extends == "default":
+		base, err = Parse(DefaultFile, defaultSpec)
+	default:
+		base, err = Load(filepath.Join(filepath.Dir(file), s.Extends))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model: %s extends %s: %w", file, s.Extends, err)
+	}
+	own := s.Variants
+	name, doc, ext := s.Name, s.Doc, s.Extends
+	*s = *base
+	s.Name, s.Doc, s.Extends, s.File = name, doc, ext, file
+	s.Variants = own
+	return s.finish(base.Variants)
+}
+
+// finish validates a decoded spec; inherited are variants a base spec lends as bases.
+func (s *Spec) finish(inherited []*Variant) (*Spec, error) {
+	file := s.File
+	if errs := s.validate(inherited); len(errs) > 0 {
 		for _, e := range errs {
 			e.File = file
 		}
@@ -105,7 +141,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 		})
 		return nil, errs
 	}
-	return &s, nil
+	return s, nil
 }
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

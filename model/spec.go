@@ -6,8 +6,11 @@ import (
 
 // Spec is one decoded and validated spec file.
 type Spec struct {
-	Name      string          `yaml:"name"`
-	Doc       string          `yaml:"doc"`
+	Name string `yaml:"name"`
+	Doc  string `yaml:"doc"`
+	// Extends names a spec this file adds variants to: "default" (the embedded spec) or a
+	// path relative to this file. An extending file declares only name, doc and variants.
+	Extends   string          `yaml:"extends"`
 	Roles     []*Role         `yaml:"roles"`
 	Hops      []*Hop          `yaml:"hops"`
 	Sides     Sides           `yaml:"sides"`
@@ -286,7 +289,9 @@ type Variant struct {
 	Base    string      `yaml:"base"`
 	Set     KnobSetting `yaml:"set"`
 	Defects []string    `yaml:"defects"`
-	Pos     Pos         `yaml:"-"`
+	// Expect, in a spec of planted bugs, names the property the variant must violate.
+	Expect string `yaml:"expect"`
+	Pos    Pos    `yaml:"-"`
 
 	// Resolved holds every knob's value after applying the base chain: for a per-hop knob
 	// the key is "knob.hop", otherwise "knob".

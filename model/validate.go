@@ -10,6 +10,8 @@ import (
 type validator struct {
 	s    *Spec
 	errs ErrorList
+	// inherited are the variants of the spec this one extends, usable as bases.
+	inherited []*Variant
 }
 
 func (v *validator) errf(p Pos, format string, args ...any) {
@@ -38,8 +40,8 @@ func names[T any](v *validator, what string, items []T, name func(T) (string, Po
 	return out
 }
 
-func (s *Spec) validate() ErrorList {
-	v := &validator{s: s}
+func (s *Spec) validate(inherited []*Variant) ErrorList {
+	v := &validator{s: s, inherited: inherited}
 	if s.Name == "" {
 		v.errf(Pos{1, 1}, "the spec needs a name")
 	}
@@ -791,7 +793,7 @@ func (v *validator) waiting() {
 func (v *validator) variants() {
 	names(v, "variant", v.s.Variants, func(x *Variant) (string, Pos) { return x.Name, x.Pos })
 	for _, x := range v.s.Variants {
-		res, err := v.s.resolve(x, nil)
+		res, err := v.s.resolve(x, nil, v.inherited)
 		if err != nil {
 			v.errs = append(v.errs, err)
 			continue
@@ -809,11 +811,16 @@ func (v *validator) variants() {
 		for _, problem := range v.s.CheckResolved(res) {
 			v.errf(x.Pos, "variant %s: %s", x.Name, problem)
 		}
+		switch x.Expect {
+		case "", "completeness", "protocol", "sip-order", "initiative", "reuse", "delivery", "deadlock", "all-hops-up", "outcome", "terminal":
+		default:
+			v.errf(x.Pos, "variant %s: expect %q is not a property the checkers report", x.Name, x.Expect)
+		}
 	}
 }
 
 // resolve applies a variant's base chain and returns every knob's value.
-func (s *Spec) resolve(x *Variant, seen []string) (map[string]string, *Error) {
+func (s *Spec) resolve(x *Variant, seen []string, inherited []*Variant) (map[string]string, *Error) {
 	for _, n := range seen {
 		if n == x.Name {
 			return nil, &Error{Pos: x.Pos, Msg: fmt.Sprintf("variant %s: base cycle %s -> %s", x.Name, strings.Join(seen, " -> "), x.Name)}
@@ -823,9 +830,16 @@ func (s *Spec) resolve(x *Variant, seen []string) (map[string]string, *Error) {
 	if x.Base != "" {
 		b := s.Variant(x.Base)
 		if b == nil {
+			for _, iv := range inherited {
+				if iv.Name == x.Base {
+					b = iv
+				}
+			}
+		}
+		if b == nil {
 			return nil, &Error{Pos: x.Pos, Msg: fmt.Sprintf("variant %s: unknown base %q", x.Name, x.Base)}
 		}
-		base, err := s.resolve(b, append(seen, x.Name))
+		base, err := s.resolve(b, append(seen, x.Name), inherited)
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,9 @@ type item struct {
 	status   int
 	// key is the item's canonical encoding; the bag is kept sorted by it.
 	key []byte
+	// seq orders items by when they were sent; it is not state, only the canonical
+	// schedule of diagrams reads it.
+	seq uint64
 }
 
 // frameKind is the kind of one MSRP frame on a link.
@@ -56,6 +59,7 @@ type frame struct {
 	outcome core.Outcome
 	of      int
 	conn    core.ConnID
+	seq     uint64 // as item.seq
 }
 
 // legState is everything about one leg: the network's view of its link (ends, frames in
@@ -66,6 +70,8 @@ type legState struct {
 	ends        [2]int
 	closed      [2]bool
 	established bool
+	// broken: the connection under the link broke; whatever is sent on it is lost.
+	broken bool
 	opener      int
 	conn        core.ConnID
 	frames      int

@@ -141,8 +141,46 @@ func (w *World) Duplicate(c Choice) bool {
 		return false
 	}
 	it := w.net.bag[c.item]
-	w.net.put(it)
+	w.put(it)
 	return true
+}
+
+// put sends an item, stamping it with the send order.
+func (w *World) put(it item) {
+	w.seq++
+	it.seq = w.seq
+	w.net.put(it)
+}
+
+// push sends a frame on one direction of a leg's link; on a broken link it is lost.
+func (w *World) push(le *legState, dir int, f frame) {
+	if le.broken {
+		return
+	}
+	w.seq++
+	f.seq = w.seq
+	le.chans[dir] = append(le.chans[dir], f)
+}
+
+// Earliest picks the choice sent first: the canonical schedule of diagrams, which shows
+// each message as soon as nothing sent before it is still in flight.
+func (w *World) Earliest(choices []Choice) int {
+	best, at := 0, ^uint64(0)
+	for i, c := range choices {
+		var s uint64
+		switch c.Kind {
+		case ChooseItem:
+			s = w.net.bag[c.item].seq
+		case ChooseFrame:
+			s = w.net.legs[c.leg].chans[c.dir][0].seq
+		default:
+			s = ^uint64(0) - 1
+		}
+		if s < at {
+			best, at = i, s
+		}
+	}
+	return best
 }
 
 // Step is one delivery, for traces and diagrams.
@@ -240,7 +278,23 @@ func (w *World) connect(it item) *Violation {
 			c.state, c.tainted = connFailed, true
 		}
 		w.record(Step{From: w.names[it.from], To: w.nameOf(p), Label: fmt.Sprintf("%s: connection failed (%d)", h, status), Link: true})
-		return w.step(it.from, fsm.LinkFailed{Leg: it.leg, Status: status})
+		if v := w.step(it.from, fsm.LinkFailed{Leg: it.leg, Status: status}); v != nil || !refused {
+			return v
+		}
+		// A connection that cannot be opened fails every session waiting to reuse it, at
+		// once: the opener learns it from the one connection attempt.
+		for i := 0; i < len(w.net.bag); {
+			q := w.net.bag[i]
+			if q.kind != itConnect || !q.reused || q.from != it.from || q.conn != it.conn {
+				i++
+				continue
+			}
+			w.net.take(i)
+			if v := w.step(q.from, fsm.LinkFailed{Leg: q.leg, Status: status}); v != nil {
+				return v
+			}
+		}
+		return nil
 	}
 	if !it.reused {
 		c.state = connEstablished
@@ -251,7 +305,7 @@ func (w *World) connect(it item) *Violation {
 		label = fmt.Sprintf("%s: reuse connection %s", h, it.conn)
 	}
 	w.record(Step{From: w.names[it.from], To: w.names[p], Label: label, Link: true})
-	le.chans[end] = append(le.chans[end], frame{kind: fBind, conn: it.conn})
+	w.push(le, end, frame{kind: fBind, conn: it.conn})
 	le.up[end] = true
 	return w.step(it.from, fsm.LinkUp{Leg: it.leg, Conn: it.conn, Reused: it.reused})
 }
@@ -302,12 +356,13 @@ func (w *World) frame(li, dir int) *Violation {
 func (w *World) breakLink(leg core.LegID) {
 	le := w.dialog(leg)
 	le.chans[0], le.chans[1] = nil, nil
+	le.broken = true
 	if c := w.net.conn(le.opener, le.conn); c != nil {
 		c.tainted = true
 	}
 	for end := 0; end < 2; end++ {
 		if !le.closed[end] {
-			w.net.put(item{kind: itFail, from: le.ends[1-end], to: le.ends[end], leg: leg, status: 408})
+			w.put(item{kind: itFail, from: le.ends[1-end], to: le.ends[end], leg: leg, status: 408})
 		}
 	}
 }
@@ -348,7 +403,7 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 	case fsm.SendMessage:
 		le, end := w.leg(leg), w.endOf(r, leg)
 		for k := 1; k <= w.cfg.Chunks; k++ {
-			le.chans[end] = append(le.chans[end], frame{kind: fChunk, chunk: k, sum: chunkSum(k), last: k == w.cfg.Chunks})
+			w.push(le, end, frame{kind: fChunk, chunk: k, sum: chunkSum(k), last: k == w.cfg.Chunks})
 		}
 	case fsm.RelayChunk:
 		recv := w.leg(x.From).received[w.endOf(r, x.From)]
@@ -357,7 +412,7 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 			if k < 1 || k > len(recv) {
 				return &Violation{PropDelivery, fmt.Sprintf("%s relayed chunk %d onto %s, but received %d chunks on %s", w.names[r], k, leg, len(recv), x.From)}
 			}
-			le.chans[end] = append(le.chans[end], frame{kind: fChunk, chunk: k, sum: recv[k-1], last: k == x.Last && x.Final})
+			w.push(le, end, frame{kind: fChunk, chunk: k, sum: recv[k-1], last: k == x.Last && x.Final})
 		}
 	case fsm.Deliver:
 		m := w.memberOf(r)
@@ -374,7 +429,7 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		mo.next++
 	case fsm.SendReport:
 		le, end := w.leg(leg), w.endOf(r, leg)
-		le.chans[end] = append(le.chans[end], frame{kind: fReport, member: x.Member, outcome: x.Outcome, of: x.Of})
+		w.push(le, end, frame{kind: fReport, member: x.Member, outcome: x.Outcome, of: x.Of})
 	case fsm.StartTimer:
 		w.leg(leg).timer[w.endOf(r, leg)] = true
 	case fsm.StopTimer:
@@ -445,7 +500,7 @@ func (w *World) sendSIP(r int, a fsm.Action) *Violation {
 	if to < 0 {
 		return &Violation{PropSIPOrder, fmt.Sprintf("%s sent %s on leg %s, which has no dialog", w.names[r], a.Kind(), leg)}
 	}
-	w.net.put(item{kind: itSIP, from: r, to: to, leg: leg, ev: ev})
+	w.put(item{kind: itSIP, from: r, to: to, leg: leg, ev: ev})
 	return nil
 }
 
@@ -468,7 +523,7 @@ func (w *World) open(r int, leg core.LegID, peer core.SDP, conn core.ConnID, reu
 	if !ok {
 		to = -1
 	}
-	w.net.put(item{kind: itConnect, from: r, to: to, leg: leg, conn: conn, reused: reused, peer: peer})
+	w.put(item{kind: itConnect, from: r, to: to, leg: leg, conn: conn, reused: reused, peer: peer})
 	return nil
 }
 
@@ -487,7 +542,7 @@ func (w *World) closeEnd(r int, leg core.LegID, abort bool) {
 	if abort {
 		le.chans[0], le.chans[1] = nil, nil
 		if le.established && !le.closed[1-end] {
-			w.net.put(item{kind: itFail, from: r, to: le.ends[1-end], leg: leg, status: 408})
+			w.put(item{kind: itFail, from: r, to: le.ends[1-end], leg: leg, status: 408})
 		}
 	}
 }

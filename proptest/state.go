@@ -45,6 +45,7 @@ func (w *World) Save(dst []byte) []byte {
 			}
 		}
 		e.Bool(l.established)
+		e.Bool(l.broken)
 		e.I(l.opener)
 		e.S(string(l.conn))
 		for _, v := range [...]int{l.frames, l.invites, l.oks, l.acksSent, l.okRecv, l.rejects, l.cancels, l.byes} {
@@ -131,6 +132,7 @@ func (w *World) Load(b []byte) error {
 			}
 		}
 		l.established = d.Bool()
+		l.broken = d.Bool()
 		l.opener = d.I()
 		l.conn = core.ConnID(d.S())
 		for _, p := range [...]*int{&l.frames, &l.invites, &l.oks, &l.acksSent, &l.okRecv, &l.rejects, &l.cancels, &l.byes} {

@@ -81,6 +81,8 @@ type World struct {
 	// in order of appearance. It is a dictionary, not state: it only grows.
 	legIdx   map[core.LegID]int
 	legNames []core.LegID
+	// seq numbers what is sent, for the canonical schedule (not state).
+	seq uint64
 }
 
 // NumRoles is the number of role instances of a configuration.

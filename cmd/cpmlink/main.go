@@ -1,12 +1,97 @@
-// Command cpmlink generates, checks and runs the CPM large-message media link.
+// Command cpmlink generates, checks and runs the multi-hop MSRP media link of US 8,688,848
+// B2 for sending a large-message-mode CPM message to a group.
+//
+//	cpmlink demo      run every role on loopback and send a message to a group
+//	cpmlink explore   check variants exhaustively for small groups
+//	cpmlink diagram   draw the canonical message sequence of a variant
+//	cpmlink map       classify every combination of knob values (docs/variant-map.md)
+//	cpmlink docs      regenerate docs/variants.md
+//	cpmlink gen       compile a spec into role machines
+//
+// Run `cpmlink COMMAND -h` for a command's flags.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
 )
 
+// command is one subcommand. run returns the process exit status.
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
+	commands[name] = command{summary, run}
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "cpmlink: not yet available")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "cpmlink: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: cpmlink COMMAND [flags]")
+	fmt.Fprintln(w)
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'cpmlink COMMAND -h' for a command's flags.")
+}
+
+// newFlags returns a flag set that reports errors to stderr and never exits.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cpmlink "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags and reports whether to go on; the status is 0 for -h, 2 otherwise.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected arguments: %s\n", fs.Name(), strings.Join(fs.Args(), " "))
+		return 2, false
+	}
+	return 0, true
+}
+
+func fail(stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "cpmlink: "+format+"\n", args...)
+	return 1
 }

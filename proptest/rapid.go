@@ -1,0 +1,120 @@
+package proptest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"pgregory.net/rapid"
+)
+
+// Sizes bound the configurations rapid draws.
+type Sizes struct {
+	MaxMembers, MaxPFBs, MaxChunks int
+	// MinChunks is at least 1; a message of two chunks or more shows order and gaps.
+	MinChunks int
+	// Faults lets rapid inject member faults (and turns guard timers on).
+	Faults bool
+}
+
+// DrawConfig draws a configuration for a variant: group size, PF-Bs, chunks and, when
+// asked, a fault per member.
+func DrawConfig(t *rapid.T, v fsm.Variant, s Sizes) Config {
+	members := rapid.IntRange(1, s.MaxMembers).Draw(t, "members")
+	cfg := Config{
+		Variant: v,
+		Members: members,
+		PFBs:    rapid.IntRange(1, min(s.MaxPFBs, members)).Draw(t, "pfbs"),
+		Chunks:  rapid.IntRange(max(1, s.MinChunks), s.MaxChunks).Draw(t, "chunks"),
+	}
+	if s.Faults {
+		cfg.Timers = true
+		cfg.Faults = map[int]Fault{}
+		for m := 0; m < members; m++ {
+			// Mostly healthy members, so that every fault meets healthy peers.
+			k := FaultKind(rapid.IntRange(0, 11).Draw(t, fmt.Sprintf("fault%d", m)))
+			if k > BreakHop4 {
+				continue
+			}
+			f := Fault{Kind: k}
+			switch k {
+			case NoFault:
+				continue
+			case Decline:
+				f.Status = rapid.SampledFrom([]int{480, 486, 603}).Draw(t, fmt.Sprintf("status%d", m))
+			case BreakHop4:
+				f.After = rapid.IntRange(1, cfg.Chunks+1).Draw(t, fmt.Sprintf("after%d", m))
+			}
+			cfg.Faults[m] = f
+		}
+	}
+	return cfg
+}
+
+// RunDrawn runs a world with a schedule rapid draws: at each step it delivers one of the
+// choices, and may first duplicate a SIP message (a UDP retransmission) or hold one back
+// for a while (a delay). It returns the steps taken and the violation found, if any.
+func RunDrawn(t *rapid.T, cfg Config) ([]Step, *Violation) {
+	w, err := NewWorld(cfg)
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	var log []Step
+	w.SetLog(&log)
+	dups := 0
+	held := map[string]int{}
+	v := Run(w, func(w *World, choices []Choice) int {
+		switch rapid.IntRange(0, 19).Draw(t, "action") {
+		case 0:
+			if dups < 8 {
+				c := choices[rapid.IntRange(0, len(choices)-1).Draw(t, "dup")]
+				if w.Duplicate(c) {
+					dups++
+					return -1
+				}
+			}
+		case 1:
+			c := choices[rapid.IntRange(0, len(choices)-1).Draw(t, "hold")]
+			held[w.Describe(c)] = rapid.IntRange(1, 8).Draw(t, "for")
+		}
+		// A held choice is not picked while its hold lasts, unless nothing else can happen.
+		var open []int
+		for i, c := range choices {
+			if held[w.Describe(c)] == 0 {
+				open = append(open, i)
+			}
+		}
+		for k, n := range held {
+			if n > 0 {
+				held[k] = n - 1
+			}
+		}
+		if len(open) == 0 {
+			return rapid.IntRange(0, len(choices)-1).Draw(t, "pick")
+		}
+		return open[rapid.IntRange(0, len(open)-1).Draw(t, "pick")]
+	}, 50000)
+	return log, v
+}
+
+// FormatTrace renders steps one per line, for failure reports.
+func FormatTrace(cfg Config, steps []Step) string {
+	var b strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&b, "%4d  %s -> %s: %s\n", i, cfg.DisplayName(s.From), cfg.DisplayName(s.To), s.Label)
+	}
+	return b.String()
+}
+
+// CheckVariant is the rapid property: a drawn configuration of the variant, run under a
+// drawn schedule, violates no property.
+func CheckVariant(v fsm.Variant, s Sizes) func(*rapid.T) {
+	return func(t *rapid.T) {
+		cfg := DrawConfig(t, v, s)
+		steps, viol := RunDrawn(t, cfg)
+		if viol != nil {
+			t.Fatalf("%s with %d members over %d PF-Bs, %d chunks, faults %v:\n%v\ntrace:\n%s",
+				v.Name, cfg.Members, cfg.PFBs, cfg.Chunks, cfg.Faults, viol, FormatTrace(cfg, steps))
+		}
+	}
+}
