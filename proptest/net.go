@@ -71,14 +71,14 @@ type legState struct {
 	closed      [2]bool
 	established bool
 	// broken: the connection under the link broke; whatever is sent on it is lost.
-	broken bool
-	opener      int
-	conn        core.ConnID
-	frames      int
-	chans       [2][]frame
-	listen      [2]string
-	timer       [2]bool
-	received    [2][]uint32
+	broken   bool
+	opener   int
+	conn     core.ConnID
+	frames   int
+	chans    [2][]frame
+	listen   [2]string
+	timer    [2]bool
+	received [2][]uint32
 
 	// Observations, written only by the end that sent or received what they count.
 	invites, oks, acksSent, okRecv, rejects, cancels, byes int
