@@ -13,3 +13,7 @@
 //
 // Package proptest drives fsm; it must never import runtime.
 package proptest
+
+// docs/variants.md is generated from the spec and the generated code; the directive lives
+// here because proptest sorts after fsm, so `go generate ./...` regenerates fsm first.
+//go:generate go run ../cmd/cpmlink docs --out ../docs

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
@@ -40,6 +41,30 @@ type node struct {
 	choice int16
 }
 
+// stored is a state waiting in the frontier: its roles' snapshots by number in a table of
+// distinct snapshots (most roles are unchanged between neighbouring states, so most are
+// shared), and the rest of the state as bytes.
+type stored struct {
+	roles []int32
+	net   []byte
+}
+
+// snapTable numbers distinct role snapshots.
+type snapTable struct {
+	ids   map[string]int32
+	snaps [][]byte
+}
+
+func (t *snapTable) id(b []byte) int32 {
+	if id, ok := t.ids[string(b)]; ok {
+		return id
+	}
+	id := int32(len(t.snaps))
+	t.snaps = append(t.snaps, append([]byte(nil), b...))
+	t.ids[string(b)] = id
+	return id
+}
+
 // Explore visits every interleaving of a configuration breadth first, with visited-state
 // hashing, checking the step properties on every transition and the end properties in
 // every quiescent state. Breadth first makes the first violation found one of the
@@ -58,11 +83,35 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	}
 	res := &ExploreResult{Variant: cfg.Variant.Name, Members: cfg.Members, PFBs: cfg.PFBs, Chunks: cfg.Chunks}
 	seed := maphash.MakeSeed()
-	root := w.Save(nil)
-	visited := map[uint64]int32{maphash.Bytes(seed, root): 0}
-	nodes := []node{{parent: -1, choice: -1}}
-	frontier, frontierIdx := [][]byte{root}, []int32{0}
+	table := snapTable{ids: map[string]int32{}}
 	var buf []byte
+	// capture stores the current state and returns its hash, over the snapshot numbers
+	// and the rest: canonical, as equal snapshots get equal numbers.
+	capture := func() (uint64, stored) {
+		st := stored{roles: make([]int32, len(w.snaps))}
+		buf = buf[:0]
+		for i, s := range w.snaps {
+			st.roles[i] = table.id(s)
+			buf = binary.LittleEndian.AppendUint32(buf, uint32(st.roles[i]))
+		}
+		n := len(buf)
+		buf = w.saveNet(buf)
+		st.net = buf[n:]
+		return maphash.Bytes(seed, buf), st
+	}
+	h0, root := capture()
+	root.net = append([]byte(nil), root.net...)
+	visited := map[uint64]int32{h0: 0}
+	nodes := []node{{parent: -1, choice: -1}}
+	frontier, frontierIdx := []stored{root}, []int32{0}
+	load := func(st stored) error {
+		for i, id := range st.roles {
+			if err := w.restoreRole(i, table.snaps[id]); err != nil {
+				return err
+			}
+		}
+		return w.loadNet(st.net)
+	}
 	found := func(parent int32, choice int, v *Violation) (*ExploreResult, error) {
 		path := pathTo(nodes, parent)
 		if choice >= 0 {
@@ -83,10 +132,10 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	}
 	var parent memState
 	for len(frontier) > 0 {
-		var next [][]byte
+		var next []stored
 		var nextIdx []int32
 		for fi, st := range frontier {
-			if err := w.Load(st); err != nil {
+			if err := load(st); err != nil {
 				return nil, err
 			}
 			w.saveMem(&parent)
@@ -112,8 +161,7 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 				if v := w.Apply(choices[ci]); v != nil {
 					return found(frontierIdx[fi], ci, v)
 				}
-				buf = w.Save(buf[:0])
-				h := maphash.Bytes(seed, buf)
+				h, child := capture()
 				if _, seen := visited[h]; seen {
 					continue
 				}
@@ -123,7 +171,8 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 				}
 				visited[h] = int32(len(nodes))
 				nodes = append(nodes, node{parent: frontierIdx[fi], choice: int16(ci)})
-				next = append(next, append([]byte(nil), buf...))
+				child.net = append([]byte(nil), child.net...)
+				next = append(next, child)
 				nextIdx = append(nextIdx, int32(len(nodes)-1))
 			}
 		}

@@ -75,17 +75,22 @@ func RunDrawn(t *rapid.T, cfg Config) ([]Step, *Violation) {
 			}
 		case 1:
 			c := choices[rapid.IntRange(0, len(choices)-1).Draw(t, "hold")]
-			held[w.Describe(c)] = rapid.IntRange(1, 8).Draw(t, "for")
+			held[w.choiceKey(c)] = rapid.IntRange(1, 8).Draw(t, "for")
+		}
+		if len(held) == 0 {
+			return rapid.IntRange(0, len(choices)-1).Draw(t, "pick")
 		}
 		// A held choice is not picked while its hold lasts, unless nothing else can happen.
 		var open []int
 		for i, c := range choices {
-			if held[w.Describe(c)] == 0 {
+			if held[w.choiceKey(c)] == 0 {
 				open = append(open, i)
 			}
 		}
 		for k, n := range held {
-			if n > 0 {
+			if n <= 1 {
+				delete(held, k)
+			} else {
 				held[k] = n - 1
 			}
 		}

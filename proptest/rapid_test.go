@@ -101,7 +101,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 	// The search must not leave fail files behind for the recorder's made-up test name,
 	// and shrinking a long schedule gets a bounded time. (The test is not parallel, so
 	// no other rapid check reads the flags meanwhile.)
-	for name, value := range map[string]string{"rapid.nofailfile": "true", "rapid.shrinktime": "10s"} {
+	for name, value := range map[string]string{"rapid.nofailfile": "true", "rapid.shrinktime": "60s"} {
 		old := flag.Lookup(name).Value.String()
 		flag.Set(name, value)
 		defer flag.Set(name, old)
@@ -112,7 +112,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				rapid.Check(rec, CheckVariant(v.Variant, Sizes{MaxMembers: 4, MaxPFBs: 2, MinChunks: 2, MaxChunks: 3}))
+				rapid.Check(rec, CheckVariant(v.Variant, Sizes{MaxMembers: 3, MaxPFBs: 2, MinChunks: 2, MaxChunks: 3}))
 			}()
 			<-done
 			out := rec.out.String()

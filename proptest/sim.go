@@ -67,6 +67,17 @@ func (w *World) Choices() []Choice {
 	return out
 }
 
+// choiceKey names a choice cheaply and stably: what it delivers, not where it is listed.
+func (w *World) choiceKey(c Choice) string {
+	switch c.Kind {
+	case ChooseItem:
+		return string(w.net.bag[c.item].key)
+	case ChooseFrame:
+		return "f" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
+	}
+	return "t" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
+}
+
 // Describe renders a choice for traces.
 func (w *World) Describe(c Choice) string {
 	switch c.Kind {

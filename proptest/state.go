@@ -14,6 +14,13 @@ func (w *World) Save(dst []byte) []byte {
 		e.U(uint64(len(s)))
 		e.B = append(e.B, s...)
 	}
+	return w.saveNet(e.B)
+}
+
+// saveNet appends the network and the observations, the part of a state that is not the
+// roles' snapshots.
+func (w *World) saveNet(dst []byte) []byte {
+	e := core.Enc{B: dst}
 	n := &w.net
 	e.U(uint64(len(n.bag)))
 	for _, it := range n.bag {
@@ -87,6 +94,12 @@ func (w *World) Load(b []byte) error {
 		}
 		d.B = d.B[n:]
 	}
+	return w.loadNet(d.B)
+}
+
+// loadNet restores what saveNet wrote.
+func (w *World) loadNet(b []byte) error {
+	d := core.Dec{B: b}
 	n := &w.net
 	cnt := d.U()
 	n.bag = n.bag[:0]

@@ -54,18 +54,29 @@ func loadVariants(specPath string) ([]proptest.NamedVariant, error) {
 	return proptest.VariantsOf(s)
 }
 
-func pickVariants(all []proptest.NamedVariant, name string) ([]proptest.NamedVariant, error) {
-	if name == "all" {
+// pickVariants selects variants by a comma-separated list of names, or all.
+func pickVariants(all []proptest.NamedVariant, list string) ([]proptest.NamedVariant, error) {
+	if list == "all" {
 		return all, nil
 	}
-	var names []string
-	for _, v := range all {
-		if v.Name == name {
-			return []proptest.NamedVariant{v}, nil
+	var out []proptest.NamedVariant
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, v := range all {
+			if v.Name == strings.TrimSpace(name) {
+				out = append(out, v)
+				found = true
+			}
 		}
-		names = append(names, v.Name)
+		if !found {
+			var names []string
+			for _, v := range all {
+				names = append(names, v.Name)
+			}
+			return nil, fmt.Errorf("unknown variant %q (known: %s, or all)", name, strings.Join(names, ", "))
+		}
 	}
-	return nil, fmt.Errorf("unknown variant %q (known: %s, or all)", name, strings.Join(names, ", "))
+	return out, nil
 }
 
 func parsePath(s string) ([]int, error) {
@@ -86,7 +97,7 @@ func parsePath(s string) ([]int, error) {
 
 func runExplore(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("explore", stderr)
-	variant := fs.String("variant", "all", "variant `name`, or all")
+	variant := fs.String("variant", "all", "variant `names`, comma-separated, or all")
 	specPath := fs.String("spec", "", "spec `file` whose named variants to explore with the generated code (default: the embedded spec)")
 	members := fs.Int("members", 2, "group members")
 	pfbs := fs.Int("pfbs", 2, "terminating PFs the members are spread over")
