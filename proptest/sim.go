@@ -382,6 +382,9 @@ func (w *World) breakLink(leg core.LegID) {
 func (w *World) step(i int, ev fsm.Event) *Violation {
 	acts, err := w.roles[i].Step(ev)
 	w.snaps[i] = w.roles[i].Snapshot(w.snaps[i][:0])
+	if w.tap != nil {
+		w.tap(i, ev, acts)
+	}
 	for _, a := range acts {
 		if v := w.apply(i, a); v != nil {
 			return v

@@ -83,6 +83,8 @@ type World struct {
 	legNames []core.LegID
 	// seq numbers what is sent, for the canonical schedule (not state).
 	seq uint64
+	// tap, when set, sees every event a machine takes and every action it returns.
+	tap func(role int, ev fsm.Event, acts []fsm.Action)
 }
 
 // NumRoles is the number of role instances of a configuration.

@@ -1,0 +1,215 @@
+package proptest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// TraceRecord is one line of a real run's trace, reduced to what validation needs: an
+// event a role instance's machine took ("in"), or an INVITE it sent ("out", to pair the
+// two ends of each dialog).
+type TraceRecord struct {
+	// Node is the instance name, as the simulator names it (clientA, pfa, cf, pfb1, m1).
+	Node string
+	Dir  string
+	Type string
+	// Leg is the instance's own leg id; Dialog the SIP Call-ID both ends share.
+	Leg, Dialog string
+	Chunk       int
+	Last        bool
+	Member      string
+	Status      int
+}
+
+// PropTrace is the property a trace breaks when the spec cannot produce it: some machine
+// took an event that, in the simulated network of the same configuration, was not
+// deliverable at that point.
+const PropTrace = "trace"
+
+// ValidateTrace replays a real run, in the order its trace gives, as a schedule of the
+// simulator, which runs the very same generated code and the same checkers: the run is
+// one of the behaviours the explorer covers only if every event it took could be
+// delivered when it was, and then every property is checked on it (trace validation, as
+// etcd-io/raft does against its TLA+ spec). cfg must describe the run's group (variant,
+// members, PF-Bs, and the number of chunks the message had); timers may fire whenever
+// armed. A run that ended (complete is true) must end in a good quiescent state.
+func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Violation, error) {
+	cfg.Timers = true
+	w, err := NewWorld(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var steps []Step
+	w.SetLog(&steps)
+	idx := map[string]int{}
+	for i, n := range w.names {
+		idx[n] = i
+	}
+	// Pair legs first: a down leg's simulated name follows from its up leg's, and an up
+	// leg's from the INVITE's dialog. Records of different nodes may be slightly out of
+	// causal order in time, so this runs to a fixpoint.
+	simLeg := map[string]core.LegID{}
+	byDialog := map[string]core.LegID{}
+	key := func(node, leg string) string { return node + "\x00" + leg }
+	for changed := true; changed; {
+		changed = false
+		for _, r := range recs {
+			k := key(r.Node, r.Leg)
+			if _, done := simLeg[k]; done || r.Leg == "" {
+				continue
+			}
+			var sl core.LegID
+			switch {
+			case r.Dir == "out" && r.Type == "SendInvite" && r.Node == "clientA":
+				sl = w.hopLeg(1)
+			case r.Dir == "out" && r.Type == "SendInvite":
+				i := strings.LastIndexByte(r.Leg, '/')
+				if i < 0 {
+					return nil, nil, fmt.Errorf("proptest: %s sent an INVITE on leg %q, not derived from an up leg", r.Node, r.Leg)
+				}
+				up, ok := simLeg[key(r.Node, r.Leg[:i])]
+				if !ok {
+					continue
+				}
+				sl = core.LegID(string(up) + r.Leg[i:])
+			case r.Type == "InviteReceived":
+				d, ok := byDialog[r.Dialog]
+				if !ok {
+					continue
+				}
+				sl = d
+			default:
+				continue
+			}
+			simLeg[k] = sl
+			if r.Type == "SendInvite" && r.Dialog != "" {
+				byDialog[r.Dialog] = sl
+			}
+			changed = true
+		}
+	}
+	delivered := map[string]fsm.Event{}
+	for n, r := range recs {
+		if r.Dir != "in" || r.Type == "Start" {
+			continue
+		}
+		role, ok := idx[r.Node]
+		if !ok {
+			return steps, nil, fmt.Errorf("proptest: record %d: the simulated group has no instance %q", n, r.Node)
+		}
+		leg, ok := simLeg[key(r.Node, r.Leg)]
+		if !ok {
+			leg, ok = w.ownLeg(role, r.Leg)
+		}
+		if !ok {
+			return steps, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on leg %s, which no INVITE of the trace set up", n, r.Node, r.Type, r.Leg)}, nil
+		}
+		choices := w.Choices()
+		pick := -1
+		for i, c := range choices {
+			if w.matches(c, role, leg, r) {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 && r.Type == "Timeout" {
+			if le := w.dialog(leg); le != nil && le.timer[w.endOf(role, leg)] {
+				pick = len(choices)
+				choices = append(choices, Choice{Kind: ChooseTimer, leg: w.legNo(leg), dir: w.endOf(role, leg)})
+			}
+		}
+		dk := r.Node + "\x00" + string(leg) + "\x00" + r.Type
+		if pick < 0 {
+			if ev, seen := delivered[dk]; seen && isSIP(r.Type) {
+				// A SIP retransmission (UDP): the machine takes the same message again.
+				w.record(Step{From: w.names[role], To: w.names[role], Label: "retransmitted " + r.Type, Note: true})
+				if v := w.step(role, ev); v != nil {
+					return steps, v, nil
+				}
+				continue
+			}
+			return steps, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on %s (chunk %d), which the spec could not deliver then; deliverable: %s",
+				n, r.Node, r.Type, leg, r.Chunk, w.describeAll(choices))}, nil
+		}
+		if c := choices[pick]; c.Kind == ChooseItem && w.net.bag[c.item].kind == itSIP {
+			delivered[dk] = w.net.bag[c.item].ev
+		}
+		if v := w.Apply(choices[pick]); v != nil {
+			return steps, v, nil
+		}
+	}
+	if complete {
+		if len(w.Choices()) > 0 {
+			return steps, &Violation{PropTrace, "the run ended with messages still in flight in the replay: " + w.describeAll(w.Choices())}, nil
+		}
+		return steps, w.quiescent(), nil
+	}
+	return steps, nil, nil
+}
+
+func isSIP(t string) bool {
+	switch t {
+	case "InviteReceived", "OKReceived", "AckReceived", "RejectReceived", "CancelReceived", "ByeReceived":
+		return true
+	}
+	return false
+}
+
+// ownLeg maps a leg a transmitter names itself (its session key) to the simulator's.
+func (w *World) ownLeg(role int, leg string) (core.LegID, bool) {
+	if role == idxClientA && strings.HasPrefix(leg, "clientA-") && !strings.Contains(leg, "/") {
+		return w.hopLeg(1), true
+	}
+	return "", false
+}
+
+func (w *World) describeAll(cs []Choice) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, w.Describe(c))
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, "; ")
+}
+
+// matches reports whether a choice delivers the recorded event to the role on the leg.
+func (w *World) matches(c Choice, role int, leg core.LegID, r TraceRecord) bool {
+	switch c.Kind {
+	case ChooseItem:
+		it := w.net.bag[c.item]
+		if it.leg != leg {
+			return false
+		}
+		switch it.kind {
+		case itSIP:
+			return it.to == role && it.ev.Kind() == r.Type
+		case itConnect:
+			return it.from == role && (r.Type == "LinkUp" || r.Type == "LinkFailed")
+		case itFail:
+			return it.to == role && r.Type == "LinkFailed"
+		}
+	case ChooseFrame:
+		if w.legNames[c.leg] != leg {
+			return false
+		}
+		le := &w.net.legs[c.leg]
+		if le.ends[1-c.dir] != role {
+			return false
+		}
+		f := le.chans[c.dir][0]
+		switch f.kind {
+		case fBind:
+			return r.Type == "LinkUp"
+		case fChunk:
+			return r.Type == "SendReceived" && f.chunk == r.Chunk
+		case fReport:
+			return r.Type == "ReportReceived" && f.member == r.Member
+		}
+	}
+	return false
+}
