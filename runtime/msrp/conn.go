@@ -29,6 +29,8 @@ type conn struct {
 	txq      []*txn // FIFO by deadline: every transaction has the same timeout
 	closed   bool
 	err      error
+	werr     error // a failed write: the cause the reader closes the connection with
+	doomed   bool  // being closed by Session.Abort: bind and matches refuse it
 	idle     *time.Timer
 	everUsed bool
 
@@ -85,9 +87,19 @@ func (c *conn) write(parts ...[]byte) error {
 	bufs := c.wb
 	if _, err := bufs.WriteTo(c.nc); err != nil {
 		// A partial write leaves half a frame on the wire: framing is lost
-		// for the peer, so the connection cannot be used any more.
-		c.close(fmt.Errorf("msrp: write: %w", err))
-		return c.closeErr()
+		// for the peer, so the connection cannot be used any more. Shutting
+		// the socket makes the reader goroutine close the connection: closing
+		// it here would run OnLinkDown and the failed transactions' callbacks
+		// on this goroutine, which holds c.wmu (and the message's write lock),
+		// and a callback that writes again would deadlock.
+		werr := fmt.Errorf("msrp: write: %w", err)
+		c.mu.Lock()
+		if c.werr == nil {
+			c.werr = werr
+		}
+		c.mu.Unlock()
+		_ = c.nc.Close()
+		return werr
 	}
 	return nil
 }
@@ -233,9 +245,10 @@ func (c *conn) close(cause error) {
 // bind adds a session to the connection and reports whether the connection
 // already carried another session (a reused link).
 func (c *conn) bind(s *Session) (reused bool, err error) {
+	remote := s.Remote() // before c.mu: the session's lock is never taken under it
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.doomed {
 		if c.err != nil {
 			return false, c.err
 		}
@@ -244,8 +257,8 @@ func (c *conn) bind(s *Session) (reused bool, err error) {
 	reused = c.everUsed
 	c.everUsed = true
 	c.sessions[s] = struct{}{}
-	if len(s.remote) > 0 {
-		c.uris = append(c.uris, s.remote[0])
+	if len(remote) > 0 {
+		c.uris = append(c.uris, remote[0])
 	}
 	if c.idle != nil {
 		c.idle.Stop()
@@ -274,6 +287,26 @@ func (c *conn) unbind(s *Session) {
 	c.armIdle()
 }
 
+// unbindClosing removes an aborted session and closes the connection at once
+// when no other session uses it, so that the peer sees the link fail
+// (Session.Abort). A connection shared with other sessions stays.
+func (c *conn) unbindClosing(s *Session, cause error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.sessions, s)
+	empty := len(c.sessions) == 0
+	if empty {
+		c.doomed = true // no Connect may pick it between here and close
+	}
+	c.mu.Unlock()
+	if empty {
+		c.close(cause)
+	}
+}
+
 func (c *conn) armIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -300,7 +333,7 @@ func (c *conn) idleExpired() {
 func (c *conn) matches(u URI, mode Reuse) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || !c.active || !c.target.sameAuthority(u) {
+	if c.closed || c.doomed || !c.active || !c.target.sameAuthority(u) {
 		return false
 	}
 	if mode != ReuseURI {
@@ -344,6 +377,11 @@ func (c *conn) readLoop() {
 			}
 			continue
 		default:
+			c.mu.Lock()
+			if c.werr != nil {
+				err = c.werr // the read failed because a write did and shut the socket
+			}
+			c.mu.Unlock()
 			if !errors.Is(err, io.EOF) {
 				c.ep.cfg.Logger.Debug("msrp: connection read failed", "remote", c.nc.RemoteAddr(), "err", err)
 			}

@@ -26,6 +26,15 @@
 //   - Relay: [Relay] forwards every chunk of an upstream message to each
 //     downstream session through a bounded queue per downstream, so memory is
 //     O(chunk size × queue depth × members), never O(message size).
+//   - Building blocks for a caller that decides forwarding and REPORTs itself
+//     (cpmlink's runtime, driven by its state machines):
+//     [Session.BeginMessage] and [Outgoing.WriteChunk] write a message
+//     chunk by chunk keeping an upstream's Message-ID and Byte-Ranges;
+//     [Chunk.Retain] keeps received chunks until then;
+//     [SessionConfig.DetachedReports] and [Session.SendReport] leave REPORTs to
+//     the caller; [Session.SetRemote] names a peer learned after the
+//     connection came (RFC 6135 actpass); [Session.Abort] makes the peer see
+//     the link fail.
 //
 // # Goroutines
 //

@@ -142,6 +142,25 @@ func (f *Frame) Header(name string) (string, bool) {
 	return "", false
 }
 
+// Clone returns a deep copy of f that stays valid after the reader reuses f
+// (frames handed to callbacks such as SessionConfig.OnReport are only valid
+// during the call): paths, headers, the REPORT status and the body are
+// copied. Strings are immutable and shared.
+func (f *Frame) Clone() *Frame {
+	c := *f
+	c.ToPath = append(Path(nil), f.ToPath...)
+	c.FromPath = append(Path(nil), f.FromPath...)
+	c.Headers = append([]Field(nil), f.Headers...)
+	if f.ReportStatus != nil {
+		st := *f.ReportStatus
+		c.ReportStatus = &st
+	}
+	if f.Body != nil {
+		c.Body = append([]byte(nil), f.Body...)
+	}
+	return &c
+}
+
 // AppendHeader appends the start-line and header section of f to b, including
 // the blank line that precedes a body. The body and end-line are not included:
 // see AppendTrailer. Splitting them lets a sender write header, body and

@@ -36,6 +36,16 @@ Byte-Range: 1-106/106
 Status: 000 200 OK
 -------dkei38sd$
 `),
+	"REPORT with extension headers (per-member outcome)": crlf(`MSRP rep00001 REPORT
+To-Path: msrp://127.0.0.1:40001/a1b2c3;tcp
+From-Path: msrp://127.0.0.1:41002/kjd8s9;tcp
+Message-ID: 87652491
+Byte-Range: 1-5120/5120
+Status: 000 413 Message Too Large
+X-Cpmlink-Member: sip:bob@example.com
+X-Cpmlink-Of: 3
+-------rep00001$
+`),
 	"design chunk with reports": crlf(`MSRP a786hjs2 SEND
 To-Path: msrp://127.0.0.1:41002/kjd8s9;tcp
 From-Path: msrp://127.0.0.1:40001/a1b2c3;tcp

@@ -115,6 +115,8 @@ func FuzzEndpoint(f *testing.F) {
 		strings.ReplaceAll(rawSEND("fz000011", fuzzLocal, from, "m0000006", "1-2/2", "ok", '$'), "\r\n", "\n"),
 		rawSEND("fz000012", fuzzLocal, from, "m0000007", "1-2/99999999999999999999999", "ok", '$'),
 		"GET / HTTP/1.0\r\n\r\n",
+		// A message ended by a bodiless '$' (the sink gets an empty last chunk).
+		rawSEND("fz000013", fuzzLocal, from, "m0000008", "1-3/*", "abc", '+') + rawSEND("fz000014", fuzzLocal, from, "m0000008", "4-3/3", "", '$'),
 	} {
 		f.Add([]byte(s))
 	}

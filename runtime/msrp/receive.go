@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // IncomingMessage describes an incoming message as its first chunk announces
@@ -20,16 +21,72 @@ type IncomingMessage struct {
 }
 
 // Chunk is one received chunk handed to a Sink. Body is only valid during the
-// WriteChunk call.
+// WriteChunk call; Retain keeps it longer without a copy.
 type Chunk struct {
 	MessageID string
-	Start     int64  // 1-based position of Body[0] in the message
-	Total     int64  // the message size if known so far, or Unknown
-	Flag      byte   // FlagEnd, FlagMore (never FlagAbort: aborts go to Close)
-	Body      []byte // the chunk content
-	Frame     *Frame // the SEND as parsed (headers); valid during the call
+	Start     int64 // 1-based position of Body[0] in the message
+	Total     int64 // the message size if known so far, or Unknown
+	Flag      byte  // FlagEnd, FlagMore (never FlagAbort: aborts go to Close)
+	// Body is the chunk content. It is empty only in a final chunk (FlagEnd)
+	// that carried no body: a sender may end a message with a bodiless '$'
+	// SEND (RFC 4975 §7.1.1), and a relay must forward that end too.
+	Body  []byte
+	Frame *Frame // the SEND as parsed (headers); valid during the call
 
 	buf *chunkBuf
+}
+
+// Range returns the chunk's Byte-Range as a forwarding hop must repeat it:
+// Start, the last byte Body covers (Start-1 for an empty body), and the total
+// the sender put on this very chunk (which may still be Unknown when an
+// earlier chunk announced it).
+func (c *Chunk) Range() ByteRange {
+	total := c.Total
+	if c.Frame != nil {
+		total = c.Frame.Range().Total
+	}
+	return ByteRange{Start: c.Start, End: c.Start - 1 + int64(len(c.Body)), Total: total}
+}
+
+// Retain returns the chunk with a Body that stays valid after WriteChunk
+// returns: what a hop needs to hold chunks until its downstream link is up.
+// A body that fills at least half of the pooled read buffer it lives in is
+// kept without a copy, by a reference to that buffer; a smaller one is
+// copied, so that holding many small chunks never pins many 64 KiB buffers.
+// Either way memory is at most twice the body. Call Release once when done.
+func (c *Chunk) Retain() *RetainedChunk {
+	rc := &RetainedChunk{MessageID: c.MessageID, Range: c.Range(), Flag: c.Flag}
+	if c.buf != nil && len(c.Body) > 0 && 2*len(c.Body) >= cap(c.buf.b) {
+		c.buf.retain()
+		rc.buf, rc.Body = c.buf, c.Body
+		return rc
+	}
+	rc.Body = append([]byte(nil), c.Body...)
+	return rc
+}
+
+// RetainedChunk is a received chunk kept beyond Sink.WriteChunk (see
+// Chunk.Retain). Its fields are the chunk's; Body stays valid until Release.
+type RetainedChunk struct {
+	MessageID string
+	Range     ByteRange // as Chunk.Range: what the chunk said on the wire
+	Flag      byte      // FlagEnd or FlagMore
+	Body      []byte
+
+	buf      *chunkBuf
+	released atomic.Bool
+}
+
+// Release gives the body back to the pool; Body must not be used afterwards.
+// Releasing twice is harmless.
+func (rc *RetainedChunk) Release() {
+	if !rc.released.CompareAndSwap(false, true) {
+		return
+	}
+	if rc.buf != nil {
+		rc.buf.release()
+	}
+	rc.Body, rc.buf = nil, nil
 }
 
 // Sink receives the chunks of one incoming message, in arrival order (which on
@@ -101,23 +158,28 @@ func (s spans) covers(n int64) bool {
 
 // inMsg is the receiving side's state for one message.
 type inMsg struct {
-	im     IncomingMessage
-	sink   Sink
-	got    spans
-	total  int64 // Unknown until a chunk or the '$' chunk tells
-	sawEnd bool
-	failed int // status every further chunk gets, 0 while healthy
-	closed bool
-	mu     sync.Mutex
+	im       IncomingMessage
+	sink     Sink
+	got      spans
+	total    int64 // Unknown until a chunk or the '$' chunk tells
+	sawEnd   bool
+	failed   int   // status every further chunk gets, 0 while healthy
+	closed   bool  // the sink was closed (or must be, as soon as Accept returns it)
+	abortErr error // why, when the message was aborted before Accept returned
+	mu       sync.Mutex
 }
 
 func (m *inMsg) abort(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.sink == nil {
+	if m.closed {
 		return
 	}
 	m.closed = true
+	if m.sink == nil {
+		m.abortErr = err // Accept is still running: its sink is closed when it returns
+		return
+	}
 	_ = m.sink.Close(err)
 }
 
@@ -167,9 +229,15 @@ func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) int {
 		}
 		m.mu.Lock()
 		m.sink = sink
-		if err != nil {
+		switch {
+		case err != nil:
 			m.failed = StatusOf(err)
 			m.closed = true
+		case m.closed:
+			// The session was closed or its link lost while Accept ran:
+			// abort found no sink to close then, so close it now.
+			_ = sink.Close(m.abortErr)
+			m.failed = StatusNoSession
 		}
 		m.mu.Unlock()
 	} else {
@@ -251,7 +319,9 @@ func (m *inMsg) deliver(f *Frame, cb *chunkBuf, r ByteRange) (code int, done boo
 	if m.total != Unknown && hi > m.total {
 		return m.refuse(StatusBadRequest, fmt.Errorf("%w: chunk beyond total", ErrInvalidByteRange)), true
 	}
-	if n > 0 {
+	// A bodiless '$' that ends a message in progress reaches the sink too:
+	// it is where a relay learns that the message ended.
+	if n > 0 || f.Flag == FlagEnd {
 		c := Chunk{MessageID: f.MessageID, Start: r.Start, Total: m.total, Flag: f.Flag, Body: f.Body, Frame: f, buf: cb}
 		if err := m.sink.WriteChunk(&c); err != nil {
 			return m.refuse(StatusOf(err), err), ended
@@ -291,17 +361,18 @@ func (m *inMsg) refuse(code int, err error) int {
 
 // report sends the end-to-end REPORT a completed message asks for (RFC 4975
 // §7.1.2): success when Success-Report is yes, failure when Failure-Report
-// allows it — unless the sink reports by itself.
+// allows it — unless the sink reports by itself or the session leaves
+// REPORTs to its caller (SessionConfig.DetachedReports).
 func (m *inMsg) report(closeErr error) {
-	if sr, ok := m.sink.(SelfReporting); ok && sr.SelfReporting() {
+	if sr, ok := m.sink.(SelfReporting); ok && sr.SelfReporting() || m.im.Session.cfg.DetachedReports {
 		return
 	}
 	br := ByteRange{Start: 1, End: m.total, Total: m.total}
 	switch {
 	case closeErr == nil && m.im.SuccessReport:
-		_ = m.im.Session.sendReport(m.im.FromPath, m.im.MessageID, br, StatusOK, "")
+		_ = m.im.Session.sendReport(m.im.FromPath, m.im.MessageID, br, StatusOK, "", nil)
 	case closeErr != nil && m.im.FailureReport != ReportNo:
-		_ = m.im.Session.sendReport(m.im.FromPath, m.im.MessageID, br, StatusOf(closeErr), "")
+		_ = m.im.Session.sendReport(m.im.FromPath, m.im.MessageID, br, StatusOf(closeErr), "", nil)
 	}
 }
 

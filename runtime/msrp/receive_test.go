@@ -3,6 +3,7 @@ package msrp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -152,5 +153,31 @@ func TestAbortMarker(t *testing.T) {
 	}
 	if !errors.Is(ws.Err(), ErrAborted) {
 		t.Fatalf("sink ended with %v", ws.Err())
+	}
+}
+
+func TestBodilessEndReachesSink(t *testing.T) {
+	// A sender may end a message with a bodiless '$' chunk (RFC 4975
+	// §7.1.1). The sink sees it as a last chunk with an empty body: that is
+	// where a relay learns the end and forwards it.
+	ctx := testCtx(t)
+	b := newTestEndpoint(t, Config{})
+	rec := newRecordSink(0)
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"), Accept: func(*IncomingMessage) (Sink, error) { return rec, nil }})
+	peer := dialRaw(t, b.addr)
+	to, from := b.uri("bbbb").String(), "msrp://127.0.0.1:9/p;tcp"
+	peer.send(rawSEND("end00001", to, from, "m0000001", "1-3/*", "abc", '+'))
+	peer.send(rawSEND("end00002", to, from, "m0000001", "4-3/3", "", '$'))
+	for range 2 {
+		if f := peer.next(); f.Status != 200 {
+			t.Fatalf("answer %d", f.Status)
+		}
+	}
+	waitClosed(t, ctx, rec.done)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	want := []ByteRange{{1, 3, Unknown}, {4, 3, 3}}
+	if rec.err != nil || rec.body.String() != "abc" || fmt.Sprint(rec.ranges) != fmt.Sprint(want) || string(rec.flags) != "+$" {
+		t.Fatalf("sink: %v %q %v %q", rec.err, rec.body.String(), rec.ranges, rec.flags)
 	}
 }

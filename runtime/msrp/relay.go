@@ -267,7 +267,6 @@ func (rm *relayMsg) forward(mb *member) Result {
 		return failRes(StatusTimeout, fmt.Errorf("%w: downstream link lost", ErrNotConnected))
 	}
 	om := mb.s.newOutMsg(id, rm.im.Total, rm.im.ContentType, rm.im.Headers, rm.im.SuccessReport, ReportYes)
-	next := int64(1)
 	for it := range mb.q {
 		if mb.failed.Load() {
 			it.buf.release()
@@ -282,19 +281,18 @@ func (rm *relayMsg) forward(mb *member) Result {
 			mb.fail(StatusOf(err), err)
 			continue
 		}
-		next = max(next, it.start+int64(len(it.body)))
 	}
 	if mb.failed.Load() {
 		if om.isDone() {
-			om.abandon(c, next) // the downstream refused (e.g. 413): tell it we stopped
+			_ = om.abandon(context.Background()) // the downstream refused (e.g. 413): tell it we stopped
 		} else {
-			om.abort(c, next, mb.why.Load())
+			om.abort(mb.why.Load())
 		}
 		res, _ := om.wait(context.Background()) // finished: abort or a failure already
 		return res
 	}
 	if rm.end != nil {
-		om.abort(c, next, fmt.Errorf("%w: upstream: %w", ErrAborted, rm.end))
+		om.abort(fmt.Errorf("%w: upstream: %w", ErrAborted, rm.end))
 		return om.res
 	}
 	om.lastSent()
@@ -335,8 +333,8 @@ func (rm *relayMsg) outcome(mb *member, res Result) {
 	br := ByteRange{Start: 1, End: total, Total: total}
 	switch {
 	case status == StatusOK && rm.im.SuccessReport:
-		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, StatusOK, "")
+		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, StatusOK, "", nil)
 	case status != StatusOK && rm.im.FailureReport != ReportNo:
-		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, status, "")
+		_ = rm.im.Session.sendReport(rm.im.FromPath, rm.im.MessageID, br, status, "", nil)
 	}
 }

@@ -273,3 +273,22 @@ func TestRelayNoDownstream(t *testing.T) {
 		t.Fatalf("Send = %+v, %v", res, err)
 	}
 }
+
+func TestRelayEmptyMessage(t *testing.T) {
+	// A message with a Content-Type and no bytes is one bodiless '$' chunk;
+	// the relay forwards it, so every member gets the (empty) message.
+	ctx := testCtx(t)
+	g := newRelayRig(t, 2, RelayConfig{}, Config{}, nil)
+	if _, err := g.sa.Send(ctx, &Message{ContentType: "text/plain", SuccessReport: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.waitDone(t, ctx); st != 200 {
+		t.Fatalf("combined status %d", st)
+	}
+	for i := range 2 {
+		waitClosed(t, ctx, g.sinks[i].Done())
+		if g.sinks[i].Err() != nil || g.bufs[i].Len() != 0 {
+			t.Fatalf("member %d: %v, %d bytes", i, g.sinks[i].Err(), g.bufs[i].Len())
+		}
+	}
+}

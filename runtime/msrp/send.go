@@ -56,16 +56,27 @@ func (r Result) Delivered() bool { return r.Status == StatusOK && r.Err == nil }
 type outMsg struct {
 	s      *Session
 	id     string
-	total  int64
 	ctype  string
 	hdrs   []Field
-	sr     bool
+	sr     bool // Success-Report: yes goes on the wire
+	await  bool // the Result waits for success REPORTs (sr, unless the session's reports are detached)
 	fr     Report
 	window chan struct{} // one slot per unanswered chunk (Failure-Report yes only)
-	hdr    []byte        // header scratch, reused by the sending goroutine
-	trl    []byte
+
+	// wlock (a one-slot semaphore, so that waiting for it can be bounded by
+	// a context) serialises writing this message's chunks: the scratch
+	// buffers, and the wire state below, which decides whether a '#' is
+	// still owed.
+	wlock   chan struct{}
+	hdr     []byte // header scratch
+	trl     []byte
+	c       *conn // the connection the first chunk went on
+	started bool  // a chunk with a Message-ID of this message is on the wire
+	ended   bool  // the '$' or '#' chunk is on the wire: nothing more may follow
+	next    int64 // byte position after the last chunk written
 
 	mu       sync.Mutex
+	total    int64
 	pending  int
 	last     bool
 	sent     int64
@@ -81,7 +92,9 @@ func (s *Session) newOutMsg(id string, total int64, ctype string, hdrs []Field, 
 		fr = ReportYes
 	}
 	om := &outMsg{s: s, id: id, total: total, ctype: ctype, hdrs: hdrs, sr: sr, fr: fr,
-		window: make(chan struct{}, s.ep.cfg.MaxInFlight), doneCh: make(chan struct{})}
+		await:  sr && !s.cfg.DetachedReports,
+		window: make(chan struct{}, s.ep.cfg.MaxInFlight), doneCh: make(chan struct{}), next: 1,
+		wlock: make(chan struct{}, 1)}
 	s.mu.Lock()
 	s.outgoing[id] = om
 	s.mu.Unlock()
@@ -90,7 +103,9 @@ func (s *Session) newOutMsg(id string, total int64, ctype string, hdrs []Field, 
 
 // sendChunk writes one SEND chunk of body starting at byte start. An empty
 // body with flag '#' is the abort marker; an empty body with '$' and start 1
-// is the bodiless binding SEND.
+// is the bodiless binding SEND. Once the message has failed, only '#' may
+// still be written (RFC 4975 §7.1.1: after a 413 the sender stops sending
+// the message); once '$' or '#' is on the wire, nothing more is.
 func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int64, flag byte) error {
 	// Only Failure-Report yes earns a 200 to wait for (RFC 4975 §7.1.1); the
 	// abort marker is fire-and-forget.
@@ -104,12 +119,56 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 			return ctx.Err()
 		}
 	}
+	if err := om.lockWrite(ctx); err != nil {
+		if expect {
+			<-om.window
+		}
+		return err
+	}
+	defer om.unlockWrite()
+	return om.writeLocked(c, body, start, flag, expect)
+}
+
+// lockWrite takes the message's write lock, waiting at most until ctx ends.
+// A free lock is taken even when ctx has ended already, so that a '#' owed
+// under a cancelled context still goes out.
+func (om *outMsg) lockWrite(ctx context.Context) error {
+	select {
+	case om.wlock <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case om.wlock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (om *outMsg) unlockWrite() { <-om.wlock }
+
+// writeLocked writes one chunk; the caller holds wlock and, when expect, a
+// window slot (given back here if nothing is written).
+func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expect bool) error {
+	if om.ended || flag != FlagAbort && om.isDone() {
+		if expect {
+			<-om.window
+		}
+		if om.isDone() {
+			return om.res.Err
+		}
+		return fmt.Errorf("%w: message %s already ended", ErrClosed, om.id)
+	}
 	tid := NewTransactionID()
 	for containsEndLine(body, tid) {
 		tid = NewTransactionID() // RFC 4975 §7.1: the body must not contain the end-line
 	}
-	f := Frame{TID: tid, Method: MethodSEND, ToPath: om.s.remote, FromPath: Path{om.s.local},
-		MessageID: om.id, ByteRange: ByteRange{Start: start, End: start - 1 + int64(len(body)), Total: om.total},
+	om.mu.Lock()
+	total := om.total
+	om.mu.Unlock()
+	f := Frame{TID: tid, Method: MethodSEND, ToPath: om.s.Remote(), FromPath: Path{om.s.local},
+		MessageID: om.id, ByteRange: ByteRange{Start: start, End: start - 1 + int64(len(body)), Total: total},
 		Headers: om.hdrs, Flag: flag}
 	if om.fr != ReportYes {
 		f.FailureReport = om.fr
@@ -117,7 +176,7 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 	if om.sr {
 		f.SuccessReport = ReportYes
 	}
-	if len(body) > 0 || om.ctype != "" && om.total == 0 && flag == FlagEnd {
+	if len(body) > 0 || om.ctype != "" && total == 0 && flag == FlagEnd {
 		f.ContentType = om.ctype
 		f.hasBody = true
 	}
@@ -125,8 +184,11 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 	om.trl = f.AppendTrailer(om.trl[:0])
 	if expect {
 		err := c.addTxn(tid, func(status int, comment string, _ *Frame, err error) {
-			<-om.window
+			// Outcome first, then the window slot: a sender waiting for the
+			// slot then already sees a failure (a 413 stops the message,
+			// §7.1.1) and writes no further chunk.
 			om.onResponse(status, comment, err)
+			<-om.window
 		})
 		if err != nil {
 			<-om.window
@@ -139,8 +201,11 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 	}
 	om.sent += int64(len(body))
 	om.mu.Unlock()
+	om.c, om.started = c, true
+	om.next = start + int64(len(body))
+	om.ended = flag == FlagEnd || flag == FlagAbort
 	if err := c.write(om.hdr, body, om.trl); err != nil {
-		// The connection is gone; its close already failed the transaction.
+		// The connection is gone; its reader fails the transaction (408).
 		return err
 	}
 	return nil
@@ -202,7 +267,7 @@ func (om *outMsg) checkLocked() {
 	if om.finished || !om.last || om.pending > 0 {
 		return
 	}
-	if !om.sr || om.reported.covers(om.total) {
+	if !om.await || om.reported.covers(om.total) {
 		om.finishLocked(StatusOK, "", nil)
 		return
 	}
@@ -228,14 +293,16 @@ func (om *outMsg) finishLocked(status int, comment string, err error) {
 		om.timer.Stop()
 	}
 	om.res = Result{MessageID: om.id, Status: status, Comment: comment, Bytes: om.sent, Err: err}
-	close(om.doneCh)
-	// Lock order is om.mu then s.mu: no caller holds s.mu while calling in.
+	// Off the session before anyone waiting learns the outcome, so that the
+	// Message-ID is free again for whoever reacts to it. Lock order is om.mu
+	// then s.mu: no caller holds s.mu while calling in.
 	s := om.s
 	s.mu.Lock()
 	if s.outgoing[om.id] == om {
 		delete(s.outgoing, om.id)
 	}
 	s.mu.Unlock()
+	close(om.doneCh)
 }
 
 func (om *outMsg) isDone() bool {
@@ -256,20 +323,29 @@ func (om *outMsg) wait(ctx context.Context) (Result, error) {
 	}
 }
 
-// abort sends the bodiless '#' chunk so the receiver can drop what it has
-// (RFC 4975 §7.1.1), and fails the message locally with err.
-func (om *outMsg) abort(c *conn, next int64, err error) {
-	if c != nil {
-		_ = om.sendChunk(context.Background(), c, nil, next, FlagAbort)
-	}
+// abort fails the message locally with err and, when chunks of it are on
+// the wire without an end, sends the bodiless '#' chunk so that the receiver
+// can drop what it has (RFC 4975 §7.1.1).
+func (om *outMsg) abort(err error) {
 	om.fail(StatusOf(err), "", err)
+	_ = om.abandon(context.Background())
 }
 
-// abandon marks a message that failed before its last chunk (a 413 from the
-// peer, a failed downstream) with the bodiless '#' chunk, so that every hop
-// can drop its state for it (RFC 4975 §7.1.1). No response is awaited.
-func (om *outMsg) abandon(c *conn, next int64) {
-	_ = om.sendChunk(context.Background(), c, nil, next, FlagAbort)
+// abandon ends a message that failed or was given up before its last chunk
+// (a 413 from the peer, a failed downstream, an aborted session) with the
+// bodiless '#' chunk, so that every hop can drop its state for it (RFC 4975
+// §7.1.1). It writes nothing when no chunk went out or the message already
+// ended on the wire. No response is awaited; ctx bounds the wait for a
+// chunk being written by another goroutine.
+func (om *outMsg) abandon(ctx context.Context) error {
+	if err := om.lockWrite(ctx); err != nil {
+		return err
+	}
+	defer om.unlockWrite()
+	if !om.started || om.ended {
+		return nil
+	}
+	return om.writeLocked(om.c, nil, om.next, FlagAbort, false)
 }
 
 // Send sends m on the session, chunked by the session's chunk size, and
@@ -279,12 +355,8 @@ func (om *outMsg) abandon(c *conn, next int64) {
 // message was delivered; otherwise it is the *StatusError also in Result.Err,
 // or a local error (ctx, ErrClosed, ErrNotConnected, a read error from Body).
 func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
-	select {
-	case <-s.up:
-	case <-s.closed:
-		return Result{}, ErrClosed
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	if err := s.waitUp(ctx); err != nil {
+		return Result{}, err
 	}
 	c := s.boundTo()
 	if c == nil {
@@ -330,18 +402,18 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 	start := int64(1)
 	for {
 		if err := ctx.Err(); err != nil {
-			om.abort(c, start, err)
+			om.abort(err)
 			return om.res, err
 		}
 		if om.isDone() { // e.g. 413 from the peer: stop sending (§7.1.1)
-			om.abandon(c, start)
+			_ = om.abandon(context.Background())
 			return om.res, om.res.Err
 		}
 		n, err := io.ReadFull(m.Body, b[have:])
 		n += have
 		more := err == nil // chunk+1 bytes: at least one byte follows this chunk
 		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			om.abort(c, start, err)
+			om.abort(err)
 			return om.res, err
 		}
 		size := n
@@ -350,7 +422,7 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 		}
 		if total != Unknown && start-1+int64(size) > total || !more && total != Unknown && start-1+int64(size) != total {
 			err := fmt.Errorf("%w: body length differs from Size %d", ErrMalformed, total)
-			om.abort(c, start, err)
+			om.abort(err)
 			return om.res, err
 		}
 		flag := FlagEnd
@@ -359,10 +431,10 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 		}
 		if err := om.sendChunk(ctx, c, b[:size], start, flag); err != nil {
 			if om.isDone() {
-				om.abandon(c, start)
+				_ = om.abandon(context.Background())
 				return om.res, om.res.Err
 			}
-			om.abort(c, start, err) // harmless if the connection is gone
+			om.abort(err) // harmless if the connection is gone
 			return om.res, err
 		}
 		start += int64(size)

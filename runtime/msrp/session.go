@@ -14,8 +14,12 @@ type SessionConfig struct {
 	// (msrp://host:port/session-id;tcp). Required.
 	Local URI
 	// Remote is the peer's a=path: relays first, the peer's own URI last.
-	// Required for the active side; on the passive side it is optional and,
-	// when set, the first SEND's From-Path must end with the same URI.
+	// Connect needs it. It may be empty while the peer is not known yet (an
+	// RFC 6135 a=setup:actpass offerer must accept the connection before the
+	// answer names the answerer): the first SEND that binds the session is
+	// then accepted from any peer and its From-Path becomes Remote; SetRemote
+	// sets it later. When set, the binding SEND's From-Path must end with
+	// the same URI (403 otherwise). See SetRemote for the security trade-off.
 	Remote Path
 	// Accept is called on the first chunk of each incoming message and
 	// returns where the message goes. An error refuses the message with its
@@ -29,8 +33,19 @@ type SessionConfig struct {
 	OnLinkDown func(error)
 	// OnReport, if set, sees every REPORT for this session after the package
 	// has matched it to an outgoing message. The frame is only valid during
-	// the call (the reader reuses it).
+	// the call (the reader reuses it): Frame.Clone keeps it. Extension
+	// headers are in Frame.Headers (Frame.Header looks one up).
 	OnReport func(*Frame)
+	// DetachedReports hands REPORTs to the caller entirely (a runtime whose
+	// state machines produce and consume per-member REPORTs, RFC 4975
+	// §7.1.2): incoming REPORTs go only to OnReport and never change an
+	// outgoing message's Result, so Send and Outgoing.Wait finish on
+	// the hop-by-hop 200s even with Success-Report: yes on the wire; and the
+	// session sends no REPORT of its own for incoming messages, success or
+	// failure (a failure still reaches the sender as the chunk's response
+	// status). Use SendReport. A Relay sends its own REPORTs regardless, and
+	// expects downstream sessions that do not detach theirs.
+	DetachedReports bool
 	// ChunkSize overrides Config.ChunkSize for messages sent on this session
 	// (a hop through Kamailio needs ≤ 10 KB, a direct hop can use more).
 	ChunkSize int
@@ -120,7 +135,8 @@ func (s *Session) Err() error {
 // new one, and binds it with a bodiless SEND (RFC 4975 §7.1.1). It returns
 // when that SEND is answered, or fails with its status as a *StatusError.
 func (s *Session) Connect(ctx context.Context) (Link, error) {
-	if len(s.remote) == 0 {
+	remote := s.Remote()
+	if len(remote) == 0 {
 		return Link{}, fmt.Errorf("%w: no remote path to connect to", ErrNotConnected)
 	}
 	s.mu.Lock()
@@ -138,7 +154,7 @@ func (s *Session) Connect(ctx context.Context) (Link, error) {
 	if s.cfg.Reuse != nil {
 		mode = *s.cfg.Reuse
 	}
-	c, pooled, err := s.ep.connFor(ctx, s.remote[0], mode)
+	c, pooled, err := s.ep.connFor(ctx, remote[0], mode)
 	if err != nil {
 		return Link{}, err
 	}
@@ -319,13 +335,16 @@ func (s *Session) failOutgoing(cause error) {
 }
 
 // handleReport consumes a REPORT (RFC 4975 §7.1.2): a success status counts
-// its Byte-Range as delivered, any other status fails the message.
+// its Byte-Range as delivered, any other status fails the message — unless
+// the session's reports are detached, when only OnReport sees it.
 func (s *Session) handleReport(f *Frame) {
-	s.mu.Lock()
-	om := s.outgoing[f.MessageID]
-	s.mu.Unlock()
-	if om != nil {
-		om.onReport(f)
+	if !s.cfg.DetachedReports {
+		s.mu.Lock()
+		om := s.outgoing[f.MessageID]
+		s.mu.Unlock()
+		if om != nil {
+			om.onReport(f)
+		}
 	}
 	if s.cfg.OnReport != nil {
 		s.cfg.OnReport(f)
@@ -334,7 +353,7 @@ func (s *Session) handleReport(f *Frame) {
 
 // sendReport sends a REPORT for a message received from `to` (the From-Path
 // of its SEND, which becomes the REPORT's To-Path, RFC 4975 §7.1.2).
-func (s *Session) sendReport(to Path, msgID string, br ByteRange, code int, reason string) error {
+func (s *Session) sendReport(to Path, msgID string, br ByteRange, code int, reason string, hdrs []Field) error {
 	c := s.boundTo()
 	if c == nil {
 		return ErrNotConnected
@@ -343,10 +362,177 @@ func (s *Session) sendReport(to Path, msgID string, br ByteRange, code int, reas
 		reason = StatusText(code)
 	}
 	f := Frame{TID: NewTransactionID(), Method: MethodREPORT, ToPath: to, FromPath: Path{s.local},
-		MessageID: msgID, ByteRange: br, ReportStatus: &ReportStatus{Namespace: 0, Code: code, Reason: reason}}
+		MessageID: msgID, ByteRange: br, Headers: hdrs, ReportStatus: &ReportStatus{Namespace: 0, Code: code, Reason: reason}}
 	var buf [512]byte
 	return c.write(f.AppendTrailer(f.AppendHeader(buf[:0])))
 }
 
+// SendReport sends a REPORT request (RFC 4975 §7.1.2) for message msgID:
+// "Status: 000 <code> <comment>" (comment "" takes the standard reason
+// phrase), the Byte-Range br it reports on, and extra headers, which RFC
+// 4975 §9 allows as extension headers and the peer sees in its OnReport
+// frame. The To-Path is to, or the session's Remote when to is nil (the
+// peer's a=path; RFC 4975 §7.1.2 wants the From-Path of the reported SEND,
+// which on a session is the same path). It waits for the link to be up
+// (bounded by ctx); the write itself is bounded by Config.WriteTimeout.
+// REPORTs get no response, so nil means "written", not "received".
+func (s *Session) SendReport(ctx context.Context, to Path, msgID string, br ByteRange, code int, comment string, headers []Field) error {
+	if !validIdent(msgID) {
+		return fmt.Errorf("%w: Message-ID %q", ErrMalformed, msgID)
+	}
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if code < 0 || code > 999 || !utf8Text(comment) {
+		return fmt.Errorf("%w: REPORT status %d %q", ErrMalformed, code, comment)
+	}
+	if err := checkFields(headers); err != nil {
+		return err
+	}
+	if err := s.waitUp(ctx); err != nil {
+		return err
+	}
+	if to == nil {
+		to = s.Remote()
+	}
+	if len(to) == 0 {
+		return fmt.Errorf("%w: no path to send the REPORT to", ErrNotConnected)
+	}
+	if err := s.sendReport(to, msgID, br, code, comment, headers); err != nil {
+		if errors.Is(err, ErrNotConnected) {
+			return fmt.Errorf("%w: %w", err, s.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// waitUp waits for the link to come up, bounded by ctx. A closed session
+// is reported as such even when its link had come up.
+func (s *Session) waitUp(ctx context.Context) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	select {
+	case <-s.up:
+		return nil
+	case <-s.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reservedHeaders are the headers the serializer writes from Frame fields:
+// an extension header by one of these names would duplicate one, and the
+// peer would refuse the frame (RFC 4975 §9 allows each once).
+var reservedHeaders = []string{"To-Path", "From-Path", "Message-ID", "Byte-Range",
+	"Success-Report", "Failure-Report", "Status", "Content-Type"}
+
+// checkFields validates extension and MIME headers to be sent: a name that
+// is an RFC 4975 §9 token and no reserved name, a value without control
+// characters, so that nothing a caller passes can break or inject a line.
+func checkFields(hs []Field) error {
+	for _, h := range hs {
+		if !isToken(h.Name) || !utf8Text(h.Value) {
+			return fmt.Errorf("%w: header %q: %q", ErrMalformed, h.Name, h.Value)
+		}
+		for _, r := range reservedHeaders {
+			if equalFoldASCII(h.Name, r) {
+				return fmt.Errorf("%w: %s is not an extension header", ErrMalformed, h.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// SetRemote sets the path to the peer once SDP names it (e.g. the answer to
+// an a=setup:actpass offer, RFC 6135). Before the session is bound, the
+// binding SEND's From-Path is then checked against it as for a Remote given
+// in SessionConfig. If a SEND already bound the session while Remote was
+// unknown, p must end with the URI that SEND came from; otherwise the wrong
+// party holds the session, SetRemote returns a *StatusError 403 and leaves
+// everything as it is (call Abort).
+//
+// Security: while Remote is unknown, any party that can reach the listener
+// and names this session's URI can bind it. RFC 4975 §14.1 relies on the
+// session-id being unguessable, and so does this: use NewSessionID (about
+// 95 random bits; 80 or more is the bar) for Local, so that only a party
+// that saw the SDP can bind. Keep the unknown window short by calling
+// SetRemote as soon as the answer arrives.
+func (s *Session) SetRemote(p Path) error {
+	if len(p) == 0 {
+		return fmt.Errorf("%w: empty remote path", ErrInvalidURI)
+	}
+	p = append(Path(nil), p...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isClose {
+		return ErrClosed
+	}
+	if s.c != nil && len(s.remote) > 0 && !s.remote[len(s.remote)-1].Equal(p[len(p)-1]) {
+		return &StatusError{Code: StatusForbidden, Comment: StatusText(StatusForbidden),
+			Err: fmt.Errorf("session bound by %s, not %s", s.remote[len(s.remote)-1], p[len(p)-1])}
+	}
+	s.remote = p
+	return nil
+}
+
+// Abort ends the session as a failure the peer must notice. Outgoing
+// messages with chunks on the wire are ended with the bodiless '#' chunk
+// (RFC 4975 §7.1.1) and fail locally with StatusOf(cause); incoming ones are
+// closed with cause. Then, when no other session uses the connection, the
+// connection is closed at once, whatever the reuse policy, so that the peer
+// sees the link fail (its OnLinkDown fires, its transactions get 408). On a
+// connection shared with other sessions only this session goes: the others
+// keep working, and the peer learns nothing until it sends to this session
+// and gets 481 (MSRP has no teardown request; SIP BYE is the signal).
+//
+// Close, by contrast, is the orderly end: no '#', and the connection stays
+// open for reuse (or until Config.IdleTimeout; at once only for an active
+// connection under ReuseOff), so the peer sees nothing immediately.
+// Abort after Close, or twice, does nothing. OnLinkDown is not called for
+// this session.
+func (s *Session) Abort(cause error) {
+	if cause == nil {
+		cause = ErrAborted
+	}
+	s.mu.Lock()
+	if s.isClose {
+		s.mu.Unlock()
+		return
+	}
+	s.isClose = true
+	close(s.closed)
+	c := s.c
+	s.c = nil
+	if s.err == nil {
+		s.err = cause
+	}
+	in := s.takeIncoming()
+	out := make([]*outMsg, 0, len(s.outgoing))
+	for _, om := range s.outgoing {
+		out = append(out, om)
+	}
+	s.mu.Unlock()
+	s.ep.unregister(s)
+	for _, m := range in {
+		m.abort(cause)
+	}
+	// '#' first, while the connection is still there.
+	for _, om := range out {
+		om.abort(statusErr(StatusOf(cause), cause))
+	}
+	if c != nil {
+		c.unbindClosing(s, cause)
+	}
+}
+
 // errRefused is the cause recorded when Accept is nil.
 var errRefused = errors.New("msrp: session accepts no incoming messages")
+
+// NewSessionID returns a fresh random session-id for a local URI (RFC 4975
+// §6: the session-id part of msrp://host:port/session-id;tcp). Its 16
+// alphanumeric characters carry about 95 random bits, so that it cannot be
+// guessed (RFC 4975 §14.1): a session with an unknown Remote relies on it.
+func NewSessionID() string { return NewTransactionID() }

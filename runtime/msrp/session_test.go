@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -421,5 +422,193 @@ func TestSendSizeMismatch(t *testing.T) {
 	}
 	if _, err := p.receive(t, ctx); !errors.Is(err, ErrAborted) {
 		t.Fatalf("receiver ended with %v, want ErrAborted", err)
+	}
+}
+
+func TestUnknownRemote(t *testing.T) {
+	// RFC 6135 a=setup:actpass: the offerer accepts the connection before
+	// the answer names the peer. The binding SEND's From-Path becomes
+	// Remote; SetRemote fixes it later and From-Path checks apply again.
+	peerP := "msrp://127.0.0.1:7/peerp;tcp"
+	peerQ := "msrp://127.0.0.1:7/peerq;tcp"
+	for _, tc := range []struct {
+		name      string
+		setBefore string // SetRemote before any SEND
+		bindFrom  []string
+		want      []int // answer to each binding SEND
+		setAfter  string
+		wantAfter int // StatusOf(SetRemote after binding)
+	}{
+		{name: "learned from the binding SEND, SDP agrees", bindFrom: []string{peerP}, want: []int{200}, setAfter: peerP, wantAfter: 200},
+		{name: "learned, SDP names someone else", bindFrom: []string{peerP}, want: []int{200}, setAfter: peerQ, wantAfter: 403},
+		{name: "set before binding: From-Path enforced", setBefore: peerP, bindFrom: []string{peerQ, peerP}, want: []int{403, 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newTestEndpoint(t, Config{})
+			s := mustSession(t, b.Endpoint, SessionConfig{Local: b.uri(NewSessionID())})
+			if tc.setBefore != "" {
+				if err := s.SetRemote(Path{MustParseURI(tc.setBefore)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			peer := dialRaw(t, b.addr)
+			for i, from := range tc.bindFrom {
+				tid := fmt.Sprintf("bind%04d", i)
+				peer.send(rawSEND(tid, s.Local().String(), from, "m0000001", "1-0/0", "", '$'))
+				if f := peer.next(); f.Status != tc.want[i] {
+					t.Fatalf("binding SEND from %s answered %d, want %d", from, f.Status, tc.want[i])
+				}
+			}
+			learned := tc.bindFrom[len(tc.bindFrom)-1]
+			if got := s.Remote().String(); got != learned {
+				t.Fatalf("Remote = %s, want %s", got, learned)
+			}
+			if tc.setAfter != "" {
+				err := s.SetRemote(Path{MustParseURI(tc.setAfter)})
+				if StatusOf(err) != tc.wantAfter {
+					t.Fatalf("SetRemote(%s) = %v, want %d", tc.setAfter, err, tc.wantAfter)
+				}
+				if got := s.Remote().String(); got != learned {
+					t.Fatalf("Remote = %s after SetRemote, want %s", got, learned)
+				}
+			}
+		})
+	}
+}
+
+func TestSetRemoteThenConnect(t *testing.T) {
+	// The offerer that turns out to be the active party (the answer said
+	// a=setup:passive) learns the path from the answer, then connects.
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	s := mustSession(t, p.a.Endpoint, SessionConfig{Local: p.a.uri("late")})
+	if _, err := s.Connect(ctx); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Connect without Remote = %v", err)
+	}
+	if err := s.SetRemote(nil); !errors.Is(err, ErrInvalidURI) {
+		t.Fatalf("SetRemote(nil) = %v", err)
+	}
+	// B's session expects aaaa, so it refuses this one with 403...
+	if err := s.SetRemote(Path{p.b.uri("bbbb")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Connect(ctx); StatusOf(err) != StatusForbidden {
+		t.Fatalf("Connect to a peer expecting someone else = %v, want 403", err)
+	}
+	// ...and accepts the party its SDP named.
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSessionAbortDedicatedConnection(t *testing.T) {
+	// Abort on the only session of a connection closes it, from whichever
+	// side: the peer's OnLinkDown fires. A sends a message to B; when A
+	// aborts, B's message ends with '#' (then the link fails); when B
+	// aborts, B's sink is closed with the cause and A's message fails 408.
+	for _, tc := range []struct {
+		name          string
+		activeAborts  bool
+		wantPeerAbort bool // B's sink ends with ErrAborted ('#' from A)
+	}{
+		{"active side aborts", true, true},
+		{"passive side aborts", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			downA, downB := make(chan error, 1), make(chan error, 1)
+			p := &pair{a: newTestEndpoint(t, Config{}), b: newTestEndpoint(t, Config{}), got: make(chan *WriterSink, 1)}
+			p.sb = mustSession(t, p.b.Endpoint, SessionConfig{Local: p.b.uri("bbbb"), Remote: Path{p.a.uri("aaaa")},
+				OnLinkDown: func(err error) { downB <- err },
+				Accept: func(*IncomingMessage) (Sink, error) {
+					ws := NewWriterSink(io.Discard, 0)
+					p.got <- ws
+					return ws, nil
+				}})
+			p.sa = mustSession(t, p.a.Endpoint, SessionConfig{Local: p.a.uri("aaaa"), Remote: Path{p.b.uri("bbbb")},
+				OnLinkDown: func(err error) { downA <- err }})
+			if _, err := p.sa.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			out, err := p.sa.BeginMessage(OutgoingHeader{ContentType: "text/plain", Total: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := out.WriteChunk(ctx, 1, []byte("abcd"), false); err != nil {
+				t.Fatal(err)
+			}
+			var ws *WriterSink
+			select {
+			case ws = <-p.got:
+			case <-ctx.Done():
+				t.Fatal("no incoming message")
+			}
+			aborter, aborterEp, peerDown := p.sa, p.a, downB
+			if !tc.activeAborts {
+				aborter, aborterEp, peerDown = p.sb, p.b, downA
+			}
+			cause := errors.New("the state machine gave up")
+			aborter.Abort(cause)
+			select {
+			case <-peerDown:
+			case <-ctx.Done():
+				t.Fatal("the peer never saw the link fail")
+			}
+			if !errors.Is(aborter.Err(), cause) || aborterEp.Conns() != 0 {
+				t.Fatalf("aborter: Err = %v, %d connections", aborter.Err(), aborterEp.Conns())
+			}
+			waitClosed(t, ctx, ws.Done())
+			if got := errors.Is(ws.Err(), ErrAborted); got != tc.wantPeerAbort {
+				t.Fatalf("receiver's message ended with %v", ws.Err())
+			}
+			// The sender's message failed either way: aborted, or link lost.
+			res := out.Wait(ctx)
+			if res.Status != StatusTimeout {
+				t.Fatalf("sender's message: %+v", res)
+			}
+			if tc.activeAborts {
+				if _, err := p.sa.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("x"))}); !errors.Is(err, ErrClosed) {
+					t.Fatalf("Send after Abort = %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestSessionAbortSharedConnection(t *testing.T) {
+	// Two sessions share one connection: aborting one leaves the other
+	// working, and the connection stays. The peer of the aborted one learns
+	// of it only when it sends: 481.
+	ctx := testCtx(t)
+	a := newTestEndpoint(t, Config{UnknownSessionHold: -1})
+	b := newTestEndpoint(t, Config{})
+	var got bytes.Buffer
+	ws := NewWriterSink(&got, 0)
+	sb1 := mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("b1")})
+	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("b2"), Accept: func(*IncomingMessage) (Sink, error) { return ws, nil }})
+	sa1 := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("a1"), Remote: Path{b.uri("b1")}})
+	sa2 := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("a2"), Remote: Path{b.uri("b2")}})
+	if _, err := sa1.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := sa2.Connect(ctx); err != nil || !l.Reused {
+		t.Fatalf("second session: %+v, %v (want a reused connection)", l, err)
+	}
+	sa1.Abort(nil)
+	if a.Conns() != 1 {
+		t.Fatalf("%d connections, want the shared one kept", a.Conns())
+	}
+	if _, err := sa2.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("still here"))}); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, ctx, ws.Done())
+	if got.String() != "still here" {
+		t.Fatalf("got %q", got.String())
+	}
+	if _, up := sb1.Link(); !up {
+		t.Fatal("the aborted session's peer lost its link on a shared connection")
+	}
+	if _, err := sb1.Send(ctx, &Message{ContentType: "text/plain", Body: bytes.NewReader([]byte("hello?"))}); StatusOf(err) != StatusNoSession {
+		t.Fatalf("send to the aborted session = %v, want 481", err)
 	}
 }
