@@ -1,0 +1,115 @@
+package sipx
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// pair is two endpoints behind the embedded SIP/IP core: alice@a.example
+// and bob@b.example.
+type pair struct {
+	a, b  *testEP
+	proxy *Proxy
+	hops  *hops
+}
+
+func newPair(t *testing.T, transport string) *pair {
+	t.Helper()
+	p, h := startProxy(t, nil)
+	a := startEP(t, Config{Name: "alice", Identity: "sip:alice@a.example", Proxy: p.UDPAddr(), Transport: transport, ContactParams: largeMsgTags})
+	b := startEP(t, Config{Name: "bob", Identity: "sip:bob@b.example", Proxy: p.UDPAddr(), Transport: transport, ContactParams: largeMsgTags})
+	p.setRoutes(t, map[string]string{"a.example": a.UDPAddr(), "b.example": b.UDPAddr()})
+	return &pair{a: a, b: b, proxy: p, hops: h}
+}
+
+// TestDialogThroughProxy runs INVITE / 200 / ACK / BYE between two
+// endpoints through the embedded core (RFC 3261 §13, §12, §15), over UDP and
+// TCP, with the BYE from either side. The core must see the ACK and the BYE
+// too: it record-routed the INVITE (§16.6 step 4).
+func TestDialogThroughProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name, transport string
+		calleeByes      bool
+	}{
+		{"udp/caller-byes", "udp", false},
+		{"udp/callee-byes", "udp", true},
+		{"tcp/caller-byes", "tcp", false},
+		{"tcp/callee-byes", "tcp", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			p := newPair(t, tc.transport)
+			wantTp := strings.ToUpper(tc.transport)
+
+			if err := p.a.Invite("hop1", "sip:bob@b.example", "sip:alice@a.example",
+				[]Part{{ContentType: "application/sdp", Body: []byte(sdpOffer)}}, largeMessageHeaders()); err != nil {
+				t.Fatal(err)
+			}
+			inv := p.b.rec.next(t, ctx, "invite")
+			in := inv.in
+			if in.RequestURI != "sip:bob@b.example" || in.From != "sip:alice@a.example" || in.To != "sip:bob@b.example" {
+				t.Errorf("INVITE R-URI %q From %q To %q", in.RequestURI, in.From, in.To)
+			}
+			if in.Transport != wantTp {
+				t.Errorf("INVITE arrived over %s, want %s", in.Transport, wantTp)
+			}
+			if len(in.Parts) != 1 || in.Parts[0].ContentType != "application/sdp" || !bytes.Equal(in.Parts[0].Body, []byte(sdpOffer)) {
+				t.Errorf("INVITE parts %+v", in.Parts)
+			}
+			for _, h := range largeMessageHeaders() {
+				if got := in.Header(h.Name); got != h.Value {
+					t.Errorf("INVITE %s = %q, want %q", h.Name, got, h.Value)
+				}
+			}
+			if !strings.Contains(in.Header("Contact"), "+g.oma.sip-im.large-message") {
+				t.Errorf("INVITE Contact %q lacks the large-message feature tag", in.Header("Contact"))
+			}
+			if in.Header("Record-Route") == "" {
+				t.Error("the core did not Record-Route the INVITE")
+			}
+
+			if err := p.b.Answer(inv.leg, []Part{{ContentType: "application/sdp", Body: []byte(sdpAnswer)}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			ok := p.a.rec.next(t, ctx, "response")
+			if ok.leg != "hop1" || ok.res.Status != 200 || len(ok.res.Parts) != 1 || string(ok.res.Parts[0].Body) != sdpAnswer {
+				t.Fatalf("caller got %v parts %+v", ok, ok.res.Parts)
+			}
+			if err := p.a.Ack("hop1"); err != nil {
+				t.Fatal(err)
+			}
+			p.b.rec.next(t, ctx, "ack")
+
+			if tc.calleeByes {
+				if err := p.b.Bye(inv.leg); err != nil {
+					t.Fatal(err)
+				}
+				if ev := p.a.rec.next(t, ctx, "bye"); ev.leg != "hop1" {
+					t.Fatalf("BYE on leg %s", ev.leg)
+				}
+			} else {
+				if err := p.a.Bye("hop1"); err != nil {
+					t.Fatal(err)
+				}
+				if ev := p.b.rec.next(t, ctx, "bye"); ev.leg != inv.leg {
+					t.Fatalf("BYE on leg %s, want %s", ev.leg, inv.leg)
+				}
+			}
+			for _, m := range []string{"INVITE", "ACK", "BYE"} {
+				p.hops.waitFor(t, ctx, m, func(x proxyHop) bool { return !x.Response && x.Method == m && x.In == wantTp })
+			}
+			p.hops.waitFor(t, ctx, "200 to BYE", func(x proxyHop) bool { return x.Response && x.Method == "BYE" && x.Status == 200 })
+			// The dialog is gone on both sides.
+			if err := p.a.Ack("hop1"); !errors.Is(err, ErrUnknownLeg) {
+				t.Errorf("Ack after BYE: %v, want ErrUnknownLeg", err)
+			}
+			if err := p.b.Bye(inv.leg); !errors.Is(err, ErrUnknownLeg) {
+				t.Errorf("Bye after BYE: %v, want ErrUnknownLeg", err)
+			}
+			p.a.rec.none(t)
+			p.b.rec.none(t)
+		})
+	}
+}
