@@ -3,6 +3,7 @@ package sipx
 import (
 	"bytes"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 )
@@ -111,5 +112,65 @@ func TestDialogThroughProxy(t *testing.T) {
 			p.a.rec.none(t)
 			p.b.rec.none(t)
 		})
+	}
+}
+
+// TestDialogIPv6 runs a dialog through the core on ::1 (Config.Host may be
+// 127.0.0.1 or ::1): Via, Contact and Record-Route carry bracketed IPv6
+// references (RFC 3261 §25.1, RFC 5954).
+func TestDialogIPv6(t *testing.T) {
+	if c, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx := testCtx(t)
+			h := &hops{ch: make(chan proxyHop, 64)}
+			p, err := StartProxy(ctx, ProxyConfig{Host: "::1", observe: h.observe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			a := startEP(t, Config{Host: "::1", Name: "alice", Identity: "sip:alice@a.example", Proxy: p.UDPAddr(), Transport: transport})
+			b := startEP(t, Config{Host: "::1", Name: "bob", Identity: "sip:bob@b.example", Proxy: p.UDPAddr(), Transport: transport})
+			p.setRoutes(t, map[string]string{"b.example": b.UDPAddr()})
+			if err := a.Invite("v6", "sip:bob@b.example", "", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			inv := b.rec.next(t, ctx, "invite")
+			if !strings.Contains(inv.in.Header("Contact"), "[::1]") {
+				t.Errorf("Contact %q", inv.in.Header("Contact"))
+			}
+			if err := b.Answer(inv.leg, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			a.rec.next(t, ctx, "response")
+			if err := a.Ack("v6"); err != nil {
+				t.Fatal(err)
+			}
+			b.rec.next(t, ctx, "ack")
+			if err := b.Bye(inv.leg); err != nil {
+				t.Fatal(err)
+			}
+			a.rec.next(t, ctx, "bye")
+			h.waitFor(t, ctx, "BYE", func(x proxyHop) bool { return x.Method == "BYE" && !x.Response })
+		})
+	}
+}
+
+// TestRequestURITransport: sent straight to a Contact with ;transport=tcp
+// (as Lookup returns it), the INVITE goes over TCP even from an endpoint
+// configured for UDP (RFC 3263 §4.1).
+func TestRequestURITransport(t *testing.T) {
+	ctx := testCtx(t)
+	a := startEP(t, Config{Name: "alice", Identity: "sip:alice@a.example"})
+	b := startEP(t, Config{Name: "bob", Identity: "sip:bob@b.example"})
+	if err := a.Invite("t", "sip:bob@"+b.TCPAddr()+";transport=tcp", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if inv := b.rec.next(t, ctx, "invite"); inv.in.Transport != "TCP" {
+		t.Fatalf("INVITE over %s", inv.in.Transport)
 	}
 }

@@ -95,6 +95,15 @@ func bareURI(u sip.Uri) sip.Uri {
 	return c
 }
 
+// uriHost is host as a URI or Via needs it: an IPv6 address in brackets
+// (RFC 3261 §25.1), which is also the form sipgo parses and dials.
+func uriHost(host string) string {
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		return "[" + host + "]"
+	}
+	return host
+}
+
 // hostIsIP reports whether the URI's host is an IP literal, so that the URI
 // can be reached without DNS (sipx never resolves names).
 func hostIsIP(u sip.Uri) bool {
@@ -117,7 +126,7 @@ func (e *Endpoint) newVia(transport string) *sip.ViaHeader {
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
 		Transport:       transport,
-		Host:            e.cfg.Host,
+		Host:            uriHost(e.cfg.Host),
 		Port:            e.port(transport),
 		Params:          sip.NewParams(),
 	}
@@ -129,7 +138,7 @@ func (e *Endpoint) newVia(transport string) *sip.ViaHeader {
 // contactValue is our Contact for transport: where in-dialog requests reach
 // us (RFC 3261 §8.1.1.8), with the configured feature tags (RFC 3840).
 func (e *Endpoint) contactValue(user, transport string) string {
-	u := sip.Uri{Scheme: "sip", User: user, Host: e.cfg.Host, Port: e.port(transport)}
+	u := sip.Uri{Scheme: "sip", User: user, Host: uriHost(e.cfg.Host), Port: e.port(transport)}
 	if transport == "TCP" {
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", "tcp")

@@ -325,7 +325,7 @@ func (p *Proxy) onRequest(req *sip.Request) {
 	branch := p.branch(req)
 	added := func(outTp string) []sip.Header {
 		myVia := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: outTp,
-			Host: p.cfg.Host, Port: p.port(outTp), Params: sip.NewParams()}
+			Host: uriHost(p.cfg.Host), Port: p.port(outTp), Params: sip.NewParams()}
 		myVia.Params.Add("branch", branch)
 		var hs []sip.Header
 		if initial {
@@ -352,7 +352,7 @@ func (p *Proxy) onRequest(req *sip.Request) {
 
 // rrURI is our Record-Route entry for one transport (lr: we loose-route).
 func (p *Proxy) rrURI(transport string) sip.Uri {
-	u := sip.Uri{Scheme: "sip", Host: p.cfg.Host, Port: p.port(transport), UriParams: sip.NewParams()}
+	u := sip.Uri{Scheme: "sip", Host: uriHost(p.cfg.Host), Port: p.port(transport), UriParams: sip.NewParams()}
 	if transport == "TCP" {
 		u.UriParams.Add("transport", "tcp")
 	}

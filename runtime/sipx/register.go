@@ -62,7 +62,7 @@ func (e *Endpoint) Register(ctx context.Context, registrar, aor string, expires 
 	key := ruri.String() + "|" + aor
 	reg := e.regs[key]
 	if reg == nil {
-		reg = &registration{callID: randToken(16) + "@" + e.cfg.Host}
+		reg = &registration{callID: randToken(16) + "@" + uriHost(e.cfg.Host)}
 		e.regs[key] = reg
 	}
 	reg.cseq++

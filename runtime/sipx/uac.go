@@ -50,11 +50,17 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 		return fmt.Errorf("%w: %s (set Config.Proxy or address the first hop by IP)", ErrNoRoute, firstHop.String())
 	}
 
+	transport := e.cfg.Transport
+	if tp := uriTransport(firstHop); e.cfg.Proxy == "" && (tp == "UDP" || tp == "TCP") {
+		// Sent straight to a URI that names its transport (a Contact with
+		// ;transport=tcp from Lookup): honour it (RFC 3263 §4.1).
+		transport = tp
+	}
 	l := &legState{
 		id:         leg,
 		outgoing:   true,
-		transport:  e.cfg.Transport,
-		callID:     randToken(16) + "@" + e.cfg.Host,
+		transport:  transport,
+		callID:     randToken(16) + "@" + uriHost(e.cfg.Host),
 		localTag:   randToken(8),
 		local:      bareURI(e.identity),
 		remote:     bareURI(ruri),
@@ -132,7 +138,7 @@ func (e *Endpoint) appendOutboundRoute(req *sip.Request) {
 		return
 	}
 	host, port, _ := net.SplitHostPort(e.cfg.Proxy)
-	u := sip.Uri{Scheme: "sip", Host: host, UriParams: sip.NewParams()}
+	u := sip.Uri{Scheme: "sip", Host: uriHost(host), UriParams: sip.NewParams()}
 	fmt.Sscan(port, &u.Port)
 	u.UriParams.Add("lr", "")
 	req.AppendHeader(&sip.RouteHeader{Address: u})
