@@ -82,6 +82,9 @@ func TestDialogThroughProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.b.rec.next(t, ctx, "ack")
+			if cid := p.a.CallID("hop1"); cid == "" || cid != p.b.CallID(inv.leg) {
+				t.Errorf("Call-ID %q on the caller, %q on the callee", cid, p.b.CallID(inv.leg))
+			}
 
 			if tc.calleeByes {
 				if err := p.b.Bye(inv.leg); err != nil {
@@ -108,6 +111,9 @@ func TestDialogThroughProxy(t *testing.T) {
 			}
 			if err := p.b.Bye(inv.leg); !errors.Is(err, ErrUnknownLeg) {
 				t.Errorf("Bye after BYE: %v, want ErrUnknownLeg", err)
+			}
+			if p.a.CallID("hop1") != "" || p.b.CallID(inv.leg) != "" {
+				t.Error("CallID of an ended leg")
 			}
 			p.a.rec.none(t)
 			p.b.rec.none(t)

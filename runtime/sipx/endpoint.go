@@ -229,6 +229,18 @@ func (e *Endpoint) Close() error {
 	return e.closeErr
 }
 
+// CallID returns the Call-ID of leg's dialog, "" when the leg is unknown or
+// has ended: an identifier for traces that both ends of a hop share
+// (RFC 3261 §8.1.1.4).
+func (e *Endpoint) CallID(leg string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l := e.legs[leg]; l != nil {
+		return l.callID
+	}
+	return ""
+}
+
 // Done is closed once the endpoint has shut down (Close, or the end of the
 // context given to Start).
 func (e *Endpoint) Done() <-chan struct{} { return e.down }
