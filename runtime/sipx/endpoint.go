@@ -56,7 +56,8 @@ func (in IncomingInvite) Header(name string) string { return headerValue(in.Head
 // Handler receives what arrives. Every callback is optional. Callbacks run
 // one at a time on one goroutine per Endpoint, in the order the endpoint
 // accepted the messages, and must return quickly (post to a mailbox). For a
-// leg, Invite always comes first.
+// leg, Invite always comes first. A callback may call Answer, Reject, Ack,
+// Cancel or Bye, but not Close (Close waits for the running callback).
 type Handler struct {
 	// Invite reports a new dialog. The INVITE server transaction is held
 	// open until Answer or Reject (or Config.HoldTimeout).
