@@ -105,8 +105,13 @@ func decodeBody(body []byte, contentType, disposition string) ([]Part, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadBody, err)
 		}
+		ct := p.Header.Get("Content-Type")
+		if ct == "" {
+			// The MIME default (RFC 2046 §5.1).
+			ct = "text/plain"
+		}
 		parts = append(parts, Part{
-			ContentType: p.Header.Get("Content-Type"),
+			ContentType: ct,
 			Disposition: p.Header.Get("Content-Disposition"),
 			Body:        b,
 		})

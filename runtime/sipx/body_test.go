@@ -79,14 +79,15 @@ func TestBodyDecodeErrors(t *testing.T) {
 }
 
 // FuzzDecodeBody: arbitrary multipart bodies never panic, and whatever
-// decodes re-encodes to something that decodes the same.
+// decodes re-encodes to something that decodes the same — except a single
+// empty part, which as a SIP body is the same as no body at all.
 func FuzzDecodeBody(f *testing.F) {
 	body, ct, _, _ := encodeBody([]Part{{ContentType: "application/sdp", Body: []byte(sdpOffer)}, {ContentType: "application/resource-lists+xml", Disposition: "recipient-list", Body: resourceList(2)}})
 	f.Add(body, ct)
 	f.Add([]byte("--b\r\n\r\nx\r\n--b--\r\n"), "multipart/mixed;boundary=b")
 	f.Fuzz(func(t *testing.T, body []byte, ct string) {
 		parts, err := decodeBody(body, ct, "")
-		if err != nil {
+		if err != nil || (len(parts) == 1 && len(parts[0].Body) == 0) {
 			return
 		}
 		b2, ct2, d2, err := encodeBody(parts)
