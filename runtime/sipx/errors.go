@@ -14,7 +14,7 @@ var (
 	// ErrUnknownLeg: no leg with that id (never existed, or already ended).
 	ErrUnknownLeg = errors.New("sipx: unknown leg")
 	// ErrLegExists: Invite was given a leg id that is already in use, or one
-	// from the namespace sipx uses for incoming legs ("in:").
+	// of the form sipx gives incoming legs ("in:" and digits).
 	ErrLegExists = errors.New("sipx: leg id already in use")
 	// ErrWrongDirection: the call needs a leg of the other direction (Answer
 	// on a leg we originated, Cancel on a leg we received, ...).

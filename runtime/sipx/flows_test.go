@@ -330,3 +330,14 @@ func TestPreloadedRoute(t *testing.T) {
 		t.Errorf("bad Route: %v", err)
 	}
 }
+
+// TestReservedLegIDs pins the namespace rule: only the exact form of an incoming leg's id
+// is refused, so that a B2BUA can name a down leg after the incoming one it serves.
+func TestReservedLegIDs(t *testing.T) {
+	for id, want := range map[string]bool{"in:": true, "in:1": true, "in:42": true,
+		"in:1/0": false, "in:x": false, "clientA-1": false, "in": false} {
+		if got := reservedLeg(id); got != want {
+			t.Errorf("reservedLeg(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

@@ -1,12 +1,29 @@
 package sipx
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 )
 
-// inPrefix starts the ids sipx gives incoming legs; Invite refuses ids with
-// it so that the two namespaces never collide.
+// inPrefix starts the ids sipx gives incoming legs ("in:7"). Invite refuses
+// exactly that form, so that the two namespaces never collide, and accepts
+// ids derived from an incoming one ("in:7/2", a B2BUA's down leg).
 const inPrefix = "in:"
+
+// reservedLeg reports whether id has the form of an incoming leg's id.
+func reservedLeg(id string) bool {
+	n, ok := strings.CutPrefix(id, inPrefix)
+	if !ok || n == "" {
+		return ok
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // dialogID identifies a dialog from this endpoint's side (RFC 3261 §12):
 // Call-ID, local tag, remote tag.

@@ -16,7 +16,7 @@ import (
 const connectTimeout = 10 * time.Second
 
 // Invite starts a new dialog on leg (an id the caller chooses; it must not
-// be in use and must not start with "in:"): an INVITE to target with a new
+// be in use and must not have the form "in:N" of incoming legs): an INVITE to target with a new
 // Call-ID, From tag and CSeq 1 (RFC 3261 §8.1.1). From is Config.Identity;
 // from, if not empty, is carried as P-Asserted-Identity (RFC 3325). The
 // Request-URI and To are target. The INVITE goes to Config.Proxy as a
@@ -28,8 +28,8 @@ const connectTimeout = 10 * time.Second
 // Handler.Response reports the final response: each 2xx (retransmissions
 // too), or the one non-2xx, or a Local 408/503 when no response came.
 func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header) error {
-	if leg == "" || strings.HasPrefix(leg, inPrefix) {
-		return fmt.Errorf("%w: %q (empty or reserved prefix %q)", ErrLegExists, leg, inPrefix)
+	if leg == "" || reservedLeg(leg) {
+		return fmt.Errorf("%w: %q (empty, or the form %q+digits of incoming legs)", ErrLegExists, leg, inPrefix)
 	}
 	ruri, err := parseURI(target)
 	if err != nil {
