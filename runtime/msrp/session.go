@@ -78,6 +78,8 @@ type Session struct {
 	incoming map[string]*inMsg
 	outgoing map[string]*outMsg
 	isClose  bool
+	// dialed is the link Dial chose, until Bind sends on it.
+	dialed *Link
 
 	dead      map[string]int // failed incoming messages: the status their late chunks get
 	deadOrder []string
@@ -134,7 +136,41 @@ func (s *Session) Err() error {
 // the first hop of the remote path when the reuse policy allows, or dials a
 // new one, and binds it with a bodiless SEND (RFC 4975 §7.1.1). It returns
 // when that SEND is answered, or fails with its status as a *StatusError.
+// It is Dial, Bind and the wait for the answer.
 func (s *Session) Connect(ctx context.Context) (Link, error) {
+	s.mu.Lock()
+	if s.c != nil && s.dialed == nil {
+		l := s.link
+		s.mu.Unlock()
+		return l, nil // already connected
+	}
+	s.mu.Unlock()
+	if _, err := s.Dial(ctx); err != nil {
+		return Link{}, err
+	}
+	answered, err := s.Bind(ctx)
+	if err != nil {
+		return Link{}, err
+	}
+	select {
+	case err = <-answered:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	l, _ := s.Link()
+	return l, nil
+}
+
+// Dial is the first half of Connect: it takes or dials the connection and
+// attaches the session to it, but sends nothing, so that the peer cannot
+// know of the link yet. The Link it returns is not up: Bind makes it so. A
+// caller that must learn of its link before the peer does (a state machine
+// whose model says the opener's link is up before the passive end's) calls
+// Dial off its event loop and Bind on it.
+func (s *Session) Dial(ctx context.Context) (Link, error) {
 	remote := s.Remote()
 	if len(remote) == 0 {
 		return Link{}, fmt.Errorf("%w: no remote path to connect to", ErrNotConnected)
@@ -147,7 +183,7 @@ func (s *Session) Connect(ctx context.Context) (Link, error) {
 	case s.c != nil:
 		l := s.link
 		s.mu.Unlock()
-		return l, nil
+		return l, fmt.Errorf("%w: already connected", ErrSessionExists)
 	}
 	s.mu.Unlock()
 	mode := s.ep.cfg.Reuse
@@ -159,7 +195,6 @@ func (s *Session) Connect(ctx context.Context) (Link, error) {
 		return Link{}, err
 	}
 	carried, err := c.bind(s)
-	reused := pooled || carried
 	if err != nil {
 		return Link{}, err
 	}
@@ -173,28 +208,58 @@ func (s *Session) Connect(ctx context.Context) (Link, error) {
 		return Link{}, fmt.Errorf("%w: session bound concurrently", ErrSessionExists)
 	}
 	s.c = c
+	s.dialed = &Link{Active: true, Reused: pooled || carried, LocalAddr: c.nc.LocalAddr(), RemoteAddr: c.nc.RemoteAddr()}
+	l := *s.dialed
 	s.mu.Unlock()
-	// The bodiless SEND: Byte-Range 1-0/0 and no Content-Type (§7.1.1).
+	return l, nil
+}
+
+// Bind sends the bodiless SEND that binds a dialed session (RFC 4975
+// §7.1.1) and returns once it is written. The channel then yields the
+// answer: nil for 200, when the link is up (Up is closed and OnLinkUp
+// called first), or why it is not, after which the session is detached
+// from the connection. Messages sent after Bind returns follow the bind on
+// the wire.
+func (s *Session) Bind(ctx context.Context) (<-chan error, error) {
+	s.mu.Lock()
+	c, dialed := s.c, s.dialed
+	s.dialed = nil
+	s.mu.Unlock()
+	if c == nil || dialed == nil {
+		return nil, fmt.Errorf("%w: Bind needs a Dial first", ErrNotConnected)
+	}
+	// Byte-Range 1-0/0 and no Content-Type.
 	om := s.newOutMsg(NewMessageID(), 0, "", nil, false, ReportYes)
-	err = om.sendChunk(ctx, c, nil, 1, FlagEnd)
-	if err == nil {
-		om.lastSent()
-		var res Result
-		res, err = om.wait(ctx)
+	if err := om.sendChunk(ctx, c, nil, 1, FlagEnd); err != nil {
+		s.detach(c)
+		return nil, err
+	}
+	om.lastSent()
+	answered := make(chan error, 1)
+	go func() {
+		// The transaction timeout, a lost connection or Close end the wait.
+		res, err := om.wait(context.Background())
 		if err == nil && res.Status != StatusOK {
 			err = res.Err
 		}
-	}
-	if err != nil {
-		s.mu.Lock()
-		if s.c == c {
-			s.c = nil
+		if err != nil {
+			s.detach(c)
+		} else {
+			s.linkUp(c, true, dialed.Reused)
 		}
-		s.mu.Unlock()
-		c.unbind(s)
-		return Link{}, err
+		answered <- err
+	}()
+	return answered, nil
+}
+
+// detach undoes a Dial whose bind failed.
+func (s *Session) detach(c *conn) {
+	s.mu.Lock()
+	if s.c == c {
+		s.c = nil
 	}
-	return s.linkUp(c, true, reused), nil
+	s.mu.Unlock()
+	c.unbind(s)
 }
 
 func (s *Session) linkUp(c *conn, active, reused bool) Link {

@@ -612,3 +612,80 @@ func TestSessionAbortSharedConnection(t *testing.T) {
 		t.Fatalf("send to the aborted session = %v, want 481", err)
 	}
 }
+
+// TestDialThenBind: after Dial the peer cannot know of the link (nothing was sent); Bind
+// sends the bodiless SEND, the passive end is up first, then the answer makes the active
+// end up. A driver relies on this order to tell its machine before the peer's.
+func TestDialThenBind(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPair(t, Config{}, Config{})
+	if _, err := p.sa.Bind(ctx); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Bind before Dial = %v, want ErrNotConnected", err)
+	}
+	l, err := p.sa.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Active || l.Reused {
+		t.Errorf("Dial link = %+v, want active and new", l)
+	}
+	select {
+	case <-p.sb.Up():
+		t.Fatal("the passive end is up before anything was sent")
+	case <-p.sa.Up():
+		t.Fatal("the active end is up before the bind was answered")
+	default:
+	}
+	answered, err := p.sa.Bind(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-answered:
+	case <-ctx.Done():
+		t.Fatal("no answer to the bind")
+	}
+	if err != nil {
+		t.Fatalf("bind answered %v", err)
+	}
+	select {
+	case <-p.sb.Up():
+	default:
+		t.Fatal("the active end is up but the passive end is not")
+	}
+	<-p.sa.Up()
+	if _, err := p.sa.Dial(ctx); !errors.Is(err, ErrSessionExists) {
+		t.Errorf("second Dial = %v, want ErrSessionExists", err)
+	}
+	if _, err := p.sa.Connect(ctx); err != nil {
+		t.Errorf("Connect on a connected session = %v, want its link", err)
+	}
+}
+
+// TestBindUnknownSession: a bind the peer refuses comes back on the channel, and the
+// session is free to dial again.
+func TestBindUnknownSession(t *testing.T) {
+	ctx := testCtx(t)
+	a := newTestEndpoint(t, Config{})
+	b := newTestEndpoint(t, Config{UnknownSessionHold: -1})
+	s := mustSession(t, a.Endpoint, SessionConfig{Local: a.uri("aaaa"), Remote: Path{b.uri("nosuch")}})
+	if _, err := s.Dial(ctx); err != nil {
+		t.Fatal(err)
+	}
+	answered, err := s.Bind(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *StatusError
+	select {
+	case err = <-answered:
+	case <-ctx.Done():
+		t.Fatal("no answer to the bind")
+	}
+	if !errors.As(err, &se) || se.Code != StatusNoSession {
+		t.Fatalf("bind answered %v, want 481", err)
+	}
+	if _, ok := s.Link(); ok {
+		t.Error("the session is still attached after a refused bind")
+	}
+}
