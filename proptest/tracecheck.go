@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -91,54 +92,65 @@ func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Viol
 			changed = true
 		}
 	}
-	delivered := map[string]fsm.Event{}
+	// Each node's records are in the order its machine took them: that order is real.
+	// Between nodes, time stamps from different goroutines only approximate causality
+	// (a passive end may record its LinkUp before the opener's Connect returns), so the
+	// replay takes, at each step, the earliest record at the head of a node's queue that
+	// the simulator can deliver. Delivering a message only ever adds deliverable ones, so
+	// this greedy order finds a schedule whenever one exists that keeps every node's own
+	// order.
+	queues := map[string][]int{}
+	var nodes []string
+	total := 0
 	for n, r := range recs {
 		if r.Dir != "in" || r.Type == "Start" {
 			continue
 		}
-		role, ok := idx[r.Node]
-		if !ok {
+		if _, ok := idx[r.Node]; !ok {
 			return steps, nil, fmt.Errorf("proptest: record %d: the simulated group has no instance %q", n, r.Node)
 		}
-		leg, ok := simLeg[key(r.Node, r.Leg)]
-		if !ok {
-			leg, ok = w.ownLeg(role, r.Leg)
+		if _, ok := queues[r.Node]; !ok {
+			nodes = append(nodes, r.Node)
 		}
-		if !ok {
-			return steps, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on leg %s, which no INVITE of the trace set up", n, r.Node, r.Type, r.Leg)}, nil
-		}
+		queues[r.Node] = append(queues[r.Node], n)
+		total++
+	}
+	delivered := map[string]fsm.Event{}
+	for ; total > 0; total-- {
 		choices := w.Choices()
-		pick := -1
-		for i, c := range choices {
-			if w.matches(c, role, leg, r) {
-				pick = i
+		var heads []int
+		for _, node := range nodes {
+			if q := queues[node]; len(q) > 0 {
+				heads = append(heads, q[0])
+			}
+		}
+		sort.Ints(heads)
+		var stuck *Violation
+		taken := false
+		for _, n := range heads {
+			r := recs[n]
+			ok, v := w.replayOne(n, r, choices, simLeg[key(r.Node, r.Leg)], idx[r.Node], delivered)
+			if v != nil && v.Property != PropTrace {
+				return steps, v, nil
+			}
+			if ok {
+				queues[r.Node] = queues[r.Node][1:]
+				taken = true
 				break
 			}
-		}
-		if pick < 0 && r.Type == "Timeout" {
-			if le := w.dialog(leg); le != nil && le.timer[w.endOf(role, leg)] {
-				pick = len(choices)
-				choices = append(choices, Choice{Kind: ChooseTimer, leg: w.legNo(leg), dir: w.endOf(role, leg)})
+			if stuck == nil {
+				stuck = v
 			}
 		}
-		dk := r.Node + "\x00" + string(leg) + "\x00" + r.Type
-		if pick < 0 {
-			if ev, seen := delivered[dk]; seen && isSIP(r.Type) {
-				// A SIP retransmission (UDP): the machine takes the same message again.
-				w.record(Step{From: w.names[role], To: w.names[role], Label: "retransmitted " + r.Type, Note: true})
-				if v := w.step(role, ev); v != nil {
-					return steps, v, nil
-				}
-				continue
+		if !taken {
+			var waiting []string
+			for _, n := range heads[1:] {
+				waiting = append(waiting, fmt.Sprintf("%s %s on %s (record %d)", recs[n].Node, recs[n].Type, recs[n].Leg, n))
 			}
-			return steps, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on %s (chunk %d), which the spec could not deliver then; deliverable: %s",
-				n, r.Node, r.Type, leg, r.Chunk, w.describeAll(choices))}, nil
-		}
-		if c := choices[pick]; c.Kind == ChooseItem && w.net.bag[c.item].kind == itSIP {
-			delivered[dk] = w.net.bag[c.item].ev
-		}
-		if v := w.Apply(choices[pick]); v != nil {
-			return steps, v, nil
+			if len(waiting) > 0 {
+				stuck.Detail += "; the other nodes' next records: " + strings.Join(waiting, ", ")
+			}
+			return steps, stuck, nil
 		}
 	}
 	if complete {
@@ -148,6 +160,44 @@ func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Viol
 		return steps, w.quiescent(), nil
 	}
 	return steps, nil, nil
+}
+
+// replayOne delivers record n if the simulator can: it reports whether it did, and a
+// PropTrace violation saying why not, or any other violation the delivery caused.
+func (w *World) replayOne(n int, r TraceRecord, choices []Choice, leg core.LegID, role int, delivered map[string]fsm.Event) (bool, *Violation) {
+	if leg == "" {
+		var ok bool
+		if leg, ok = w.ownLeg(role, r.Leg); !ok {
+			return false, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on leg %s, which no INVITE of the trace set up", n, r.Node, r.Type, r.Leg)}
+		}
+	}
+	pick := -1
+	for i, c := range choices {
+		if w.matches(c, role, leg, r) {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 && r.Type == "Timeout" {
+		if le := w.dialog(leg); le != nil && le.timer[w.endOf(role, leg)] {
+			pick = len(choices)
+			choices = append(choices, Choice{Kind: ChooseTimer, leg: w.legNo(leg), dir: w.endOf(role, leg)})
+		}
+	}
+	dk := r.Node + "\x00" + string(leg) + "\x00" + r.Type
+	if pick < 0 {
+		if ev, seen := delivered[dk]; seen && isSIP(r.Type) {
+			// A SIP retransmission (UDP): the machine takes the same message again.
+			w.record(Step{From: w.names[role], To: w.names[role], Label: "retransmitted " + r.Type, Note: true})
+			return true, w.step(role, ev)
+		}
+		return false, &Violation{PropTrace, fmt.Sprintf("record %d: %s took %s on %s (chunk %d), which the spec could not deliver then; deliverable: %s",
+			n, r.Node, r.Type, leg, r.Chunk, w.describeAll(choices))}
+	}
+	if c := choices[pick]; c.Kind == ChooseItem && w.net.bag[c.item].kind == itSIP {
+		delivered[dk] = w.net.bag[c.item].ev
+	}
+	return true, w.Apply(choices[pick])
 }
 
 func isSIP(t string) bool {
