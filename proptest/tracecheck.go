@@ -154,6 +154,9 @@ func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Viol
 		}
 	}
 	if complete {
+		if v := w.absorb(); v != nil {
+			return steps, v, nil
+		}
 		if len(w.Choices()) > 0 {
 			return steps, &Violation{PropTrace, "the run ended with messages still in flight in the replay: " + w.describeAll(w.Choices())}, nil
 		}
@@ -198,6 +201,44 @@ func (w *World) replayOne(n int, r TraceRecord, choices []Choice, leg core.LegID
 		delivered[dk] = w.net.bag[c.item].ev
 	}
 	return true, w.Apply(choices[pick])
+}
+
+// absorb takes out of the network what a real run leaves no record of when it ends: a
+// CANCEL for an INVITE that already had its final response (the SIP stack answers it
+// itself and tells no machine, RFC 3261 §9.2; its sender may not even have put it on the
+// wire), and MSRP frames and link failures headed for a link end that its role already
+// closed (a closed session drops them, or the connection under it is gone).
+func (w *World) absorb() *Violation {
+	for changed := true; changed; {
+		changed = false
+		for i := 0; i < len(w.net.bag); i++ {
+			it := w.net.bag[i]
+			lo := w.dialog(it.leg)
+			switch {
+			case it.kind == itSIP && it.ev.Kind() == "CancelReceived" && lo != nil && (lo.oks > 0 || lo.rejects > 0):
+				w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "CANCEL absorbed: the INVITE had its final response", Note: true})
+			case it.kind == itFail && lo != nil && lo.closed[w.endOf(it.to, it.leg)]:
+				w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "link failure absorbed: the end was closed", Note: true})
+			default:
+				continue
+			}
+			w.net.take(i)
+			changed = true
+			break
+		}
+		for li := range w.net.legs {
+			le := &w.net.legs[li]
+			for dir := 0; dir < 2; dir++ {
+				if len(le.chans[dir]) > 0 && le.closed[1-dir] {
+					if v := w.frame(li, dir); v != nil {
+						return v
+					}
+					changed = true
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func isSIP(t string) bool {

@@ -12,9 +12,12 @@
 package main
 
 import (
+	"log/slog"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cpmlink/cpmlink/runtime/sipx"
 	"io"
 	"os"
 	"sort"
@@ -34,6 +37,8 @@ func register(name, summary string, run func(args []string, stdout, stderr io.Wr
 }
 
 func main() {
+	// sipgo logs connection bookkeeping process-wide; cpmlink reports what matters itself.
+	sipx.SetLibraryLogger(slog.New(slog.DiscardHandler))
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -291,3 +291,8 @@ func (e *Endpoint) postFailed(l *legState, err error) {
 		e.post(func() { e.h.Failed(id, err) })
 	}
 }
+
+// SetLibraryLogger sets the logger of sipgo's own process-wide messages (those it logs
+// outside any endpoint, such as connection bookkeeping on shutdown). It affects every
+// endpoint of the process: call it once, from main or TestMain.
+func SetLibraryLogger(l *slog.Logger) { sip.SetDefaultLogger(l) }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/proptest"
+	"github.com/cpmlink/cpmlink/runtime"
+)
+
+func init() {
+	register("demo", "run every role on loopback and send a large message to a group", runDemo)
+}
+
+// hopRow is one line of the demo's per-hop table.
+type hopRow struct {
+	Hop     string `json:"hop"`
+	Member  string `json:"member,omitempty"`
+	Opener  string `json:"opener"`
+	Peer    string `json:"peer"`
+	Trigger string `json:"trigger"`
+	Reused  bool   `json:"reused"`
+}
+
+type memberRow struct {
+	Member   string `json:"member"`
+	SHA256   string `json:"sha256"`
+	Bytes    int64  `json:"bytes"`
+	Outcome  string `json:"outcome"`
+	Intact   bool   `json:"intact"`
+	StoredAt string `json:"file,omitempty"`
+}
+
+type demoJSON struct {
+	Variant    string      `json:"variant"`
+	Members    int         `json:"members"`
+	PFBs       int         `json:"pfbs"`
+	Transport  string      `json:"transport"`
+	Bytes      int64       `json:"bytes"`
+	Delivered  int         `json:"delivered"`
+	Failed     int         `json:"failed"`
+	SHA256Sent string      `json:"sha256_sent"`
+	PerMember  []memberRow `json:"per_member"`
+	Hops       []hopRow    `json:"hops"`
+	SetupMS    int64       `json:"setup_ms"`
+	DeliveryMS int64       `json:"delivery_ms"`
+	TeardownMS int64       `json:"teardown_ms"`
+	Trace      string      `json:"trace"`
+	Validation string      `json:"trace_validation"`
+	Out        string      `json:"out"`
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("demo", stderr)
+	variant := fs.String("variant", "fig1", "variant `name` (see docs/variants.md)")
+	members := fs.Int("members", 5, "group members")
+	pfbs := fs.Int("pfbs", 2, "terminating PFs the members are spread over")
+	size := fs.String("size", "2MB", "message size (K, M, G are powers of 1024)")
+	transport := fs.String("transport", "udp", "SIP transport: udp or tcp")
+	sipCore := fs.String("sip-core", "", "external SIP/IP core `host:port` (default: the embedded one)")
+	out := fs.String("out", "cpmlink-demo", "`directory` for the trace, the diagrams and the members' stores")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	chunk := fs.String("chunk", "64KiB", "MSRP chunk size")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	v, ok := fsm.VariantByName(*variant)
+	if !ok {
+		return fail(stderr, "unknown variant %q", *variant)
+	}
+	n, err := runtime.ParseSize(*size)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	chunkSize, err := runtime.ParseSize(*chunk)
+	if err != nil || chunkSize < 1 {
+		return fail(stderr, "bad --chunk %q", *chunk)
+	}
+	if *transport != "udp" && *transport != "tcp" {
+		return fail(stderr, "--transport must be udp or tcp")
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fail(stderr, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	// The message: random bytes, written once so that the members' copies can be compared.
+	sentPath := filepath.Join(*out, "sent.bin")
+	sent, err := writeRandom(sentPath, n)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	traceFile, err := os.Create(filepath.Join(*out, "trace.ndjson"))
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer traceFile.Close()
+	var recs []runtime.Record
+	tracer := runtime.NewTracer(traceFile, &recs)
+	g, err := runtime.StartGroup(ctx, runtime.GroupConfig{Variant: v, Members: *members, PFBs: *pfbs, Transport: *transport,
+		SIPCore: *sipCore, StoreDir: filepath.Join(*out, "members"), ChunkSize: int(chunkSize), Trace: tracer})
+	if err != nil {
+		return fail(stderr, "starting the group: %v", err)
+	}
+	defer g.Close()
+
+	start := time.Now()
+	outcome, sendErr := g.ClientA.Send(ctx, runtime.GroupURI, nil, runtime.Message{
+		Open:        func() (io.ReadCloser, error) { return os.Open(sentPath) },
+		Size:        n,
+		ContentType: "application/octet-stream",
+	})
+	delivered := time.Since(start)
+	idleErr := g.WaitIdle(ctx)
+	teardown := time.Since(start)
+
+	res := demoJSON{Variant: v.Name, Members: *members, PFBs: *pfbs, Transport: *transport, Bytes: n, SHA256Sent: sent,
+		Trace: filepath.Join(*out, "trace.ndjson"), Out: *out}
+	ok = sendErr == nil && idleErr == nil
+	var last time.Time
+	for i, m := range g.Members {
+		row := memberRow{Member: runtime.MemberURI(i, *pfbs), Outcome: outcome.Of(runtime.MemberURI(i, *pfbs)).String()}
+		for _, r := range m.Received() {
+			row.SHA256, row.Bytes, row.StoredAt = r.SHA256, r.Bytes, r.File
+			if r.At.After(last) {
+				last = r.At
+			}
+		}
+		row.Intact = row.SHA256 == sent && row.Bytes == n
+		if row.Intact {
+			res.Delivered++
+		} else {
+			res.Failed++
+			ok = false
+		}
+		res.PerMember = append(res.PerMember, row)
+	}
+	res.Hops, res.SetupMS = hopTable(v, recs, start)
+	if !last.IsZero() {
+		res.DeliveryMS = last.Sub(start).Milliseconds()
+	} else {
+		res.DeliveryMS = delivered.Milliseconds()
+	}
+	res.TeardownMS = teardown.Milliseconds()
+
+	// The diagrams of what happened and the check against the spec both read the trace
+	// file back: what a user finds in --out is what was checked.
+	cfg := proptest.Config{Variant: v, Members: *members, PFBs: *pfbs}
+	trace, err := readTrace(res.Trace)
+	if err != nil {
+		return fail(stderr, "reading the trace back: %v", err)
+	}
+	// A run that failed before any chunk moved still replays with a one-chunk message.
+	cfg.Chunks = max(1, trace.Chunks)
+	d := trace.Diagram(cfg, v.Name+": what happened")
+	if err := os.WriteFile(filepath.Join(*out, "sequence.mmd"), []byte(d.Mermaid()), 0o644); err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if err := os.WriteFile(filepath.Join(*out, "sequence.svg"), d.SVG(), 0o644); err != nil {
+		return fail(stderr, "%v", err)
+	}
+	// The run, checked against the spec: replayed as a schedule of the simulator.
+	res.Validation = validateRun(cfg, trace, idleErr == nil)
+	if !strings.HasPrefix(res.Validation, "ok") {
+		ok = false
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(res)
+	} else {
+		printDemo(stdout, res)
+		if sendErr != nil {
+			fmt.Fprintf(stdout, "\nsender: %v\n", sendErr)
+		}
+		if idleErr != nil {
+			fmt.Fprintf(stdout, "teardown: %v\n", idleErr)
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+func writeRandom(path string, n int64) (string, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, n); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), f.Close()
+}
+
+// hopTable reads, from the trace, who opened (or reused) each hop's link, and when the
+// last link came up.
+func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, int64) {
+	var rows []hopRow
+	var lastUp time.Time
+	for _, r := range recs {
+		if r.Dir == "in" && r.Type == "LinkUp" && r.Time.After(lastUp) {
+			lastUp = r.Time
+		}
+		if r.Dir != "out" || (r.Type != "OpenLink" && r.Type != "ReuseLink") {
+			continue
+		}
+		h := hopIndex(r.Hop)
+		row := hopRow{Hop: r.Hop, Opener: r.Node, Reused: r.Type == "ReuseLink"}
+		if h >= 0 {
+			row.Trigger = v.Trigger[h].String()
+			ends := fsm.HopEnds[h]
+			row.Peer = ends[0].String()
+			if row.Peer == r.Role {
+				row.Peer = ends[1].String()
+			}
+		}
+		rows = append(rows, row)
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Hop < rows[j].Hop })
+	var setup int64
+	if !lastUp.IsZero() {
+		setup = lastUp.Sub(start).Milliseconds()
+	}
+	return rows, setup
+}
+
+func hopIndex(name string) int {
+	for h := fsm.Hop(0); h < fsm.NumHops; h++ {
+		if h.String() == name {
+			return int(h)
+		}
+	}
+	return -1
+}
+
+func printDemo(w io.Writer, r demoJSON) {
+	fmt.Fprintf(w, "cpmlink demo: variant %s, %d members over %d PF-Bs, SIP over %s, %d bytes\n\n", r.Variant, r.Members, r.PFBs, r.Transport, r.Bytes)
+	fmt.Fprintf(w, "%-5s %-9s %-8s %-14s %s\n", "hop", "opener", "peer", "trigger", "connection")
+	for _, h := range r.Hops {
+		conn := "new"
+		if h.Reused {
+			conn = "reused"
+		}
+		fmt.Fprintf(w, "%-5s %-9s %-8s %-14s %s\n", h.Hop, h.Opener, h.Peer, h.Trigger, conn)
+	}
+	fmt.Fprintf(w, "\ntimings: all hops up %d ms after the INVITE, last byte delivered at %d ms, sessions ended at %d ms\n\n", r.SetupMS, r.DeliveryMS, r.TeardownMS)
+	fmt.Fprintf(w, "%-22s %-64s %s\n", "sender", r.SHA256Sent, "")
+	for _, m := range r.PerMember {
+		mark := "OK"
+		if !m.Intact {
+			mark = "MISMATCH (" + m.Outcome + ")"
+		}
+		fmt.Fprintf(w, "%-22s %-64s %s\n", m.Member, m.SHA256, mark)
+	}
+	fmt.Fprintf(w, "\n%d delivered byte-exact, %d failed. Trace validation: %s\n", r.Delivered, r.Failed, r.Validation)
+	fmt.Fprintf(w, "Wrote %s, %s and %s.\n", r.Trace, filepath.Join(r.Out, "sequence.mmd"), filepath.Join(r.Out, "sequence.svg"))
+}
+
+// validateRun replays the run's trace against the spec (proptest.ValidateTrace).
+func validateRun(cfg proptest.Config, t *proptest.Trace, complete bool) string {
+	_, viol, err := proptest.ValidateTrace(cfg, t.Records, complete)
+	switch {
+	case err != nil:
+		return "error: " + err.Error()
+	case viol != nil:
+		return "VIOLATED " + viol.Error()
+	}
+	return fmt.Sprintf("ok (%d events replayed through the spec's checkers)", len(t.Records))
+}
+
+func readTrace(path string) (*proptest.Trace, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return proptest.ReadTrace(f)
+}

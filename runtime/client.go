@@ -1,0 +1,142 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// MemberResult is one member's outcome as the transmitter learned it.
+type MemberResult struct {
+	Member  string
+	Outcome core.Outcome
+}
+
+// resultSet collects a transmitter's Result and Fail actions.
+type resultSet struct {
+	mu      sync.Mutex
+	members map[string]core.Outcome
+	rest    core.Outcome
+	changed chan struct{}
+}
+
+func newResultSet() *resultSet {
+	return &resultSet{members: map[string]core.Outcome{}, changed: make(chan struct{}, 1)}
+}
+
+func (r *resultSet) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *resultSet) record(member string, o core.Outcome) {
+	r.mu.Lock()
+	r.members[member] = o
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *resultSet) failRest(status int) {
+	r.mu.Lock()
+	r.rest = core.FailedOutcome(status)
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *resultSet) snapshot() ([]MemberResult, core.Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]MemberResult, 0, len(r.members))
+	for m, o := range r.members {
+		out = append(out, MemberResult{m, o})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Member < out[j].Member })
+	return out, r.rest
+}
+
+// Outcome is what a transmitter learned about one message.
+type Outcome struct {
+	// Members are the members it heard of, each with its outcome.
+	Members []MemberResult
+	// Rest, when final, applies to every member not listed: the session failed before
+	// their outcome came back (with the SIP or MSRP status that says why).
+	Rest core.Outcome
+}
+
+// Of returns the outcome of a member.
+func (o Outcome) Of(member string) core.Outcome {
+	for _, m := range o.Members {
+		if m.Member == member {
+			return m.Outcome
+		}
+	}
+	return o.Rest
+}
+
+// ErrNotTransmitter is returned by Send on a node that is not a ClientA.
+var ErrNotTransmitter = errors.New("runtime: only a transmitter (ClientA) sends")
+
+// Send hands the transmitter a message for a group (a pre-defined group URI, or an ad-hoc
+// list of members) and waits until its machine knows every member's outcome, or ctx ends.
+// It returns what the transmitter learned either way.
+func (n *Node) Send(ctx context.Context, target string, members []string, msg Message) (Outcome, error) {
+	if n.cfg.Kind != fsm.RoleClientA {
+		return Outcome{}, ErrNotTransmitter
+	}
+	if msg.To == "" {
+		msg.To = target
+	}
+	n.post(func() {
+		n.media.source = &msg
+		n.step(fsm.Start{Target: target, Members: members})
+	})
+	for {
+		complete := make(chan bool, 1)
+		n.post(func() {
+			ss := n.role.Sessions()
+			complete <- len(ss) > 0 && ss[len(ss)-1].Results.Complete()
+		})
+		select {
+		case done := <-complete:
+			if done {
+				ms, rest := n.results.snapshot()
+				return Outcome{Members: ms, Rest: rest}, nil
+			}
+		case <-ctx.Done():
+			ms, rest := n.results.snapshot()
+			return Outcome{Members: ms, Rest: rest}, fmt.Errorf("runtime: waiting for the outcome: %w", ctx.Err())
+		}
+		select {
+		case <-n.results.changed:
+		case <-ctx.Done():
+			ms, rest := n.results.snapshot()
+			return Outcome{Members: ms, Rest: rest}, fmt.Errorf("runtime: waiting for the outcome: %w", ctx.Err())
+		}
+	}
+}
+
+// Received lists the messages a receiver stored, complete and byte-exact.
+func (n *Node) Received() []Received { return n.media.receivedMessages() }
+
+// WaitIdle waits until every session of the node's machine is over (BYE done, links
+// closed), bounded by ctx.
+func (n *Node) WaitIdle(ctx context.Context) error {
+	for {
+		idle, changed := n.state()
+		if idle {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("runtime: %s: waiting for every session to end: %w", n.cfg.Name, ctx.Err())
+		}
+	}
+}

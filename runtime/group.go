@@ -1,0 +1,194 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+	"github.com/cpmlink/cpmlink/runtime/sipx"
+)
+
+// GroupURI is the pre-defined group of a Group.
+const GroupURI = "sip:group@cf.example"
+
+// AdHocURI is where a Group's transmitter sends an ad-hoc group: the CF's conference
+// factory (the INVITE carries the member list, RFC 5366).
+const AdHocURI = "sip:adhoc@cf.example"
+
+// SenderURI is the transmitter's identity in a Group.
+const SenderURI = "sip:alice@a.example"
+
+// GroupConfig describes a whole deployment in one process: every role on loopback, as
+// `cpmlink demo` and the tests run it. Names and topology follow the simulator's (member i
+// behind PF-B (i mod PFBs)+1), so that a run's trace can be replayed against the spec.
+type GroupConfig struct {
+	Variant   fsm.Variant
+	Members   int
+	PFBs      int
+	Transport string // "udp" or "tcp"
+	// SIPCore is an external SIP/IP core (host:port); empty starts the embedded one.
+	SIPCore string
+	// Answers gives members a policy other than accepting (by member index).
+	Answers   map[int]core.Answer
+	StoreDir  string
+	ChunkSize int
+	Guard     time.Duration
+	Host      string
+	Trace     *Tracer
+	Logger    *slog.Logger
+}
+
+// Group is a running deployment.
+type Group struct {
+	cfg     GroupConfig
+	core    *sipx.Proxy
+	ClientA *Node
+	PFA     *Node
+	CF      *Node
+	PFBs    []*Node
+	Members []*Node
+}
+
+// MemberURI is the SIP URI of member i (from 0).
+func MemberURI(i, pfbs int) string { return fmt.Sprintf("sip:m%d@b%d.example", i+1, i%pfbs+1) }
+
+// Nodes lists every node.
+func (g *Group) Nodes() []*Node {
+	out := []*Node{g.ClientA, g.PFA, g.CF}
+	out = append(out, g.PFBs...)
+	return append(out, g.Members...)
+}
+
+// CoreAddr is where the SIP/IP core listens.
+func (g *Group) CoreAddr() string {
+	if g.core != nil {
+		return g.core.UDPAddr()
+	}
+	return g.cfg.SIPCore
+}
+
+// StartGroup starts the SIP/IP core and every role instance, and registers the clients
+// with their PFs.
+func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
+	if cfg.Members < 1 || cfg.PFBs < 1 {
+		return nil, errors.New("runtime: a group needs at least one member and one PF-B")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	g = &Group{cfg: cfg}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	proxy := cfg.SIPCore
+	if proxy == "" {
+		// The embedded core is started first with no routes; they are added once the
+		// roles' ports are known.
+		g.core, err = sipx.StartProxy(ctx, sipx.ProxyConfig{Host: cfg.Host, Routes: map[string]string{}, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		proxy = g.core.UDPAddr()
+	}
+	node := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) (*Node, error) {
+		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Variant: cfg.Variant, Proxy: proxy,
+			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger}
+		if extra != nil {
+			extra(&nc)
+		}
+		return StartNode(ctx, nc)
+	}
+	var members []string
+	for i := 0; i < cfg.Members; i++ {
+		members = append(members, MemberURI(i, cfg.PFBs))
+	}
+	if g.PFA, err = node(fsm.RolePFA, "pfa", "sip:pf@a.example", nil); err != nil {
+		return nil, err
+	}
+	if g.CF, err = node(fsm.RoleCF, "cf", "sip:cf@cf.example", func(c *NodeConfig) {
+		c.Groups = map[string]core.Group{GroupURI: {Members: members, Senders: []string{SenderURI}}}
+	}); err != nil {
+		return nil, err
+	}
+	routes := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": g.CF.SIPAddr()}
+	for j := 0; j < cfg.PFBs; j++ {
+		n, err := node(fsm.RolePFB, "pfb"+strconv.Itoa(j+1), fmt.Sprintf("sip:pf@b%d.example", j+1), nil)
+		if err != nil {
+			return nil, err
+		}
+		g.PFBs = append(g.PFBs, n)
+		routes[fmt.Sprintf("b%d.example", j+1)] = n.SIPAddr()
+	}
+	if g.core != nil {
+		g.core.SetRoutes(routes)
+	}
+	for i := 0; i < cfg.Members; i++ {
+		pfb := g.PFBs[i%cfg.PFBs]
+		n, err := node(fsm.RoleClientB, "m"+strconv.Itoa(i+1), members[i], func(c *NodeConfig) {
+			c.OriginatingPF = pfb.SIPAddr()
+			c.Answer = cfg.Answers[i]
+			if cfg.StoreDir != "" {
+				c.StoreDir = filepath.Join(cfg.StoreDir, "m"+strconv.Itoa(i+1))
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.Members = append(g.Members, n)
+	}
+	if g.ClientA, err = node(fsm.RoleClientA, "clientA", SenderURI, func(c *NodeConfig) { c.OriginatingPF = g.PFA.SIPAddr() }); err != nil {
+		return nil, err
+	}
+	for _, n := range append([]*Node{g.ClientA}, g.Members...) {
+		if err := n.Register(ctx, time.Hour); err != nil {
+			return nil, fmt.Errorf("runtime: %s registering: %w", n.Name(), err)
+		}
+	}
+	return g, nil
+}
+
+// Routes returns the static routing table a SIP/IP core needs for this group: domain to
+// the SIP address of the role serving it.
+func (g *Group) Routes() map[string]string {
+	r := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": g.CF.SIPAddr()}
+	for j, n := range g.PFBs {
+		r[fmt.Sprintf("b%d.example", j+1)] = n.SIPAddr()
+	}
+	return r
+}
+
+// Close stops every node and the core.
+func (g *Group) Close() error {
+	var errs []error
+	for _, n := range g.Nodes() {
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
+	}
+	if g.core != nil {
+		errs = append(errs, g.core.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// WaitIdle waits until every node's machine has ended all its sessions (BYE done, links
+// closed), bounded by ctx.
+func (g *Group) WaitIdle(ctx context.Context) error {
+	for _, n := range g.Nodes() {
+		if err := n.WaitIdle(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+	"github.com/cpmlink/cpmlink/proptest"
+	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/sipx"
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package when a test leaves a goroutine behind.
+func TestMain(m *testing.M) {
+	sipx.SetLibraryLogger(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
+
+// testCtx bounds every wait of a test: nothing here sleeps.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func payload(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// groupRun is one message sent to a group started on loopback, and what came of it.
+type groupRun struct {
+	g       *runtime.Group
+	outcome runtime.Outcome
+	sendErr error
+	trace   bytes.Buffer
+	members []string
+}
+
+// sendToGroup starts a group, sends msg to it (pre-defined, or ad-hoc with the same
+// members), waits for every session to end and stops the group.
+func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adhoc bool, msg []byte) *groupRun {
+	t.Helper()
+	r := &groupRun{}
+	cfg.Trace = runtime.NewTracer(&r.trace, nil)
+	g, err := runtime.StartGroup(ctx, cfg)
+	if err != nil {
+		t.Fatalf("starting the group: %v", err)
+	}
+	r.g = g
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Errorf("closing the group: %v", err)
+		}
+	})
+	for i := 0; i < cfg.Members; i++ {
+		r.members = append(r.members, runtime.MemberURI(i, cfg.PFBs))
+	}
+	target, list := runtime.GroupURI, []string(nil)
+	if adhoc {
+		target, list = runtime.AdHocURI, r.members
+	}
+	r.outcome, r.sendErr = g.ClientA.Send(ctx, target, list, runtime.Message{
+		Open:        func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(msg)), nil },
+		Size:        int64(len(msg)),
+		ContentType: "application/octet-stream",
+	})
+	if r.sendErr != nil {
+		t.Fatalf("send: %v (outcome so far %+v)", r.sendErr, r.outcome)
+	}
+	if err := g.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkDelivered: every member but those in failed holds msg byte-exact and the sender
+// was told so; each failed member's outcome carries the status given.
+func (r *groupRun) checkDelivered(t *testing.T, msg []byte, failed map[int]int) {
+	t.Helper()
+	want := sum(msg)
+	for i, m := range r.g.Members {
+		got := r.outcome.Of(r.members[i])
+		if st, ok := failed[i]; ok {
+			if got.Kind != core.Failed || got.Status != st {
+				t.Errorf("%s: sender learned %v, want failed %d", r.members[i], got, st)
+			}
+			if n := len(m.Received()); n != 0 {
+				t.Errorf("%s failed but stored %d messages", r.members[i], n)
+			}
+			continue
+		}
+		if got.Kind != core.Delivered {
+			t.Errorf("%s: sender learned %v, want delivered", r.members[i], got)
+		}
+		rec := m.Received()
+		if len(rec) != 1 {
+			t.Errorf("%s stored %d messages, want 1", r.members[i], len(rec))
+			continue
+		}
+		if rec[0].SHA256 != want || rec[0].Bytes != int64(len(msg)) {
+			t.Errorf("%s stored %d bytes with SHA-256 %s, want %d bytes %s", r.members[i], rec[0].Bytes, rec[0].SHA256, len(msg), want)
+		}
+	}
+}
+
+// validate replays the run's trace through the spec's checkers.
+func (r *groupRun) validate(t *testing.T, cfg proptest.Config) {
+	t.Helper()
+	tr, err := proptest.ReadTrace(bytes.NewReader(r.trace.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Chunks = max(1, tr.Chunks)
+	if _, v, err := proptest.ValidateTrace(cfg, tr.Records, true); err != nil || v != nil {
+		t.Errorf("the run's trace is not a behaviour of the spec: %v %v", err, v)
+		// CPMLINK_TRACE_DIR keeps the traces of failed runs for a look.
+		if dir := os.Getenv("CPMLINK_TRACE_DIR"); dir != "" {
+			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".ndjson")
+			if err := os.WriteFile(name, r.trace.Bytes(), 0o644); err == nil {
+				t.Logf("trace in %s", name)
+			}
+		}
+	}
+}
+
+// TestEveryVariant is the matrix: every named variant of the spec, SIP over UDP and TCP,
+// a pre-defined and an ad-hoc group, three members over two PF-Bs (m1 and m3 share
+// pfb1, so a variant with reuse shares a hop3 connection), a message of several chunks.
+// Each run must deliver byte-exact to every member, tell the sender so per member, end
+// every session, and leave a trace that the simulator accepts as one of its behaviours.
+func TestEveryVariant(t *testing.T) {
+	msg := payload(100<<10+7, 1)
+	for _, v := range fsm.Variants {
+		for _, transport := range []string{"udp", "tcp"} {
+			for _, adhoc := range []bool{false, true} {
+				kind := "predefined"
+				if adhoc {
+					kind = "adhoc"
+				}
+				t.Run(fmt.Sprintf("%s/%s/%s", v.Name, transport, kind), func(t *testing.T) {
+					t.Parallel()
+					ctx := testCtx(t, time.Minute)
+					cfg := runtime.GroupConfig{Variant: v, Members: 3, PFBs: 2, Transport: transport, ChunkSize: 16 << 10, StoreDir: t.TempDir()}
+					r := sendToGroup(t, ctx, cfg, adhoc, msg)
+					r.checkDelivered(t, msg, nil)
+					r.validate(t, proptest.Config{Variant: v, Members: 3, PFBs: 2})
+				})
+			}
+		}
+	}
+}
+
+// TestMemberFailures: a member that declines, and one that never answers, fail alone;
+// the others get the message and the sender learns each outcome with its status.
+func TestMemberFailures(t *testing.T) {
+	for _, name := range []string{"fig1", "fig3", "fig5"} {
+		v, _ := fsm.VariantByName(name)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t, time.Minute)
+			msg := payload(40<<10, 2)
+			cfg := runtime.GroupConfig{Variant: v, Members: 4, PFBs: 2, ChunkSize: 8 << 10, StoreDir: t.TempDir(),
+				Guard: 2 * time.Second,
+				Answers: map[int]core.Answer{
+					1: {Mode: core.AnswerDecline, Status: 486},
+					2: {Mode: core.AnswerSilent},
+				}}
+			r := sendToGroup(t, ctx, cfg, false, msg)
+			r.checkDelivered(t, msg, map[int]int{1: 486, 2: 408})
+			r.validate(t, proptest.Config{Variant: v, Members: 4, PFBs: 2, Faults: map[int]proptest.Fault{
+				1: {Kind: proptest.Decline, Status: 486},
+				2: {Kind: proptest.Silent},
+			}})
+		})
+	}
+}
