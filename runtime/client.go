@@ -123,7 +123,26 @@ func (n *Node) Send(ctx context.Context, target string, members []string, msg Me
 }
 
 // Received lists the messages a receiver stored, complete and byte-exact.
-func (n *Node) Received() []Received { return n.media.receivedMessages() }
+func (n *Node) Received() []Received {
+	r, _ := n.media.receivedMessages()
+	return r
+}
+
+// WaitReceived waits until the receiver has stored more than after messages and returns
+// them all, bounded by ctx.
+func (n *Node) WaitReceived(ctx context.Context, after int) ([]Received, error) {
+	for {
+		r, arrived := n.media.receivedMessages()
+		if len(r) > after {
+			return r, nil
+		}
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return r, fmt.Errorf("runtime: %s: waiting for a message: %w", n.cfg.Name, ctx.Err())
+		}
+	}
+}
 
 // WaitIdle waits until every session of the node's machine is over (BYE done, links
 // closed), bounded by ctx.

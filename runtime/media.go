@@ -55,6 +55,8 @@ type media struct {
 
 	mu       sync.Mutex
 	received []Received
+	// arrived is closed (and replaced) each time a message is stored.
+	arrived chan struct{}
 
 	wg sync.WaitGroup
 }
@@ -87,7 +89,7 @@ func startMedia(n *Node, addr string) (*media, error) {
 	}
 	m := &media{n: n, ln: ln, legs: map[fsm.LegID]*legMedia{}, peers: map[fsm.LegID]fsm.SDP{},
 		downs: map[fsm.LegID][]fsm.LegID{}, dead: map[fsm.LegID]bool{},
-		up: map[fsm.LegID]bool{}, held: map[fsm.LegID][]func(){}}
+		up: map[fsm.LegID]bool{}, held: map[fsm.LegID][]func(){}, arrived: make(chan struct{})}
 	m.ep = msrp.NewEndpoint(msrp.Config{ChunkSize: n.cfg.ChunkSize})
 	m.wg.Add(1)
 	go func() {
@@ -528,6 +530,25 @@ type Message struct {
 	ContentType string
 	// To names the recipient in the CPIM header (the group).
 	To string
+	// Progress, if set, is called from the sending goroutine with the payload bytes read
+	// so far (a progress bar).
+	Progress func(sent int64)
+}
+
+// countingReader reports how much of the payload was read.
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	tell func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if n > 0 {
+		c.tell(c.n)
+	}
+	return n, err
 }
 
 // sendMessage streams the transmitter's message over its link.
@@ -548,7 +569,11 @@ func (m *media) sendMessage(leg fsm.LegID) error {
 			return
 		}
 		defer body.Close()
-		res, err := lm.sess.Send(m.n.ctx, &msrp.Message{ContentType: cpimType, Body: cpim.Wrap(h, body),
+		var payload io.Reader = body
+		if src.Progress != nil {
+			payload = &countingReader{r: body, tell: src.Progress}
+		}
+		res, err := lm.sess.Send(m.n.ctx, &msrp.Message{ContentType: cpimType, Body: cpim.Wrap(h, payload),
 			Size: cpim.WrappedSize(h, src.Size), FailureReport: msrp.ReportYes})
 		m.n.post(func() {
 			m.n.note(leg, "sent", "SEND", fmt.Sprintf("%d bytes, status %d", res.Bytes, res.Status))
@@ -632,18 +657,23 @@ func (m *media) deliver(x fsm.Deliver) error {
 	}
 	lm.store.passed(deliverer, x.Chunk)
 	if x.Last {
+		// The file is complete before the machine goes on to report the delivery: a
+		// member counts as delivered only once the message is stored.
 		lm.file.pw.Close()
 		f := lm.file
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			<-f.done
-			if f.err == nil {
-				m.mu.Lock()
-				m.received = append(m.received, f.result)
-				m.mu.Unlock()
-			}
-		}()
+		select {
+		case <-f.done:
+		case <-m.n.ctx.Done():
+			return m.n.ctx.Err()
+		}
+		if f.err != nil {
+			return fmt.Errorf("storing the message: %w", f.err)
+		}
+		m.mu.Lock()
+		m.received = append(m.received, f.result)
+		close(m.arrived)
+		m.arrived = make(chan struct{})
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -694,9 +724,9 @@ func (m *media) onReport(leg fsm.LegID, f *msrp.Frame) {
 	m.n.event(fsm.ReportReceived{Leg: leg, Member: member, Outcome: o, Of: of})
 }
 
-// receivedMessages lists what a receiver stored.
-func (m *media) receivedMessages() []Received {
+// receivedMessages lists what a receiver stored, and a channel closed at the next one.
+func (m *media) receivedMessages() ([]Received, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]Received(nil), m.received...)
+	return append([]Received(nil), m.received...), m.arrived
 }
