@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -34,6 +35,14 @@ type GroupConfig struct {
 	Transport string // "udp" or "tcp"
 	// SIPCore is an external SIP/IP core (host:port); empty starts the embedded one.
 	SIPCore string
+	// Senders are who may send to the pre-defined group (default: SenderURI only).
+	Senders []string
+	// CFProcess, if set, runs the CF in a child process made by this function (a program
+	// that calls RunRoleProcess), so that its memory can be measured alone; the CF's
+	// trace then stays in the child. Group.CF is nil.
+	CFProcess func() *exec.Cmd
+	// Discard makes the members hash what they receive without storing it.
+	Discard bool
 	// Answers gives members a policy other than accepting (by member index).
 	Answers   map[int]core.Answer
 	StoreDir  string
@@ -53,6 +62,16 @@ type Group struct {
 	CF      *Node
 	PFBs    []*Node
 	Members []*Node
+	cfProc  *RoleProcess
+}
+
+// StopCF stops a CF that runs in a child process and returns what it measured; it is
+// idempotent, and Close calls it.
+func (g *Group) StopCF() (RoleStats, error) {
+	if g.cfProc == nil {
+		return RoleStats{}, errors.New("runtime: the CF does not run in a process of its own")
+	}
+	return g.cfProc.Stop()
 }
 
 // MemberURI is the SIP URI of member i (from 0).
@@ -60,7 +79,12 @@ func MemberURI(i, pfbs int) string { return fmt.Sprintf("sip:m%d@b%d.example", i
 
 // Nodes lists every node.
 func (g *Group) Nodes() []*Node {
-	out := []*Node{g.ClientA, g.PFA, g.CF}
+	var out []*Node
+	for _, n := range []*Node{g.ClientA, g.PFA, g.CF} {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
 	out = append(out, g.PFBs...)
 	return append(out, g.Members...)
 }
@@ -101,13 +125,16 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 		proxy = g.core.UDPAddr()
 	}
-	node := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) (*Node, error) {
+	config := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) NodeConfig {
 		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Variant: cfg.Variant, Proxy: proxy,
 			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger}
 		if extra != nil {
 			extra(&nc)
 		}
-		return StartNode(ctx, nc)
+		return nc
+	}
+	node := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) (*Node, error) {
+		return StartNode(ctx, config(kind, name, uri, extra))
 	}
 	var members []string
 	for i := 0; i < cfg.Members; i++ {
@@ -116,28 +143,39 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	if g.PFA, err = node(fsm.RolePFA, "pfa", "sip:pf@a.example", nil); err != nil {
 		return nil, err
 	}
-	if g.CF, err = node(fsm.RoleCF, "cf", "sip:cf@cf.example", func(c *NodeConfig) {
-		c.Groups = map[string]core.Group{GroupURI: {Members: members, Senders: []string{SenderURI}}}
-	}); err != nil {
+	cfCfg := config(fsm.RoleCF, "cf", "sip:cf@cf.example", func(c *NodeConfig) {
+		senders := cfg.Senders
+		if senders == nil {
+			senders = []string{SenderURI}
+		}
+		c.Groups = map[string]core.Group{GroupURI: {Members: members, Senders: senders}}
+	})
+	if cfg.CFProcess != nil {
+		g.cfProc, err = StartRoleProcess(ctx, cfg.CFProcess(), cfCfg)
+	} else {
+		g.CF, err = StartNode(ctx, cfCfg)
+	}
+	if err != nil {
 		return nil, err
 	}
-	routes := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": g.CF.SIPAddr()}
 	for j := 0; j < cfg.PFBs; j++ {
 		n, err := node(fsm.RolePFB, "pfb"+strconv.Itoa(j+1), fmt.Sprintf("sip:pf@b%d.example", j+1), nil)
 		if err != nil {
 			return nil, err
 		}
 		g.PFBs = append(g.PFBs, n)
-		routes[fmt.Sprintf("b%d.example", j+1)] = n.SIPAddr()
 	}
 	if g.core != nil {
-		g.core.SetRoutes(routes)
+		if err := g.core.SetRoutes(g.Routes()); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i < cfg.Members; i++ {
 		pfb := g.PFBs[i%cfg.PFBs]
 		n, err := node(fsm.RoleClientB, "m"+strconv.Itoa(i+1), members[i], func(c *NodeConfig) {
 			c.OriginatingPF = pfb.SIPAddr()
 			c.Answer = cfg.Answers[i]
+			c.Discard = cfg.Discard
 			if cfg.StoreDir != "" {
 				c.StoreDir = filepath.Join(cfg.StoreDir, "m"+strconv.Itoa(i+1))
 			}
@@ -161,7 +199,13 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 // Routes returns the static routing table a SIP/IP core needs for this group: domain to
 // the SIP address of the role serving it.
 func (g *Group) Routes() map[string]string {
-	r := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": g.CF.SIPAddr()}
+	cf := ""
+	if g.CF != nil {
+		cf = g.CF.SIPAddr()
+	} else if g.cfProc != nil {
+		cf = g.cfProc.SIPAddr()
+	}
+	r := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": cf}
 	for j, n := range g.PFBs {
 		r[fmt.Sprintf("b%d.example", j+1)] = n.SIPAddr()
 	}
@@ -175,6 +219,10 @@ func (g *Group) Close() error {
 		if n != nil {
 			errs = append(errs, n.Close())
 		}
+	}
+	if g.cfProc != nil {
+		_, err := g.cfProc.Stop()
+		errs = append(errs, err)
 	}
 	if g.core != nil {
 		errs = append(errs, g.core.Close())

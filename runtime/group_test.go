@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +27,26 @@ import (
 // TestMain fails the package when a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	sipx.SetLibraryLogger(slog.New(slog.DiscardHandler))
+	if os.Getenv(roleProcessEnv) != "" {
+		// Re-executed as a role process (see cfProcess).
+		if err := runtime.RunRoleProcess(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// roleProcessEnv makes the test binary a role process.
+const roleProcessEnv = "CPMLINK_TEST_ROLE_PROCESS"
+
+// cfProcess re-executes the test binary as the CF's process.
+func cfProcess() *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleProcessEnv+"=1")
+	cmd.Stderr = os.Stderr
+	return cmd
 }
 
 // testCtx bounds every wait of a test: nothing here sleeps.
@@ -60,9 +80,8 @@ type groupRun struct {
 	members []string
 }
 
-// sendToGroup starts a group, sends msg to it (pre-defined, or ad-hoc with the same
-// members), waits for every session to end and stops the group.
-func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adhoc bool, msg []byte) *groupRun {
+// startGroup starts a group on loopback that traces into the run; it stops at cleanup.
+func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig) *groupRun {
 	t.Helper()
 	r := &groupRun{}
 	cfg.Trace = runtime.NewTracer(&r.trace, nil)
@@ -79,11 +98,14 @@ func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adh
 	for i := 0; i < cfg.Members; i++ {
 		r.members = append(r.members, runtime.MemberURI(i, cfg.PFBs))
 	}
-	target, list := runtime.GroupURI, []string(nil)
-	if adhoc {
-		target, list = runtime.AdHocURI, r.members
-	}
-	r.outcome, r.sendErr = g.ClientA.Send(ctx, target, list, runtime.Message{
+	return r
+}
+
+// send sends msg to target (with an ad-hoc list, if any) and waits for every session of
+// the group to end.
+func (r *groupRun) send(t *testing.T, ctx context.Context, target string, list []string, msg []byte) {
+	t.Helper()
+	r.outcome, r.sendErr = r.g.ClientA.Send(ctx, target, list, runtime.Message{
 		Open:        func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(msg)), nil },
 		Size:        int64(len(msg)),
 		ContentType: "application/octet-stream",
@@ -91,9 +113,21 @@ func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adh
 	if r.sendErr != nil {
 		t.Fatalf("send: %v (outcome so far %+v)", r.sendErr, r.outcome)
 	}
-	if err := g.WaitIdle(ctx); err != nil {
+	if err := r.g.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sendToGroup starts a group and sends msg to it: to the pre-defined group, or ad-hoc to
+// the same members.
+func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adhoc bool, msg []byte) *groupRun {
+	t.Helper()
+	r := startGroup(t, ctx, cfg)
+	target, list := runtime.GroupURI, []string(nil)
+	if adhoc {
+		target, list = runtime.AdHocURI, r.members
+	}
+	r.send(t, ctx, target, list, msg)
 	return r
 }
 

@@ -595,17 +595,22 @@ type delivery struct {
 }
 
 func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
-	dir := m.n.cfg.StoreDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	name := filepath.Join(dir, safeName(im.MessageID))
-	f, err := os.Create(name)
-	if err != nil {
-		return nil, err
+	var f io.WriteCloser = nopWriteCloser{io.Discard}
+	name := ""
+	if !m.n.cfg.Discard {
+		dir := m.n.cfg.StoreDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		name = filepath.Join(dir, safeName(im.MessageID))
+		file, err := os.Create(name)
+		if err != nil {
+			return nil, err
+		}
+		f = file
 	}
 	pr, pw := io.Pipe()
 	d := &delivery{pw: pw, done: make(chan struct{}), result: Received{MessageID: im.MessageID, File: name}}
@@ -613,9 +618,9 @@ func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
 	go func() {
 		defer m.wg.Done()
 		defer close(d.done)
-		defer f.Close()
 		h, payload, err := cpim.Read(pr)
 		if err != nil {
+			f.Close()
 			d.err = err
 			pr.CloseWithError(err)
 			return
@@ -623,11 +628,18 @@ func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
 		sum := sha256.New()
 		n, err := io.Copy(io.MultiWriter(f, sum), payload)
 		pr.CloseWithError(err)
+		if cerr := f.Close(); err == nil {
+			err = cerr // a store that cannot be written is not a delivery
+		}
 		d.err = err
 		d.result.From, d.result.Bytes, d.result.SHA256, d.result.At = h.From, n, hex.EncodeToString(sum.Sum(nil)), time.Now()
 	}()
 	return d, nil
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 func safeName(id string) string {
 	var b strings.Builder

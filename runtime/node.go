@@ -43,6 +43,9 @@ type NodeConfig struct {
 	Answer core.Answer
 	// StoreDir is where a receiver writes the messages it receives.
 	StoreDir string
+	// Discard makes a receiver hash what it receives without keeping it (benchmarks of
+	// large messages to many members); Received still says what arrived.
+	Discard bool
 	// ChunkSize is the MSRP chunk size this instance sends with (default 64 KiB).
 	ChunkSize int
 	// Guard is the unit of the guard timers (default 32 s, RFC 3261 Timer B): a PF-B waits
@@ -50,9 +53,9 @@ type NodeConfig struct {
 	// guardFor).
 	Guard time.Duration
 	// Trace receives the records of this instance, if not nil.
-	Trace *Tracer
+	Trace *Tracer `json:"-"`
 	// Logger is quiet by default.
-	Logger *slog.Logger
+	Logger *slog.Logger `json:"-"`
 }
 
 // guard is a side's running guard timer.
