@@ -1,0 +1,266 @@
+package kamailiotest
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// config is testdata/kamailio-sip-core.cfg, embedded so that a test of any package can
+// run it whatever its working directory.
+//
+//go:embed testdata/kamailio-sip-core.cfg
+var config []byte
+
+// Kamailio is a running instance, killed at the cleanup of the test that started it.
+type Kamailio struct {
+	// Addr is where it takes SIP over UDP and TCP: 127.0.0.1:PORT.
+	Addr string
+	// Log is the file its standard output and error go to; a failed test logs its tail.
+	Log string
+}
+
+// Require skips t unless kamailio is installed, and returns its path.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Skip("kamailio not installed: this integration test needs Debian package kamailio (.ci/run installs it)")
+	}
+	return bin
+}
+
+// attempts is how many fresh ports Start tries before it fails the test.
+const attempts = 3
+
+// Start starts Kamailio as the SIP/IP core on a free loopback port, with the routing table
+// (domain -> host:port) that setup returns. Before each attempt it calls setup with the
+// address Kamailio is about to take, so that setup can start what must know the core's
+// address first (endpoints whose proxy it is) and then report where they listen. Kamailio
+// must bind the port itself, so another process may take it in between; Start then tries
+// again on a fresh port and calls setup again, and what the earlier setup started is left
+// to t's cleanup. Start skips t when kamailio is not installed, before calling setup.
+func Start(t testing.TB, setup func(addr string) (routes map[string]string)) *Kamailio {
+	t.Helper()
+	bin := Require(t)
+	var errs []error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		port := FreePorts(t, 1)
+		routes := setup(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		k, err := run(t, bin, port, routes)
+		if err == nil {
+			return k
+		}
+		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt, err))
+	}
+	t.Fatalf("kamailio did not come up: %v", errors.Join(errs...))
+	return nil
+}
+
+// Ports are picked below Linux's default ephemeral range (32768-60999), where the ports
+// other tests bind with port 0 never land: only a process that asks for a port by number
+// can take one of ours between FreePorts and the bind.
+const portLo, portHi = 20000, 32000
+
+// FreePorts returns the first of n consecutive loopback ports that were all free, for UDP
+// and for TCP, a moment ago: for a process the test starts that must bind them itself
+// (Kamailio, or the demo's --base-port).
+func FreePorts(t testing.TB, n int) int {
+	t.Helper()
+	if n < 1 || n > (portHi-portLo)/4 {
+		t.Fatalf("kamailiotest: FreePorts(%d): want 1 to %d ports", n, (portHi-portLo)/4)
+	}
+	for range 100 {
+		base := portLo + rand.IntN(portHi-portLo-n)
+		if portsFree(base, n) {
+			return base
+		}
+	}
+	t.Fatalf("kamailiotest: no %d consecutive free loopback ports in [%d, %d)", n, portLo, portHi)
+	return 0
+}
+
+func portsFree(base, n int) bool {
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	for p := base; p < base+n; p++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, l)
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, u)
+	}
+	return true
+}
+
+// domainRE is what routesDefine accepts as a domain: the table is a string of
+// domain=host:port pairs, so neither may hold the separators.
+var domainRE = regexp.MustCompile(`^[A-Za-z0-9.-]+$`)
+
+// routesDefine is the -A argument that gives the configuration its routing table:
+// ROUTES="d1=host:port;d2=host:port", domains sorted.
+func routesDefine(routes map[string]string) (string, error) {
+	var pairs []string
+	for _, d := range slices.Sorted(maps.Keys(routes)) {
+		hp := routes[d]
+		host, port, err := net.SplitHostPort(hp)
+		if !domainRE.MatchString(d) || err != nil || net.ParseIP(host) == nil || port == "" {
+			return "", fmt.Errorf("kamailiotest: bad route %q -> %q: want a domain and IP:port", d, hp)
+		}
+		pairs = append(pairs, d+"="+hp)
+	}
+	return `ROUTES="` + strings.Join(pairs, ";") + `"`, nil
+}
+
+// run starts one instance on port and waits until it answers; on failure it has already
+// killed it.
+func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamailio, error) {
+	define, err := routesDefine(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &Kamailio{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Log: filepath.Join(dir, "kamailio.log")}
+	logf, err := os.Create(k.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
+		"-A", "SIP_PORT="+strconv.Itoa(port), "-A", define)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Kamailio forks its workers even in the foreground (-DD): a process group of its own
+	// lets cleanup kill every one of them, not only the parent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, fmt.Errorf("starting kamailio: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		_ = logf.Close()
+	}
+	if err := probe(k.Addr, exited); err != nil {
+		stop()
+		b, _ := os.ReadFile(k.Log)
+		return nil, fmt.Errorf("%w\n%s", err, tail(b, 3000))
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(k.Log); err == nil {
+				t.Logf("kamailio log (tail):\n%s", tail(b, 4000))
+			}
+		}
+	})
+	return k, nil
+}
+
+// probe sends OPTIONS over UDP until Kamailio answers anything (it answers 404 to a
+// request for itself), then checks that TCP accepts: readiness by probing, bounded by a
+// deadline, never by sleeping.
+func probe(addr string, exited chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	// Each probe waits for its answer a little longer than the one before (a probe sent
+	// before Kamailio has bound the port is lost), up to 200 ms.
+	wait := 10 * time.Millisecond
+	for i := 0; ; i++ {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("kamailio exited early: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("kamailio at %s never answered OPTIONS", addr)
+		default:
+		}
+		opt := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-probe%d;rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p%d\r\nTo: <sip:%s>\r\nCall-ID: probe%d@127.0.0.1\r\nCSeq: %d OPTIONS\r\nContent-Length: 0\r\n\r\n",
+			addr, pc.LocalAddr(), i, i, addr, i, i+1)
+		if _, err := pc.WriteTo([]byte(opt), ua); err != nil {
+			return err
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(wait))
+		if n, _, err := pc.ReadFrom(buf); err == nil && bytes.HasPrefix(buf[:n], []byte("SIP/2.0 ")) {
+			break
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("kamailio TCP: %w", err)
+	}
+	return c.Close()
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// defineRE finds a pre-processor default of the configuration: #!define NAME VALUE.
+var defineRE = regexp.MustCompile(`(?m)^#!define (SIP_PORT|ROUTES) (.+)$`)
+
+// Defaults are the configuration's port and routing table as committed, that is when
+// Kamailio runs it without -A: what docs/kamailio.md starts next to the demo.
+func Defaults() (port int, routes map[string]string) {
+	routes = map[string]string{}
+	for _, m := range defineRE.FindAllSubmatch(config, -1) {
+		v := strings.Trim(string(m[2]), `"`)
+		switch string(m[1]) {
+		case "SIP_PORT":
+			port, _ = strconv.Atoi(v)
+		case "ROUTES":
+			for pair := range strings.SplitSeq(v, ";") {
+				d, hp, _ := strings.Cut(pair, "=")
+				routes[d] = hp
+			}
+		}
+	}
+	return port, routes
+}
