@@ -27,6 +27,10 @@ const (
 	membersHeader = "CPM-Members"
 )
 
+// storeWindow is how many chunks a relay holds at most between its slowest and its
+// fastest consumer.
+const storeWindow = 16
+
 // deliverer names the receiver's file as a consumer of its chunk store.
 const deliverer = "deliver"
 
@@ -355,8 +359,11 @@ func (m *media) accept1(leg fsm.LegID, im *msrp.IncomingMessage) (msrp.Sink, err
 			}
 			lm.file = f
 		}
-		// Bounded memory: a few chunks per consumer, whatever the message size.
-		limit := int64(8*m.n.cfg.ChunkSize) * int64(max(1, len(consumers)))
+		// Bounded memory whatever the message size and the number of members: the
+		// consumers share the chunks, and the store holds those between the slowest
+		// consumer and the newest chunk, up to a window of storeWindow chunks; past it
+		// the MSRP reader waits (TCP back-pressure up the chain).
+		limit := int64(storeWindow * m.n.cfg.ChunkSize)
 		lm.store = newChunkStore(*im, consumers, limit, m.n.cfg.Guard/2, func(slow string) {
 			m.n.post(func() {
 				m.n.note(fsm.LegID(slow), "stall", "", "dropped: it held the relay full")

@@ -278,7 +278,7 @@ func (n *Node) hopOf(leg fsm.LegID) string {
 }
 
 func (n *Node) record(dir string, v any, err error) {
-	if n.cfg.Trace == nil {
+	if n.cfg.Trace == nil || n.cfg.Trace.Summary && perChunk(v) {
 		return
 	}
 	type kinded interface{ Kind() string }

@@ -40,6 +40,12 @@ type Record struct {
 // Tracer writes records as NDJSON; it is safe for concurrent use. A nil Tracer drops
 // everything, so that tracing costs nothing when off.
 type Tracer struct {
+	// Summary leaves out the records of single chunks (SendReceived, RelayChunk,
+	// Deliver), which a long message has thousands of: what is left says who opened
+	// which link when, and how each member fared, but cannot be validated against the
+	// spec. Set it before the tracer is used.
+	Summary bool
+
 	mu   sync.Mutex
 	w    io.Writer
 	enc  *json.Encoder
@@ -72,6 +78,15 @@ func (t *Tracer) add(r Record) {
 	if t.keep != nil {
 		*t.keep = append(*t.keep, r)
 	}
+}
+
+// perChunk reports whether a record is about a single chunk.
+func perChunk(v any) bool {
+	switch v.(type) {
+	case fsm.SendReceived, fsm.RelayChunk, fsm.Deliver:
+		return true
+	}
+	return false
 }
 
 // fieldsOf lists the exported fields of an event or action, for the trace.

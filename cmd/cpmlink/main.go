@@ -2,6 +2,7 @@
 // B2 for sending a large-message-mode CPM message to a group.
 //
 //	cpmlink demo      run every role on loopback and send a message to a group
+//	cpmlink bench     measure set-up and delivery times and the CF's peak heap
 //	cpmlink explore   check variants exhaustively for small groups
 //	cpmlink diagram   draw the canonical message sequence of a variant
 //	cpmlink map       classify every combination of knob values (docs/variant-map.md)
@@ -12,16 +13,16 @@
 package main
 
 import (
-	"log/slog"
-
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/cpmlink/cpmlink/runtime/sipx"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
 
 // command is one subcommand. run returns the process exit status.
@@ -63,8 +64,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: cpmlink COMMAND [flags]")
 	fmt.Fprintln(w)
 	var names []string
-	for n := range commands {
-		names = append(names, n)
+	for n, c := range commands {
+		if c.summary != "" { // commands without a summary are internal
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
