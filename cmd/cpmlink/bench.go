@@ -149,7 +149,9 @@ func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout tim
 	want := hex.EncodeToString(h.Sum(nil))
 	start := time.Now()
 	out, err := g.ClientA.Send(ctx, runtime.GroupURI, nil, runtime.Message{
-		Open:        func() (io.ReadCloser, error) { return io.NopCloser(io.LimitReader(rand.NewChaCha8(key), row.Bytes)), nil },
+		Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(io.LimitReader(rand.NewChaCha8(key), row.Bytes)), nil
+		},
 		Size:        row.Bytes,
 		ContentType: "application/octet-stream",
 	})
