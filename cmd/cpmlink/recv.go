@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/runtime"
+)
+
+func init() {
+	register("recv", "run a receiving client of a deployment: register and store what arrives", runRecv)
+}
+
+// registerTimeout bounds one REGISTER transaction, so that a PF that is not up is
+// reported instead of waited for (UDP retransmissions alone would take 32 s).
+const registerTimeout = 10 * time.Second
+
+// unregisterTimeout bounds removing the registration on the way out.
+const unregisterTimeout = 3 * time.Second
+
+func runRecv(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("recv", stderr)
+	df := addDeployFlags(fs)
+	as := fs.String("as", "", "the receiver's `URI`: a client of the configuration registered with a pfb")
+	dir := fs.String("dir", "", "`directory` to store received messages in (created if missing)")
+	count := fs.Int("count", 0, "exit after `N` messages (0: run until SIGINT or SIGTERM)")
+	expires := fs.Duration("expires", 10*time.Minute, "registration lifetime; it is renewed at half of it")
+	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long a message in flight may take to arrive")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	switch {
+	case *as == "":
+		return fail(stderr, "recv: --as URI is required")
+	case *dir == "":
+		return fail(stderr, "recv: --dir DIR is required")
+	case *count < 0:
+		return fail(stderr, "recv: --count must not be negative")
+	case *expires < 2*time.Second:
+		return fail(stderr, "recv: --expires must be at least 2s")
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fail(stderr, "%v", err)
+	}
+	cfg, tr, log, closeTrace, err := df.open()
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer closeTrace()
+	pf, _ := cfg.ClientPF(*as)
+
+	sig, stopSignals := signalled()
+	defer stopSignals()
+	life, endLife := context.WithCancel(context.Background())
+	defer endLife()
+	node, err := cfg.StartClient(life, *as, runtime.ClientOptions{StoreDir: *dir, Trace: tr, Logger: log})
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if node.Kind() != fsm.RoleClientB {
+		node.Close()
+		return fail(stderr, "recv: %s registers with %s, a PF-A: it transmits (cpmlink send --from %s)", *as, pf, *as)
+	}
+	if err := registerClient(sig, node, *expires); err != nil {
+		node.Close()
+		return fail(stderr, "recv: %s registering with %s: %v", *as, pf, err)
+	}
+	fmt.Fprintf(stdout, "registered %s with %s for %v (sip %s msrp %s); storing in %s\n", *as, pf, *expires, node.SIPAddr(), node.MSRPAddr(), *dir)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		refresh(sig, node, *expires, &lockedWriter{w: stderr})
+	}()
+
+	seen := 0
+	report := func(rs []runtime.Received) {
+		for _, r := range rs[seen:] {
+			seen++
+			fmt.Fprintf(stdout, "message %d: file=%s bytes=%d sha256=%s from=%s\n", seen, r.File, r.Bytes, r.SHA256, strings.Trim(r.From, "<>"))
+		}
+	}
+	for *count == 0 || seen < *count {
+		rs, err := node.WaitReceived(sig, seen)
+		report(rs)
+		if err != nil {
+			break
+		}
+	}
+	stopSignals()
+	wg.Wait()
+
+	code := 0
+	if *count > 0 && seen < *count {
+		fmt.Fprintf(stderr, "cpmlink: recv: stopped after %d of %d messages\n", seen, *count)
+		code = 1
+	}
+	// A message may be on its way: let it arrive (or fail) before the sockets close.
+	drain, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	if err := node.WaitIdle(drain); err != nil {
+		fmt.Fprintf(stderr, "cpmlink: %v; closing anyway\n", err)
+	}
+	report(node.Received())
+	// Short: at shutdown the PF may be gone already.
+	unreg, cancel2 := context.WithTimeout(context.Background(), unregisterTimeout)
+	defer cancel2()
+	if err := node.Register(unreg, 0); err != nil {
+		fmt.Fprintf(stderr, "cpmlink: recv: removing the registration: %v\n", err)
+	}
+	if err := node.Close(); err != nil {
+		return fail(stderr, "closing: %v", err)
+	}
+	fmt.Fprintf(stdout, "stopped after %d messages\n", seen)
+	return code
+}
+
+// registerClient registers a client for expires, bounded by registerTimeout and ctx.
+func registerClient(ctx context.Context, n *runtime.Node, expires time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	return n.Register(ctx, expires)
+}
+
+// refresh renews a registration at half its lifetime until ctx ends; a failed renewal is
+// reported on stderr (the member is about to become unreachable) and retried sooner, while
+// the binding still holds.
+func refresh(ctx context.Context, n *runtime.Node, expires time.Duration, stderr io.Writer) {
+	wait := expires / 2
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = expires / 2
+		if err := registerClient(ctx, n, expires); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "cpmlink: recv: renewing the registration of %s: %v\n", n.Name(), err)
+			wait = expires / 8
+		}
+	}
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
