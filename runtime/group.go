@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,12 @@ type GroupConfig struct {
 	Transport string // "udp" or "tcp"
 	// SIPCore is an external SIP/IP core (host:port); empty starts the embedded one.
 	SIPCore string
+	// BasePort, when not 0, gives every role instance fixed ports, so that an external
+	// SIP/IP core can be configured before the group starts (FixedRoutes): the i-th
+	// instance of Layout takes SIP port BasePort+i (UDP and TCP) and MSRP port
+	// BasePort+n+i, n being the number of instances. Without it the ports are chosen at
+	// start. The embedded core's own port is always chosen at start.
+	BasePort int
 	// Senders are who may send to the pre-defined group (default: SenderURI only).
 	Senders []string
 	// CFProcess, if set, runs the CF in a child process made by this function (a program
@@ -109,10 +116,19 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	layout := map[string]Placement{}
+	for _, p := range cfg.Layout() {
+		layout[p.Name] = p
+	}
+	if n := len(layout); cfg.BasePort != 0 && (cfg.BasePort < 1 || cfg.BasePort+2*n-1 > 65535) {
+		return nil, fmt.Errorf("runtime: base port %d: the group's %d instances need ports %d to %d", cfg.BasePort, n, cfg.BasePort, cfg.BasePort+2*n-1)
+	}
 	g = &Group{cfg: cfg}
+	// A failure returns a nil group: what was started is stopped through its own name.
+	started := g
 	defer func() {
 		if err != nil {
-			g.Close()
+			started.Close()
 		}
 	}()
 	proxy := cfg.SIPCore
@@ -127,7 +143,8 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	}
 	config := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) NodeConfig {
 		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Variant: cfg.Variant, Proxy: proxy,
-			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger}
+			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger,
+			SIPPort: layout[name].SIPPort, MSRPPort: layout[name].MSRPPort}
 		if extra != nil {
 			extra(&nc)
 		}
@@ -194,6 +211,57 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 	}
 	return g, nil
+}
+
+// Placement is where one role instance of a Group listens.
+type Placement struct {
+	// Name is the instance's name in traces: pfa, cf, pfb1 ..., clientA, m1 ...
+	Name string
+	// Domain is the domain a SIP/IP core routes to the instance; empty for a client
+	// (a PF-B reaches its members at their registered Contact).
+	Domain string
+	// SIPPort (UDP and TCP) and MSRPPort are the fixed ports of BasePort, or 0.
+	SIPPort, MSRPPort int
+}
+
+// Layout lists the role instances of a group in the order BasePort numbers them: PF-A,
+// CF, PF-B 1..PFBs, ClientA, members 1..Members. The instances a SIP/IP core routes to come
+// first, so that their ports depend on PFBs only, not on the number of members.
+func (c GroupConfig) Layout() []Placement {
+	out := []Placement{{Name: "pfa", Domain: "a.example"}, {Name: "cf", Domain: "cf.example"}}
+	for j := 1; j <= c.PFBs; j++ {
+		out = append(out, Placement{Name: "pfb" + strconv.Itoa(j), Domain: fmt.Sprintf("b%d.example", j)})
+	}
+	out = append(out, Placement{Name: "clientA"})
+	for i := 1; i <= c.Members; i++ {
+		out = append(out, Placement{Name: "m" + strconv.Itoa(i)})
+	}
+	if c.BasePort != 0 {
+		for i := range out {
+			out[i].SIPPort, out[i].MSRPPort = c.BasePort+i, c.BasePort+len(out)+i
+		}
+	}
+	return out
+}
+
+// FixedRoutes is the routing table (domain to host:port) a SIP/IP core needs for a group
+// with BasePort, known before the group starts: what Group.Routes returns once it runs.
+// It is nil without BasePort.
+func (c GroupConfig) FixedRoutes() map[string]string {
+	if c.BasePort == 0 {
+		return nil
+	}
+	host := c.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	r := map[string]string{}
+	for _, p := range c.Layout() {
+		if p.Domain != "" {
+			r[p.Domain] = net.JoinHostPort(host, strconv.Itoa(p.SIPPort))
+		}
+	}
+	return r
 }
 
 // Routes returns the static routing table a SIP/IP core needs for this group: domain to

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime/cpim"
 	"github.com/cpmlink/cpmlink/runtime/msrp"
+	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
 
 // Extension headers of the REPORTs that carry one member's outcome upstream.
@@ -94,11 +96,16 @@ func startMedia(n *Node, addr string) (*media, error) {
 	m := &media{n: n, ln: ln, legs: map[fsm.LegID]*legMedia{}, peers: map[fsm.LegID]fsm.SDP{},
 		downs: map[fsm.LegID][]fsm.LegID{}, dead: map[fsm.LegID]bool{},
 		up: map[fsm.LegID]bool{}, held: map[fsm.LegID][]func(){}, arrived: make(chan struct{})}
-	m.ep = msrp.NewEndpoint(msrp.Config{ChunkSize: n.cfg.ChunkSize})
+	m.ep = msrp.NewEndpoint(msrp.Config{ChunkSize: n.cfg.ChunkSize, TLSConfig: n.cfg.TLS})
+	served := ln
+	if n.cfg.TLS != nil {
+		// msrps: the listener accepts TLS only, and every URI of ours says so.
+		served = tls.NewListener(ln, n.cfg.TLS)
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.ep.Serve(ln)
+		m.ep.Serve(served)
 	}()
 	return m, nil
 }
@@ -712,7 +719,11 @@ func (m *media) report(x fsm.SendReport) error {
 	br := msrp.ByteRange{Start: 1, End: total, Total: total}
 	code, comment := 200, "OK"
 	if x.Outcome.Kind != core.Delivered {
-		code, comment = x.Outcome.Status, reasonOf(x.Outcome.Status)
+		// The status may be MSRP's (a link that failed) or SIP's (a member that declined).
+		code, comment = x.Outcome.Status, msrp.StatusText(x.Outcome.Status)
+		if comment == "" {
+			comment = sipx.ReasonPhrase(code)
+		}
 	}
 	hdrs := []msrp.Field{{Name: memberHeader, Value: x.Member}, {Name: membersHeader, Value: strconv.Itoa(x.Of)}}
 	ctx, cancel := context.WithTimeout(m.n.ctx, 5*time.Second)

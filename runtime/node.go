@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type NodeConfig struct {
 	Answer core.Answer
 	// StoreDir is where a receiver writes the messages it receives.
 	StoreDir string
+	// TLS, when set, makes the instance's MSRP msrps (TCP/TLS/MSRP, RFC 4975 §6): its
+	// listener serves TLS with the certificates here, and it dials its peers with it (so
+	// RootCAs must accept theirs).
+	TLS *tls.Config `json:"-"`
 	// Discard makes a receiver hash what it receives without keeping it (benchmarks of
 	// large messages to many members); Received still says what arrived.
 	Discard bool
@@ -146,7 +151,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	fcfg := core.Config{Name: cfg.Name, URI: cfg.URI, MSRPHost: host, MSRPPort: mport,
 		// The session ids of our MSRP URIs come from this secret: random here, so that
 		// they cannot be guessed (RFC 4975 §14.1).
-		Secret: randomHex(16), Groups: cfg.Groups, Answer: cfg.Answer}
+		Secret: randomHex(16), Groups: cfg.Groups, Answer: cfg.Answer, TLS: cfg.TLS != nil}
 	if err := cfg.Variant.Check(); err != nil {
 		n.media.close()
 		return nil, err
@@ -330,7 +335,7 @@ func (n *Node) exec(a fsm.Action) {
 	case fsm.SendOK:
 		err = n.sip.Answer(string(leg), []sipx.Part{sdpPart(x.Answer, "recvonly")}, nil)
 	case fsm.SendReject:
-		err = n.sip.Reject(string(leg), x.Status, reasonOf(x.Status), outcomeHeaders(x.Outcomes))
+		err = n.sip.Reject(string(leg), x.Status, "", outcomeHeaders(x.Outcomes))
 	case fsm.SendAck:
 		n.acked[leg] = true
 		err = n.sip.Ack(string(leg))
@@ -473,26 +478,4 @@ func (n *Node) sendInvite(x fsm.SendInvite) error {
 		target = contact
 	}
 	return n.sip.Invite(string(x.Leg), target, x.From, parts, extra)
-}
-
-func reasonOf(status int) string {
-	switch status {
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 408:
-		return "Request Timeout"
-	case 480:
-		return "Temporarily Unavailable"
-	case 486:
-		return "Busy Here"
-	case 487:
-		return "Request Terminated"
-	case 488:
-		return "Not Acceptable Here"
-	case 603:
-		return "Decline"
-	}
-	return "Failed"
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -136,7 +137,12 @@ func (n *Node) sipHandler() sipx.Handler {
 				// A body we cannot read gets 488 with the reason (RFC 3261 §21.4.26); it
 				// never reaches the machine, and nothing else is disturbed.
 				n.note(fsm.LegID(leg), "bad-body", "", err.Error())
-				if rerr := n.sip.Reject(leg, 488, "Not Acceptable Here", []sipx.Header{{Name: "Warning", Value: fmt.Sprintf("399 %s %q", n.cfg.Host, err.Error())}}); rerr != nil {
+				warning := fmt.Sprintf("399 %s %q", n.cfg.Host, strings.ReplaceAll(err.Error(), `"`, "'"))
+				var se *msrpsdp.Error
+				if errors.As(err, &se) {
+					warning = se.Warning(n.cfg.Host) // the SDP's own warn-code (RFC 3261 §20.43)
+				}
+				if rerr := n.sip.Reject(leg, 488, "", []sipx.Header{{Name: "Warning", Value: warning}}); rerr != nil {
 					n.log.Warn("488", "err", rerr)
 				}
 			})

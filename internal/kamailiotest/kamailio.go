@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,22 +79,46 @@ func Start(t testing.TB, setup func(addr string) (routes map[string]string)) *Ka
 // can take one of ours between FreePorts and the bind.
 const portLo, portHi = 20000, 32000
 
+// given are the ports FreePorts has handed out in this process: never twice, so that
+// parallel tests, and Kamailio and the group of one test, cannot be given the same port.
+var given struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 // FreePorts returns the first of n consecutive loopback ports that were all free, for UDP
-// and for TCP, a moment ago: for a process the test starts that must bind them itself
-// (Kamailio, or the demo's --base-port).
+// and for TCP, a moment ago: for a process or group the test starts that must bind them
+// itself (Kamailio, a group with runtime.GroupConfig.BasePort, the demo's --base-port).
 func FreePorts(t testing.TB, n int) int {
 	t.Helper()
 	if n < 1 || n > (portHi-portLo)/4 {
 		t.Fatalf("kamailiotest: FreePorts(%d): want 1 to %d ports", n, (portHi-portLo)/4)
 	}
+	given.Lock()
+	defer given.Unlock()
+	if given.ports == nil {
+		given.ports = map[int]bool{}
+	}
 	for range 100 {
 		base := portLo + rand.IntN(portHi-portLo-n)
-		if portsFree(base, n) {
+		if !givenAny(base, n) && portsFree(base, n) {
+			for p := base; p < base+n; p++ {
+				given.ports[p] = true
+			}
 			return base
 		}
 	}
 	t.Fatalf("kamailiotest: no %d consecutive free loopback ports in [%d, %d)", n, portLo, portHi)
 	return 0
+}
+
+func givenAny(base, n int) bool {
+	for p := base; p < base+n; p++ {
+		if given.ports[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func portsFree(base, n int) bool {

@@ -557,6 +557,10 @@ func (e *Endpoint) respond(tx sip.ServerTransaction, req *sip.Request, status in
 	}
 }
 
+// ReasonPhrase is the reason phrase sipx sends with a status (RFC 3261 §21), or the
+// class's name for a code it does not list.
+func ReasonPhrase(status int) string { return reasonPhrase(status) }
+
 func reasonPhrase(status int) string {
 	switch status {
 	case 100:
