@@ -119,7 +119,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	if err := node.Close(); err != nil {
 		return fail(stderr, "closing: %v", err)
 	}
-	fmt.Fprintf(stdout, "stopped after %d messages\n", seen)
+	fmt.Fprintf(stdout, "stopped after %s\n", plural(seen, "message"))
 	return code
 }
 

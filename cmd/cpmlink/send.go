@@ -267,7 +267,8 @@ func (p *progressBar) draw() {
 	}
 	filled := int(frac * width)
 	rate := float64(p.sent) / max(time.Since(p.start).Seconds(), 1e-3)
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %s / %s %s/s ", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+	// \r returns to the start of the line, ESC [K clears what a longer frame left.
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %s / %s %s/s\x1b[K", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
 		frac*100, humanBytes(float64(p.sent)), humanBytes(float64(p.total)), humanBytes(rate))
 }
 

@@ -118,7 +118,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	for _, in := range served.Instances() {
 		fmt.Fprintln(stdout, describeInstance(in))
 	}
-	fmt.Fprintf(stdout, "ready: %d instances of %s (variant %s); SIGINT or SIGTERM stops\n", len(served.Instances()), *df.config, cfg.Variant)
+	fmt.Fprintf(stdout, "ready: %s of %s (variant %s); SIGINT or SIGTERM stops\n", plural(len(served.Instances()), "instance"), *df.config, cfg.Variant)
 
 	<-sig.Done()
 	stopSignals()
@@ -146,4 +146,12 @@ func describeInstance(in runtime.Instance) string {
 		return fmt.Sprintf("started core (SIP/IP core) sip %s routes %s", in.SIP, strings.Join(routes, " "))
 	}
 	return fmt.Sprintf("started %s (%s %s) sip %s msrp %s", in.Name, in.Role, in.URI, in.SIP, in.MSRP)
+}
+
+// plural says "1 instance", "2 instances".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
