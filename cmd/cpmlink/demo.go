@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +61,11 @@ type demoJSON struct {
 	Trace      string      `json:"trace"`
 	Validation string      `json:"trace_validation"`
 	Out        string      `json:"out"`
+	// SIPCore is where every role sent its SIP; External tells an external core (the
+	// --sip-core flag) from the embedded one, and Routes is the table it needed.
+	SIPCore  string            `json:"sip_core"`
+	External bool              `json:"sip_core_external"`
+	Routes   map[string]string `json:"routes"`
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
@@ -68,7 +75,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	pfbs := fs.Int("pfbs", 2, "terminating PFs the members are spread over")
 	size := fs.String("size", "2MB", "message size (K, M, G are powers of 1024)")
 	transport := fs.String("transport", "udp", "SIP transport: udp or tcp")
-	sipCore := fs.String("sip-core", "", "external SIP/IP core `host:port` (default: the embedded one)")
+	sipCore := fs.String("sip-core", "", "external SIP/IP core `host:port` (default: the embedded one); see docs/kamailio.md")
+	basePort := fs.Int("base-port", 0, "fixed loopback ports from `port` on, so that an external SIP/IP core can route to the roles:\n"+
+		"the i-th instance of pfa, cf, pfb1.., clientA, m1.. takes SIP port+i (UDP and TCP) and MSRP port+n+i (n instances)\n"+
+		"(default: free ports chosen at start)")
+	printRoutes := fs.Bool("print-routes", false, "print where each instance listens and the SIP/IP core's routing table, then exit (needs --base-port)")
 	out := fs.String("out", "cpmlink-demo", "`directory` for the trace, the diagrams and the members' stores")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	chunk := fs.String("chunk", "64KiB", "MSRP chunk size")
@@ -91,6 +102,18 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if *transport != "udp" && *transport != "tcp" {
 		return fail(stderr, "--transport must be udp or tcp")
 	}
+	gcfg := runtime.GroupConfig{Variant: v, Members: *members, PFBs: *pfbs, Transport: *transport,
+		SIPCore: *sipCore, BasePort: *basePort, StoreDir: filepath.Join(*out, "members"), ChunkSize: int(chunkSize)}
+	if *printRoutes {
+		if *basePort == 0 {
+			return fail(stderr, "--print-routes needs --base-port: without it the ports are chosen at start")
+		}
+		if *members < 1 || *pfbs < 1 {
+			return fail(stderr, "a group needs at least one member and one PF-B")
+		}
+		printLayout(stdout, gcfg, *asJSON)
+		return 0
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -109,9 +132,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer traceFile.Close()
 	var recs []runtime.Record
-	tracer := runtime.NewTracer(traceFile, &recs)
-	g, err := runtime.StartGroup(ctx, runtime.GroupConfig{Variant: v, Members: *members, PFBs: *pfbs, Transport: *transport,
-		SIPCore: *sipCore, StoreDir: filepath.Join(*out, "members"), ChunkSize: int(chunkSize), Trace: tracer})
+	gcfg.Trace = runtime.NewTracer(traceFile, &recs)
+	g, err := runtime.StartGroup(ctx, gcfg)
+	if err != nil && *sipCore != "" {
+		// The clients REGISTER through the core as the group starts: this is where an
+		// external core that is not running, or routes elsewhere, shows first.
+		return fail(stderr, "starting the group: %v\n(is the SIP/IP core at %s running, with the routes --print-routes shows? see docs/kamailio.md)", err, *sipCore)
+	}
 	if err != nil {
 		return fail(stderr, "starting the group: %v", err)
 	}
@@ -128,7 +155,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	teardown := time.Since(start)
 
 	res := demoJSON{Variant: v.Name, Members: *members, PFBs: *pfbs, Transport: *transport, Bytes: n, SHA256Sent: sent,
-		Trace: filepath.Join(*out, "trace.ndjson"), Out: *out}
+		Trace: filepath.Join(*out, "trace.ndjson"), Out: *out, SIPCore: g.CoreAddr(), External: *sipCore != "", Routes: g.Routes()}
 	ok = sendErr == nil && idleErr == nil
 	var last time.Time
 	for i, m := range g.Members {
@@ -252,7 +279,16 @@ func hopIndex(name string) int {
 }
 
 func printDemo(w io.Writer, r demoJSON) {
-	fmt.Fprintf(w, "cpmlink demo: variant %s, %d members over %d PF-Bs, SIP over %s, %d bytes\n\n", r.Variant, r.Members, r.PFBs, r.Transport, r.Bytes)
+	fmt.Fprintf(w, "cpmlink demo: variant %s, %d members over %d PF-Bs, SIP over %s, %d bytes\n", r.Variant, r.Members, r.PFBs, r.Transport, r.Bytes)
+	core := "embedded"
+	if r.External {
+		core = "external"
+	}
+	fmt.Fprintf(w, "SIP/IP core %s (%s), routes:", r.SIPCore, core)
+	for _, d := range slices.Sorted(maps.Keys(r.Routes)) {
+		fmt.Fprintf(w, " %s=%s", d, r.Routes[d])
+	}
+	fmt.Fprint(w, "\n\n")
 	fmt.Fprintf(w, "%-5s %-9s %-8s %-14s %s\n", "hop", "opener", "peer", "trigger", "connection")
 	for _, h := range r.Hops {
 		conn := "new"
@@ -272,6 +308,64 @@ func printDemo(w io.Writer, r demoJSON) {
 	}
 	fmt.Fprintf(w, "\n%d delivered byte-exact, %d failed. Trace validation: %s\n", r.Delivered, r.Failed, r.Validation)
 	fmt.Fprintf(w, "Wrote %s, %s and %s.\n", r.Trace, filepath.Join(r.Out, "sequence.mmd"), filepath.Join(r.Out, "sequence.svg"))
+}
+
+// layoutJSON is what --print-routes --json prints.
+type layoutJSON struct {
+	BasePort  int               `json:"base_port"`
+	Instances []instanceJSON    `json:"instances"`
+	Routes    map[string]string `json:"routes"`
+	// KamailioDefine gives the routing table to the project's Kamailio configuration
+	// (docs/kamailio.md): kamailio -A 'ROUTES="..."'.
+	KamailioDefine string `json:"kamailio_define"`
+}
+
+// instanceJSON is one runtime.Placement.
+type instanceJSON struct {
+	Name     string `json:"name"`
+	Domain   string `json:"domain,omitempty"`
+	SIPPort  int    `json:"sip_port"`
+	MSRPPort int    `json:"msrp_port"`
+}
+
+// printLayout prints where each role instance of a group with fixed ports listens, and
+// the routing table a SIP/IP core needs for it.
+func printLayout(w io.Writer, cfg runtime.GroupConfig, asJSON bool) {
+	routes := cfg.FixedRoutes()
+	res := layoutJSON{BasePort: cfg.BasePort, Routes: routes, KamailioDefine: kamailioDefine(routes)}
+	for _, p := range cfg.Layout() {
+		res.Instances = append(res.Instances, instanceJSON(p))
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(res)
+		return
+	}
+	fmt.Fprintf(w, "Where each role instance listens (--base-port %d, %d members over %d PF-Bs), on 127.0.0.1:\n\n", cfg.BasePort, cfg.Members, cfg.PFBs)
+	fmt.Fprintf(w, "%-9s %-12s %-14s %s\n", "instance", "domain", "SIP (UDP+TCP)", "MSRP (TCP)")
+	for _, p := range res.Instances {
+		dom := p.Domain
+		if dom == "" {
+			dom = "-"
+		}
+		fmt.Fprintf(w, "%-9s %-12s %-14d %d\n", p.Name, dom, p.SIPPort, p.MSRPPort)
+	}
+	fmt.Fprintf(w, "\nThe SIP/IP core's routing table (Request-URI domain -> next hop):\n\n")
+	for _, d := range slices.Sorted(maps.Keys(routes)) {
+		fmt.Fprintf(w, "%-12s %s\n", d, routes[d])
+	}
+	fmt.Fprintf(w, "\nFor the project's Kamailio configuration (docs/kamailio.md):\n\n  -A '%s'\n", res.KamailioDefine)
+}
+
+// kamailioDefine is the routing table as the project's Kamailio configuration takes it
+// through a pre-processor define: ROUTES="domain=host:port;...", domains sorted.
+func kamailioDefine(routes map[string]string) string {
+	var pairs []string
+	for _, d := range slices.Sorted(maps.Keys(routes)) {
+		pairs = append(pairs, d+"="+routes[d])
+	}
+	return `ROUTES="` + strings.Join(pairs, ";") + `"`
 }
 
 // validateRun replays the run's trace against the spec (proptest.ValidateTrace).

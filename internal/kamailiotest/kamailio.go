@@ -148,9 +148,9 @@ func portsFree(base, n int) bool {
 // domain=host:port pairs, so neither may hold the separators.
 var domainRE = regexp.MustCompile(`^[A-Za-z0-9.-]+$`)
 
-// routesDefine is the -A argument that gives the configuration its routing table:
+// RoutesDefine is the -A argument that gives the configuration its routing table:
 // ROUTES="d1=host:port;d2=host:port", domains sorted.
-func routesDefine(routes map[string]string) (string, error) {
+func RoutesDefine(routes map[string]string) (string, error) {
 	var pairs []string
 	for _, d := range slices.Sorted(maps.Keys(routes)) {
 		hp := routes[d]
@@ -166,7 +166,7 @@ func routesDefine(routes map[string]string) (string, error) {
 // run starts one instance on port and waits until it answers; on failure it has already
 // killed it.
 func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamailio, error) {
-	define, err := routesDefine(routes)
+	define, err := RoutesDefine(routes)
 	if err != nil {
 		t.Fatal(err)
 	}

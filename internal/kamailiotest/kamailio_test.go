@@ -69,7 +69,7 @@ func TestOnlyTestsImportIt(t *testing.T) {
 }
 
 func TestRoutesDefine(t *testing.T) {
-	got, err := routesDefine(map[string]string{"cf.example": "127.0.0.1:5071", "a.example": "127.0.0.1:5070", "b1.example": "[::1]:5072"})
+	got, err := RoutesDefine(map[string]string{"cf.example": "127.0.0.1:5071", "a.example": "127.0.0.1:5070", "b1.example": "[::1]:5072"})
 	if want := `ROUTES="a.example=127.0.0.1:5070;b1.example=[::1]:5072;cf.example=127.0.0.1:5071"`; err != nil || got != want {
 		t.Errorf("got %s, %v; want %s", got, err, want)
 	}
@@ -79,7 +79,7 @@ func TestRoutesDefine(t *testing.T) {
 		{"a.example": "127.0.0.1"},
 		{"a=b": "127.0.0.1:1"},
 	} {
-		if got, err := routesDefine(bad); err == nil {
+		if got, err := RoutesDefine(bad); err == nil {
 			t.Errorf("%v: accepted as %s", bad, got)
 		}
 	}
