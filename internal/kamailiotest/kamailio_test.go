@@ -85,9 +85,9 @@ func TestRoutesDefine(t *testing.T) {
 	}
 }
 
-// TestDefaults: the committed configuration's defaults are those docs/kamailio.md
+// TestKamailioDefaults: the committed configuration's defaults are those docs/kamailio.md
 // promises (cmd/cpmlink's tests check them against the demo's port layout).
-func TestDefaults(t *testing.T) {
+func TestKamailioDefaults(t *testing.T) {
 	port, routes := Defaults()
 	if port != 5060 || len(routes) != 4 || routes["a.example"] != "127.0.0.1:5070" {
 		t.Errorf("Defaults() = %d, %v", port, routes)
@@ -127,10 +127,10 @@ func (p udpPeer) read(t *testing.T, ctx context.Context) string {
 	return line
 }
 
-// TestStartRoutes starts Kamailio with a table of two domains and checks the three ways it
+// TestKamailioRoutes starts Kamailio with a table of two domains and checks the three ways it
 // routes an initial request: by the Request-URI's domain, by a preloaded Route after its
 // own (taking precedence over the domain), and to a Request-URI that is an IP:port.
-func TestStartRoutes(t *testing.T) {
+func TestKamailioRoutes(t *testing.T) {
 	one, two := newPeer(t), newPeer(t)
 	var core string
 	k := Start(t, func(addr string) map[string]string {
