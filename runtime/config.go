@@ -3,12 +3,15 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -44,10 +47,27 @@ type ServeConfig struct {
 	ChunkSize string `yaml:"chunk-size"`
 	// Guard is the unit of the guard timers, as "32s" (default 32 s, RFC 3261 Timer B).
 	Guard string `yaml:"guard"`
+	// TLS, when set, makes every MSRP link of the deployment msrps (TCP/TLS/MSRP, RFC 4975
+	// §6). It is all or nothing: an instance that offers msrps cannot be reached by one
+	// without a TLS configuration.
+	TLS *TLSFiles `yaml:"tls"`
 
 	// file names the source in errors; lines maps a path ("roles[2].sip") to its line.
 	file  string
 	lines map[string]int
+	// tls is TLS loaded (by check).
+	tls *tls.Config
+}
+
+// TLSFiles are the PEM files of a deployment's msrps, relative to the configuration
+// file's directory unless absolute.
+type TLSFiles struct {
+	// Cert and Key are the certificate chain and private key every instance serves
+	// msrps with; the certificate must name every loopback IP the instances listen on.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// CA holds the certificates an instance trusts when it dials a peer.
+	CA string `yaml:"ca"`
 }
 
 // CoreConfig is the embedded SIP/IP core: where it listens and its routing table.
@@ -167,6 +187,7 @@ var yamlTypes = strings.NewReplacer(
 	"runtime.ClientConfig", "a client",
 	"map[string]runtime.GroupEntry", "a map of groups",
 	"runtime.GroupEntry", "a group",
+	"runtime.TLSFiles", "tls",
 	"map[string]string", "a map",
 	"[]string", "a list",
 )
@@ -340,6 +361,10 @@ func (c *ServeConfig) check() error {
 	if _, err := c.guard(); err != nil {
 		p.at("guard", "%v", err)
 	}
+	c.tls = nil
+	if c.TLS != nil {
+		c.tls = c.loadTLS(p)
+	}
 
 	// Fixed addresses must not collide: each is bound by exactly one instance.
 	bound := map[string]string{}
@@ -443,6 +468,7 @@ func (c *ServeConfig) check() error {
 		sh, _ := listen(path+".sip", what+": sip", r.SIP, true)
 		mh, _ := listen(path+".msrp", what+": msrp", r.MSRP, true)
 		hostsAgree(path, what, sh, mh)
+		c.certCovers(p, path+".msrp", what, mh)
 		if len(r.Groups) > 0 && ok && kind != fsm.RoleCF {
 			p.at(path+".groups", "%s: only a cf has groups", what)
 		}
@@ -488,6 +514,7 @@ func (c *ServeConfig) check() error {
 			sh, _ := listen(path+".sip", what+": sip", cl.SIP, false)
 			mh, _ := listen(path+".msrp", what+": msrp", cl.MSRP, false)
 			hostsAgree(path, what, sh, mh)
+			c.certCovers(p, path+".msrp", what, mh)
 		}
 	}
 	// clientOf returns the kind of client a URI is: ClientA behind a PF-A, ClientB behind
@@ -535,6 +562,69 @@ func (c *ServeConfig) check() error {
 		c.checkRoutes(p, roles, clientOf)
 	}
 	return p.err()
+}
+
+// loadTLS reads the TLS files, and checks that the CA accepts the certificate: otherwise
+// every handshake would fail, and only once a message is sent.
+func (c *ServeConfig) loadTLS(p *problems) *tls.Config {
+	path := func(f string) string {
+		if f == "" || filepath.IsAbs(f) || c.file == "" {
+			return f
+		}
+		return filepath.Join(filepath.Dir(c.file), f)
+	}
+	t := c.TLS
+	for _, f := range []struct{ key, v string }{{"cert", t.Cert}, {"key", t.Key}, {"ca", t.CA}} {
+		if f.v == "" {
+			p.at("tls."+f.key, "tls.%s is required (a PEM file)", f.key)
+		}
+	}
+	if t.Cert == "" || t.Key == "" || t.CA == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(path(t.Cert), path(t.Key))
+	if err != nil {
+		p.at("tls.cert", "tls: %v", err)
+		return nil
+	}
+	pem, err := os.ReadFile(path(t.CA))
+	if err != nil {
+		p.at("tls.ca", "tls.ca: %v", err)
+		return nil
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		p.at("tls.ca", "tls.ca: %s holds no PEM certificate", t.CA)
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		p.at("tls.cert", "tls.cert: %v", err)
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		if ic, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(ic)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		p.at("tls.ca", "tls.ca does not accept tls.cert: %v", err)
+		return nil
+	}
+	cert.Leaf = leaf
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// certCovers checks that the TLS certificate names an instance's MSRP host, which its
+// peers dial and verify by IP.
+func (c *ServeConfig) certCovers(p *problems, path, what, host string) {
+	if c.tls == nil || host == "" {
+		return
+	}
+	if err := c.tls.Certificates[0].Leaf.VerifyHostname(host); err != nil {
+		p.at(path, "%s: tls.cert does not name its msrp host: %v", what, err)
+	}
 }
 
 func (r *RoleConfig) roleOrEmpty() string {
@@ -663,8 +753,18 @@ type Instance struct {
 	URI  string
 	// SIP is the SIP address (UDP and TCP); MSRP is empty for the core.
 	SIP, MSRP string
+	// TLS says that its MSRP is msrps.
+	TLS bool
 	// Routes are the core's resolved routes: domain to SIP address.
 	Routes map[string]string
+}
+
+// MSRPScheme is the scheme of the deployment's MSRP URIs: msrps with TLS, msrp without.
+func (c *ServeConfig) MSRPScheme() string {
+	if c.TLS != nil {
+		return "msrps"
+	}
+	return "msrp"
 }
 
 // ServeOptions are what a process adds to a configuration.
@@ -742,12 +842,12 @@ func Serve(ctx context.Context, c *ServeConfig, only []string, opts ServeOptions
 		}
 		n, err := StartNode(ctx, NodeConfig{Kind: kind, Name: r.Name, URI: r.URI, Host: host, SIPPort: sport, MSRPPort: mport,
 			Variant: v, Proxy: c.SIPCore, Transport: c.Transport, Groups: groups, ChunkSize: chunk, Guard: guard,
-			Trace: opts.Trace, Logger: opts.Logger})
+			TLS: c.tls, Trace: opts.Trace, Logger: opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("runtime: starting %s: %w", r.Name, err)
 		}
 		s.nodes = append(s.nodes, n)
-		s.instances = append(s.instances, Instance{Name: r.Name, Role: kind.String(), URI: r.URI, SIP: n.SIPAddr(), MSRP: n.MSRPAddr()})
+		s.instances = append(s.instances, Instance{Name: r.Name, Role: kind.String(), URI: r.URI, SIP: n.SIPAddr(), MSRP: n.MSRPAddr(), TLS: c.tls != nil})
 	}
 	if len(s.instances) == 0 {
 		return nil, fmt.Errorf("%w: the configuration has no server roles", ErrUnknownInstance)
@@ -839,7 +939,7 @@ func (c *ServeConfig) StartClient(ctx context.Context, uri string, opts ClientOp
 	_, mport, _ := loopbackAddr(cl.MSRP)
 	return StartNode(ctx, NodeConfig{Kind: kind, Name: cl.Name, URI: cl.URI, Host: host, SIPPort: sport, MSRPPort: mport,
 		Variant: v, Proxy: c.SIPCore, Transport: c.Transport, OriginatingPF: pf.SIP, StoreDir: opts.StoreDir,
-		ChunkSize: chunk, Guard: guard, Trace: opts.Trace, Logger: opts.Logger})
+		ChunkSize: chunk, Guard: guard, TLS: c.tls, Trace: opts.Trace, Logger: opts.Logger})
 }
 
 // ClientPF returns the name of the role a client registers with.

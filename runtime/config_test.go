@@ -3,7 +3,10 @@ package runtime_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -219,19 +222,98 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// writeTLS writes a throw-away loopback certificate (runtime.LoopbackTLS) as PEM files
+// into dir: cert.pem, key.pem; the certificate is its own CA.
+func writeTLS(t *testing.T, dir, prefix string) {
+	t.Helper()
+	conf, err := runtime.LoopbackTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conf.Certificates[0]
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]*pem.Block{
+		prefix + "cert.pem": {Type: "CERTIFICATE", Bytes: c.Certificate[0]},
+		prefix + "key.pem":  {Type: "PRIVATE KEY", Bytes: key},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestServeConfigTLS: the TLS files are loaded relative to the configuration, and what
+// would make every handshake fail is an error before anything starts.
+func TestServeConfigTLS(t *testing.T) {
+	dir := t.TempDir()
+	writeTLS(t, dir, "")
+	writeTLS(t, dir, "other-")
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tlsYAML := "tls:\n  cert: cert.pem\n  key: key.pem\n  ca: cert.pem\n"
+	for _, tc := range []struct {
+		name, old, new, at, want string
+	}{
+		{"valid", "", "", "", ""},
+		{"missing ca", "  ca: cert.pem\n", "", "tls:", "tls.ca is required"},
+		{"no such file", "cert: cert.pem", "cert: none.pem", "cert: none.pem", "no such file"},
+		{"key of another certificate", "key: key.pem", "key: other-key.pem", "cert: cert.pem", "private key does not match public key"},
+		{"ca that does not accept the certificate", "ca: cert.pem", "ca: other-cert.pem", "ca: other-cert.pem", "tls.ca does not accept tls.cert"},
+		{"ca not PEM", "ca: cert.pem", "ca: notes.txt", "ca: notes.txt", "holds no PEM certificate"},
+		{"host the certificate does not name", "    sip: 127.0.0.1:0\n    msrp: 127.0.0.1:0\n", "    sip: 127.0.0.5:0\n    msrp: 127.0.0.5:0\n", "msrp: 127.0.0.5:0", "tls.cert does not name its msrp host"},
+		{"unknown key", "  ca: cert.pem\n", "  ca: cert.pem\n  verify: false\n", "verify: false", `unknown key "verify" in tls`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(fixedYAML()+tlsYAML, tc.old, tc.new, 1)
+			c, err := runtime.ParseServeConfig(filepath.Join(dir, "cfg.yaml"), []byte(text))
+			if tc.want == "" {
+				if err != nil || c.MSRPScheme() != "msrps" {
+					t.Fatalf("%v, scheme %s", err, c.MSRPScheme())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			line := strings.Count(text[:strings.Index(text, tc.at)], "\n") + 1
+			if loc := fmt.Sprintf("cfg.yaml:%d: ", line); !strings.Contains(err.Error(), loc) {
+				t.Errorf("got %v, want it at %s", err, loc)
+			}
+		})
+	}
+}
+
 // TestServeDeployment: the configuration's core and roles started by Serve, its clients by
-// StartClient, deliver a message to the pre-defined group and to an ad-hoc one.
+// StartClient, deliver a message to the pre-defined group and to an ad-hoc one, over plain
+// MSRP and over msrps.
 func TestServeDeployment(t *testing.T) {
+	t.Run("msrp", func(t *testing.T) { testServeDeployment(t, false) })
+	t.Run("msrps", func(t *testing.T) { testServeDeployment(t, true) })
+}
+
+func testServeDeployment(t *testing.T, withTLS bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var ports []any
 	for _, p := range freePorts(t, 9) {
 		ports = append(ports, p)
 	}
-	c, err := runtime.ParseServeConfig("test.yaml", []byte(fmt.Sprintf(deployYAML, ports...)))
+	text := fmt.Sprintf(deployYAML, ports...)
+	cfgDir := t.TempDir()
+	if withTLS {
+		writeTLS(t, cfgDir, "")
+		text += "tls: {cert: cert.pem, key: key.pem, ca: cert.pem}\n"
+	}
+	c, err := runtime.ParseServeConfig(filepath.Join(cfgDir, "test.yaml"), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var recs []runtime.Record
+	tracer := runtime.NewTracer(nil, &recs)
 	for _, tc := range []struct {
 		only []string
 		want string
@@ -244,12 +326,12 @@ func TestServeDeployment(t *testing.T) {
 		}
 	}
 	// Two processes' worth: the core and the CF, then the rest.
-	first, err := runtime.Serve(ctx, c, []string{"core", "cf"}, runtime.ServeOptions{})
+	first, err := runtime.Serve(ctx, c, []string{"core", "cf"}, runtime.ServeOptions{Trace: tracer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	rest, err := runtime.Serve(ctx, c, []string{"pfa", "pfb1", "pfb2"}, runtime.ServeOptions{})
+	rest, err := runtime.Serve(ctx, c, []string{"pfa", "pfb1", "pfb2"}, runtime.ServeOptions{Trace: tracer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +349,7 @@ func TestServeDeployment(t *testing.T) {
 	}
 	dir := t.TempDir()
 	start := func(uri string) *runtime.Node {
-		n, err := c.StartClient(ctx, uri, runtime.ClientOptions{StoreDir: filepath.Join(dir, uri)})
+		n, err := c.StartClient(ctx, uri, runtime.ClientOptions{StoreDir: filepath.Join(dir, uri), Trace: tracer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,5 +407,19 @@ func TestServeDeployment(t *testing.T) {
 		if err := rest.WaitIdle(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Every path the machines offered has the deployment's scheme.
+	n := 0
+	for _, r := range recs {
+		if r.Dir != "out" || r.Type != "SendInvite" {
+			continue
+		}
+		n++
+		if b, _ := json.Marshal(r.Fields); !strings.Contains(string(b), c.MSRPScheme()+"://") {
+			t.Errorf("an offer without %s: %s", c.MSRPScheme(), b)
+		}
+	}
+	if n == 0 {
+		t.Error("no INVITE in the trace")
 	}
 }
