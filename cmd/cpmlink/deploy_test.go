@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cpmlink/cpmlink/runtime"
 )
 
 // deployTestYAML is docs/deploy.yaml's deployment with free ports (%d: core, pfa sip, pfa
@@ -264,16 +268,50 @@ func randomFile(t *testing.T, path string, n int) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// writeTLSFiles writes a throw-away loopback certificate (runtime.LoopbackTLS) as PEM:
+// cert.pem (its own CA) and key.pem.
+func writeTLSFiles(t *testing.T, dir string) {
+	t.Helper()
+	conf, err := runtime.LoopbackTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(conf.Certificates[0].PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]*pem.Block{
+		"cert.pem": {Type: "CERTIFICATE", Bytes: conf.Certificates[0].Certificate[0]},
+		"key.pem":  {Type: "PRIVATE KEY", Bytes: key},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestDeployFiveProcesses runs docs/deploy.md with free ports: PF-A, CF (with the core)
 // and PF-B as serve processes, two members as recv processes, and the transmitter as send
-// processes; then it stops them all with SIGTERM.
+// processes; then it stops them all with SIGTERM. Once over MSRP, once over msrps.
 func TestDeployFiveProcesses(t *testing.T) {
 	bin := buildCpmlink(t)
+	t.Run("msrp", func(t *testing.T) { testDeploy(t, bin, false) })
+	t.Run("msrps", func(t *testing.T) { testDeploy(t, bin, true) })
+}
+
+func testDeploy(t *testing.T, bin string, withTLS bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "cpmlink.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(deployTestYAML, freePorts(t, 7)...)), 0o644); err != nil {
+	text := fmt.Sprintf(deployTestYAML, freePorts(t, 7)...)
+	scheme := "msrp"
+	if withTLS {
+		writeTLSFiles(t, dir)
+		text += "tls:\n  cert: cert.pem\n  key: key.pem\n  ca: cert.pem\n"
+		scheme = "msrps"
+	}
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	trace := filepath.Join(dir, "pfb1.ndjson")
@@ -286,7 +324,8 @@ func TestDeployFiveProcesses(t *testing.T) {
 	for _, s := range servers {
 		s.expect(ctx, t, "ready: ")
 	}
-	if !strings.HasPrefix(servers[0].out[0], "started core (SIP/IP core) sip 127.0.0.1:") || !strings.HasPrefix(servers[0].out[1], "started cf (CF sip:cf@cf.example) sip 127.0.0.1:") {
+	if !strings.HasPrefix(servers[0].out[0], "started core (SIP/IP core) sip 127.0.0.1:") || !strings.HasPrefix(servers[0].out[1], "started cf (CF sip:cf@cf.example) sip 127.0.0.1:") ||
+		!strings.Contains(servers[0].out[1], " "+scheme+" 127.0.0.1:") {
 		t.Errorf("serve core,cf printed\n%s", strings.Join(servers[0].out, "\n"))
 	}
 
@@ -332,7 +371,7 @@ func TestDeployFiveProcesses(t *testing.T) {
 	send = startProc(t, bin, "send to dave", nil, "send", "--config", cfg, "--from", "sip:alice@a.example",
 		"--members", "sip:bob@b1.example,sip:dave@b1.example", "--file", file)
 	code, out = send.wait(ctx, t)
-	if code != 1 || !outcomeLine(out, "sip:dave@b1.example", "failed (status 480)") || !outcomeLine(out, "sip:bob@b1.example", "delivered") {
+	if code != 1 || !outcomeLine(out, "sip:dave@b1.example", "failed (480 Temporarily Unavailable)") || !outcomeLine(out, "sip:bob@b1.example", "delivered") {
 		t.Errorf("send to an unregistered member: exit %d\n%s", code, out)
 	}
 	storedLine(t, "bob", bob.expect(ctx, t, "message 3: "), sum3, 5000)
@@ -369,6 +408,10 @@ func TestDeployFiveProcesses(t *testing.T) {
 	}
 	if len(lines) < 10 {
 		t.Errorf("trace: only %d records", len(lines))
+	}
+	// The links were what the configuration says: the paths PF-B offered and answered.
+	if !strings.Contains(string(b), `"`+scheme+`://`) {
+		t.Errorf("no %s:// path in the PF-B's trace", scheme)
 	}
 }
 

@@ -72,7 +72,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		node.Close()
 		return fail(stderr, "recv: %s registering with %s: %v", *as, pf, err)
 	}
-	fmt.Fprintf(stdout, "registered %s with %s for %v (sip %s msrp %s); storing in %s\n", *as, pf, *expires, node.SIPAddr(), node.MSRPAddr(), *dir)
+	fmt.Fprintf(stdout, "registered %s with %s for %v (sip %s %s %s); storing in %s\n", *as, pf, *expires, node.SIPAddr(), cfg.MSRPScheme(), node.MSRPAddr(), *dir)
 
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -16,6 +16,8 @@ import (
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/msrp"
+	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
 
 func init() {
@@ -168,16 +170,26 @@ func printOutcome(w io.Writer, members []string, o runtime.Outcome) int {
 			delivered++
 			text = "delivered"
 		case core.Failed:
-			text = fmt.Sprintf("failed (status %d)", oc.Status)
+			text = "failed (" + statusText(oc.Status) + ")"
 		default:
 			text = "unknown (no outcome came back)"
 		}
 		fmt.Fprintf(w, "%-*s  %s\n", width, m, text)
 	}
 	if len(members) == 0 && o.Rest.Final() {
-		fmt.Fprintf(w, "%-*s  failed (status %d)\n", width, "(every member)", o.Rest.Status)
+		fmt.Fprintf(w, "%-*s  failed (%s)\n", width, "(every member)", statusText(o.Rest.Status))
 	}
 	return delivered
+}
+
+// statusText names a failure's status. It is MSRP's when a link failed and SIP's when a
+// leg was refused; the runtime's REPORTs read it in that order too.
+func statusText(code int) string {
+	text := msrp.StatusText(code)
+	if text == "" {
+		text = sipx.ReasonPhrase(code)
+	}
+	return fmt.Sprintf("%d %s", code, text)
 }
 
 // payload returns a file holding the payload, its size and its SHA-256. Standard input is

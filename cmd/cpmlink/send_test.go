@@ -45,14 +45,14 @@ func TestOutcomeTable(t *testing.T) {
 	if n := printOutcome(&b, []string{"sip:bob@b1.example", "sip:dave@b1.example", "sip:eve@b1.example"}, o); n != 1 {
 		t.Errorf("%d delivered", n)
 	}
-	for _, want := range []string{"sip:bob@b1.example   delivered\n", "sip:dave@b1.example  failed (status 480)\n", "sip:eve@b1.example   unknown (no outcome came back)\n"} {
+	for _, want := range []string{"sip:bob@b1.example   delivered\n", "sip:dave@b1.example  failed (480 Temporarily Unavailable)\n", "sip:eve@b1.example   unknown (no outcome came back)\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
 		}
 	}
 	b.Reset()
 	printOutcome(&b, nil, runtime.Outcome{Rest: core.FailedOutcome(404)})
-	if !strings.Contains(b.String(), "(every member)  failed (status 404)") {
+	if !strings.Contains(b.String(), "(every member)  failed (404 Not Found)") {
 		t.Errorf("a session refused as a whole:\n%s", b.String())
 	}
 }

@@ -145,7 +145,11 @@ func describeInstance(in runtime.Instance) string {
 		sort.Strings(routes)
 		return fmt.Sprintf("started core (SIP/IP core) sip %s routes %s", in.SIP, strings.Join(routes, " "))
 	}
-	return fmt.Sprintf("started %s (%s %s) sip %s msrp %s", in.Name, in.Role, in.URI, in.SIP, in.MSRP)
+	scheme := "msrp"
+	if in.TLS {
+		scheme = "msrps"
+	}
+	return fmt.Sprintf("started %s (%s %s) sip %s %s %s", in.Name, in.Role, in.URI, in.SIP, scheme, in.MSRP)
 }
 
 // plural says "1 instance", "2 instances".
