@@ -115,6 +115,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	outcome, sendErr := node.Send(ctx, target, list, msg)
 	took := time.Since(start)
+	// From here on a second signal kills at once, instead of waiting for the teardown.
+	stopSignals()
 	if bar != nil {
 		bar.finish()
 	}
