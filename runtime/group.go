@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,9 @@ type GroupConfig struct {
 	// that calls RunRoleProcess), so that its memory can be measured alone; the CF's
 	// trace then stays in the child. Group.CF is nil.
 	CFProcess func() *exec.Cmd
+	// TLS makes every link msrps with this configuration (see LoopbackTLS). It cannot
+	// be combined with CFProcess.
+	TLS *tls.Config
 	// Discard makes the members hash what they receive without storing it.
 	Discard bool
 	// Answers gives members a policy other than accepting (by member index).
@@ -110,6 +114,9 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	if cfg.Members < 1 || cfg.PFBs < 1 {
 		return nil, errors.New("runtime: a group needs at least one member and one PF-B")
 	}
+	if cfg.TLS != nil && cfg.CFProcess != nil {
+		return nil, errors.New("runtime: a CF in its own process cannot take the group's TLS configuration")
+	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
@@ -144,7 +151,7 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	config := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) NodeConfig {
 		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Variant: cfg.Variant, Proxy: proxy,
 			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger,
-			SIPPort: layout[name].SIPPort, MSRPPort: layout[name].MSRPPort}
+			SIPPort: layout[name].SIPPort, MSRPPort: layout[name].MSRPPort, TLS: cfg.TLS}
 		if extra != nil {
 			extra(&nc)
 		}

@@ -232,3 +232,28 @@ func TestMemberFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestMSRPOverTLS: every link msrps (TCP/TLS/MSRP in SDP), SIP over both transports.
+func TestMSRPOverTLS(t *testing.T) {
+	conf, err := runtime.LoopbackTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fig1", "fig5"} {
+		v, _ := fsm.VariantByName(name)
+		for _, transport := range []string{"udp", "tcp"} {
+			t.Run(name+"/"+transport, func(t *testing.T) {
+				t.Parallel()
+				ctx := testCtx(t, time.Minute)
+				msg := payload(50<<10, 5)
+				r := sendToGroup(t, ctx, runtime.GroupConfig{Variant: v, Members: 3, PFBs: 2, Transport: transport,
+					ChunkSize: 16 << 10, StoreDir: t.TempDir(), TLS: conf}, false, msg)
+				r.checkDelivered(t, msg, nil)
+				r.validate(t, proptest.Config{Variant: v, Members: 3, PFBs: 2})
+				if !strings.Contains(r.trace.String(), "msrps://") {
+					t.Error("no msrps URI in the trace: the links were not TLS")
+				}
+			})
+		}
+	}
+}
