@@ -20,8 +20,7 @@ import (
 // TestKamailioAsSIPCore runs the group flow with Kamailio, not the embedded core, as the
 // SIP/IP core between the roles (every role on fixed ports, GroupConfig.BasePort, as the
 // demo runs next to Kamailio): FIG. 1 and FIG. 5, SIP over UDP and TCP, a pre-defined
-// and an ad-hoc group (whose INVITE is over 1300 bytes, so Kamailio must carry it over
-// TCP), three members over two PF-Bs, a message of several chunks. Kamailio proxies SIP
+// and an ad-hoc group (whose INVITE is over 1300 bytes, so it must travel over TCP), three members over two PF-Bs, a message of several chunks. Kamailio proxies SIP
 // only; MSRP goes straight between the roles. Each run must deliver byte-exact to every
 // member, tell the sender so per member, leave a trace the spec accepts, and every dialog
 // of the trace must have crossed Kamailio.
@@ -63,30 +62,42 @@ func TestKamailioAsSIPCore(t *testing.T) {
 					r.send(t, ctx, target, list, msg)
 					r.checkDelivered(t, msg, nil)
 					r.validate(t, proptest.Config{Variant: v, Members: 3, PFBs: 2})
-					r.crossed(t, k)
+					r.crossed(t, k, adhoc)
 				})
 			}
 		}
 	}
 }
 
-// crossed checks that Kamailio saw the INVITE of every dialog in the run's trace. Its
+// crossed checks that Kamailio saw the INVITE of every dialog in the run's trace, and that
+// an ad-hoc group's INVITEs (to PF-A, then to the CF) reached it over TCP whatever the
+// transport (RFC 3261 §18.1.1: they carry the member list and are over 1300 bytes). Its
 // configuration logs each request it takes as
 //
-//	{1 1 INVITE CALL-ID} <script>: SIP IN  INVITE sip:...
-func (r *groupRun) crossed(t *testing.T, k *kamailiotest.Kamailio) {
+//	{1 1 INVITE CALL-ID} <script>: SIP IN  INVITE sip:... from udp:127.0.0.1:PORT
+func (r *groupRun) crossed(t *testing.T, k *kamailiotest.Kamailio, adhoc bool) {
 	t.Helper()
 	log, err := os.ReadFile(k.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	adhocTCP := 0
 	for line := range strings.Lines(string(log)) {
 		_, prefix, _ := strings.Cut(line, "{")
 		prefix, rest, ok := strings.Cut(prefix, "} ")
 		if f := strings.Fields(prefix); ok && len(f) == 4 && strings.HasPrefix(rest, "<script>: SIP IN  INVITE ") {
 			seen[f[3]] = true
+			if strings.HasPrefix(rest, "<script>: SIP IN  INVITE "+runtime.AdHocURI+" ") {
+				if !strings.Contains(rest, " from tcp:") {
+					t.Errorf("an ad-hoc INVITE reached Kamailio over UDP: %s", strings.TrimSpace(rest))
+				}
+				adhocTCP++
+			}
 		}
+	}
+	if adhoc && adhocTCP != 2 {
+		t.Errorf("Kamailio took %d ad-hoc INVITEs over TCP, want 2 (to PF-A, then to the CF)", adhocTCP)
 	}
 	dialogs := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(r.trace.Bytes()))
