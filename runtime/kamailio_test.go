@@ -19,11 +19,12 @@ import (
 
 // TestKamailioAsSIPCore runs the group flow with Kamailio, not the embedded core, as the
 // SIP/IP core between the roles (every role on fixed ports, GroupConfig.BasePort, as the
-// demo runs next to Kamailio): FIG. 1 and FIG. 5, SIP over UDP and TCP, a pre-defined
-// and an ad-hoc group (whose INVITE is over 1300 bytes, so it must travel over TCP), three members over two PF-Bs, a message of several chunks. Kamailio proxies SIP
-// only; MSRP goes straight between the roles. Each run must deliver byte-exact to every
-// member, tell the sender so per member, leave a trace the spec accepts, and every dialog
-// of the trace must have crossed Kamailio.
+// demo runs next to Kamailio): FIG. 1 and FIG. 5, SIP over UDP and TCP, a pre-defined and
+// an ad-hoc group (whose INVITE is over 1300 bytes, so it must travel over TCP), three
+// members over two PF-Bs, a message of several chunks. Kamailio proxies SIP only; MSRP
+// goes straight between the roles. Each run must deliver byte-exact to every member, tell
+// the sender so per member, leave a trace the spec accepts, and every dialog of the trace
+// must have crossed Kamailio.
 func TestKamailioAsSIPCore(t *testing.T) {
 	kamailiotest.Require(t)
 	msg := payload(100<<10+7, 3)
