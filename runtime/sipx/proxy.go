@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -70,7 +71,8 @@ type Proxy struct {
 	routes map[string]string
 	salt   string
 
-	tp  *sip.TransportLayer
+	tp  *sip.TransportLayer // listens: UDP, and the TCP connections peers open
+	out *sip.TransportLayer // the TCP connections the proxy opens
 	udp *net.UDPConn
 	tcp *net.TCPListener
 
@@ -125,6 +127,15 @@ func StartProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
 	// wrong for a stateless proxy.
 	p.tp = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil, sip.WithTransportLayerLogger(p.log))
 	p.tp.OnMessage(p.onMessage)
+	// Connections the proxy dials live in a transport layer of their own. sipgo pools a
+	// dialed connection under its local address as well as its remote one, and an
+	// accepted connection under its remote address; on loopback every peer shares the IP,
+	// and a dialed connection's ephemeral port may equal an accepted one's remote port
+	// (connect reuses a local port towards another destination). In one pool the second
+	// entry would hide the first, and a response meant for the peer of the accepted
+	// connection would go down the dialed one.
+	p.out = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil, sip.WithTransportLayerLogger(p.log))
+	p.out.OnMessage(p.onMessage)
 	p.serving.Add(2)
 	go func() { defer p.serving.Done(); _ = p.tp.ServeUDP(uc) }()
 	go func() { defer p.serving.Done(); _ = p.tp.ServeTCP(tl) }()
@@ -186,7 +197,7 @@ func (p *Proxy) Close() error {
 		_ = p.tcp.Close()
 		p.serving.Wait()
 		p.work.Wait()
-		err = p.tp.Close()
+		err = errors.Join(p.tp.Close(), p.out.Close())
 		close(p.down)
 	})
 	return err
@@ -388,7 +399,7 @@ func (p *Proxy) forward(req *sip.Request, inTp, outTp, dest string) {
 		req.SetTransport("TCP")
 		req.SetDestination(dest)
 		req.Laddr = sip.Addr{}
-		err = p.tp.WriteMsg(req)
+		err = p.out.WriteMsg(req)
 	}
 	if err != nil {
 		p.log.Debug("forward failed", "method", req.Method, "dest", dest, "error", err)
@@ -466,7 +477,12 @@ func (p *Proxy) writeResponse(res *sip.Response, dest, transport string) error {
 	if transport == "UDP" {
 		return p.writeUDP([]byte(res.String()), dest)
 	}
+	// Back on the connection the request came in on (RFC 3261 §18.2.2): one the proxy
+	// accepted, or, for a request a peer sent down a connection the proxy dialed, that one.
 	conn, err := p.tp.GetConnection(transport, dest)
+	if err != nil {
+		conn, err = p.out.GetConnection(transport, dest)
+	}
 	if err != nil {
 		return err
 	}
