@@ -206,7 +206,7 @@ func (w *World) replayOne(n int, r TraceRecord, choices []Choice, leg core.LegID
 // absorb takes out of the network what a real run leaves no record of when it ends: a
 // CANCEL for an INVITE that already had its final response (the SIP stack answers it
 // itself and tells no machine, RFC 3261 §9.2; its sender may not even have put it on the
-// wire), and MSRP frames and link failures headed for a link end that its role already
+// wire), an ACK that a BYE overtook (the stack drops it with the dialog), and MSRP frames and link failures headed for a link end that its role already
 // closed (a closed session drops them, or the connection under it is gone).
 func (w *World) absorb() *Violation {
 	for changed := true; changed; {
@@ -217,6 +217,10 @@ func (w *World) absorb() *Violation {
 			switch {
 			case it.kind == itSIP && it.ev.Kind() == "CancelReceived" && lo != nil && (lo.oks > 0 || lo.rejects > 0):
 				w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "CANCEL absorbed: the INVITE had its final response", Note: true})
+			case it.kind == itSIP && it.ev.Kind() == "AckReceived" && lo != nil && lo.byes > 0:
+				// The BYE overtook it (separate transactions, RFC 3261 §13.3.1.4 allows it)
+				// and ended the dialog: the stack drops an ACK for a dialog it no longer has.
+				w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "ACK absorbed: the dialog had ended", Note: true})
 			case it.kind == itFail && lo != nil && lo.closed[w.endOf(it.to, it.leg)]:
 				w.record(Step{From: w.names[it.from], To: w.nameOf(it.to), Label: "link failure absorbed: the end was closed", Note: true})
 			default:
