@@ -94,6 +94,13 @@ func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig) *gro
 		if err := g.Close(); err != nil {
 			t.Errorf("closing the group: %v", err)
 		}
+		// CPMLINK_TRACE_DIR keeps the traces of failed runs for a look.
+		if dir := os.Getenv("CPMLINK_TRACE_DIR"); dir != "" && t.Failed() {
+			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".ndjson")
+			if err := os.WriteFile(name, r.trace.Bytes(), 0o644); err == nil {
+				t.Logf("trace in %s", name)
+			}
+		}
 	})
 	for i := 0; i < cfg.Members; i++ {
 		r.members = append(r.members, runtime.MemberURI(i, cfg.PFBs))
@@ -171,13 +178,6 @@ func (r *groupRun) validate(t *testing.T, cfg proptest.Config) {
 	cfg.Chunks = max(1, tr.Chunks)
 	if _, v, err := proptest.ValidateTrace(cfg, tr.Records, true); err != nil || v != nil {
 		t.Errorf("the run's trace is not a behaviour of the spec: %v %v", err, v)
-		// CPMLINK_TRACE_DIR keeps the traces of failed runs for a look.
-		if dir := os.Getenv("CPMLINK_TRACE_DIR"); dir != "" {
-			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".ndjson")
-			if err := os.WriteFile(name, r.trace.Bytes(), 0o644); err == nil {
-				t.Logf("trace in %s", name)
-			}
-		}
 	}
 }
 
