@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/cpmlink/cpmlink/fsm"
-	"github.com/cpmlink/cpmlink/internal/kamailiotest"
 	"github.com/cpmlink/cpmlink/proptest"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // TestKamailioAsSIPCore runs the group flow with Kamailio, not the embedded core, as the

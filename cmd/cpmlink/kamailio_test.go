@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cpmlink/cpmlink/internal/kamailiotest"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // TestKamailioConfigMatchesDemo: the project's Kamailio configuration, as committed, has

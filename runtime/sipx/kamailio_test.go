@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cpmlink/cpmlink/internal/kamailiotest"
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // tail is the end of a long log, for a failure message (sipp_test.go uses it too).

@@ -6,8 +6,8 @@
 // It is test support only, shared by the Kamailio tests of runtime/sipx, runtime and
 // cmd/cpmlink so that there is one launcher and one configuration. It imports "testing"
 // and starts external processes: non-test code must never import it (a test of this
-// package enforces that). It lives in the module's top-level internal directory, rather
-// than under runtime, because cmd/cpmlink's tests use it too.
+// package enforces that). It is not an internal package because cmd/cpmlink's tests use it
+// too, and the module keeps its top level to model, gen, fsm, runtime, proptest, cmd, docs.
 //
 // The same configuration file, as committed, is the one docs/kamailio.md runs by hand
 // next to `cpmlink demo --sip-core 127.0.0.1:5060 --base-port 5070`; the tests override

@@ -20,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const importPath = "github.com/cpmlink/cpmlink/internal/kamailiotest"
+const importPath = "github.com/cpmlink/cpmlink/runtime/kamailiotest"
 
 // TestOnlyTestsImportIt: the package imports "testing" and starts processes, so no
 // non-test file of the module may import it.
