@@ -240,28 +240,47 @@ func writeRandom(path string, n int64) (string, error) {
 // hopTable reads, from the trace, who opened (or reused) each hop's link, and when the
 // last link came up.
 func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, int64) {
-	var rows []hopRow
+	// The two ends of each dialog, and the member each leg serves (the Target of its
+	// INVITE, on hop3 and hop4), from the records of both ends.
+	ends := map[string][]string{}
+	target := map[[2]string]string{}
 	var lastUp time.Time
 	for _, r := range recs {
+		if r.Dialog != "" && !slices.Contains(ends[r.Dialog], r.Node) {
+			ends[r.Dialog] = append(ends[r.Dialog], r.Node)
+		}
+		if t, ok := r.Fields["Target"].(string); ok && (r.Type == "SendInvite" || r.Type == "InviteReceived") {
+			target[[2]string{r.Node, r.Leg}] = t
+		}
 		if r.Dir == "in" && r.Type == "LinkUp" && r.Time.After(lastUp) {
 			lastUp = r.Time
 		}
+	}
+	var rows []hopRow
+	for _, r := range recs {
 		if r.Dir != "out" || (r.Type != "OpenLink" && r.Type != "ReuseLink") {
 			continue
 		}
-		h := hopIndex(r.Hop)
 		row := hopRow{Hop: r.Hop, Opener: r.Node, Reused: r.Type == "ReuseLink"}
-		if h >= 0 {
+		if h := hopIndex(r.Hop); h >= 0 {
 			row.Trigger = v.Trigger[h].String()
-			ends := fsm.HopEnds[h]
-			row.Peer = ends[0].String()
-			if row.Peer == r.Role {
-				row.Peer = ends[1].String()
+			if h >= int(fsm.Hop3) {
+				row.Member = target[[2]string{r.Node, r.Leg}]
+			}
+		}
+		for _, n := range ends[r.Dialog] {
+			if n != r.Node {
+				row.Peer = n
 			}
 		}
 		rows = append(rows, row)
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Hop < rows[j].Hop })
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Hop != rows[j].Hop {
+			return rows[i].Hop < rows[j].Hop
+		}
+		return rows[i].Member < rows[j].Member
+	})
 	var setup int64
 	if !lastUp.IsZero() {
 		setup = lastUp.Sub(start).Milliseconds()
@@ -289,13 +308,17 @@ func printDemo(w io.Writer, r demoJSON) {
 		fmt.Fprintf(w, " %s=%s", d, r.Routes[d])
 	}
 	fmt.Fprint(w, "\n\n")
-	fmt.Fprintf(w, "%-5s %-9s %-8s %-14s %s\n", "hop", "opener", "peer", "trigger", "connection")
+	fmt.Fprintf(w, "%-5s %-20s %-8s %-8s %-14s %s\n", "hop", "for member", "opener", "peer", "trigger", "connection")
 	for _, h := range r.Hops {
 		conn := "new"
 		if h.Reused {
 			conn = "reused"
 		}
-		fmt.Fprintf(w, "%-5s %-9s %-8s %-14s %s\n", h.Hop, h.Opener, h.Peer, h.Trigger, conn)
+		member := h.Member
+		if member == "" {
+			member = "(all)"
+		}
+		fmt.Fprintf(w, "%-5s %-20s %-8s %-8s %-14s %s\n", h.Hop, member, h.Opener, h.Peer, h.Trigger, conn)
 	}
 	fmt.Fprintf(w, "\ntimings: all hops up %d ms after the INVITE, last byte delivered at %d ms, sessions ended at %d ms\n\n", r.SetupMS, r.DeliveryMS, r.TeardownMS)
 	fmt.Fprintf(w, "%-22s %-64s %s\n", "sender", r.SHA256Sent, "")

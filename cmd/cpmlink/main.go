@@ -3,6 +3,9 @@
 //
 //	cpmlink demo      run every role on loopback and send a message to a group
 //	cpmlink bench     measure set-up and delivery times and the CF's peak heap
+//	cpmlink serve     run the SIP/IP core and server roles of a deployment
+//	cpmlink send      send a file to a group of a deployment
+//	cpmlink recv      register a member of a deployment and store what it receives
 //	cpmlink explore   check variants exhaustively for small groups
 //	cpmlink diagram   draw the canonical message sequence of a variant
 //	cpmlink map       classify every combination of knob values (docs/variant-map.md)
