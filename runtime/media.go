@@ -112,8 +112,18 @@ func startMedia(n *Node, addr string) (*media, error) {
 
 func (m *media) addr() string { return m.ln.Addr().String() }
 
+// errClosing ends what a closing node was still receiving.
+var errClosing = errors.New("runtime: the node is closing")
+
+// close ends every session and waits for the goroutines media started. The node's
+// goroutine has ended, so the leg maps are ours.
 func (m *media) close() error {
 	err := m.ep.Close()
+	for _, lm := range m.legs {
+		if lm.file != nil {
+			lm.file.pw.CloseWithError(errClosing)
+		}
+	}
 	m.wg.Wait()
 	return err
 }
@@ -326,6 +336,11 @@ func (m *media) kill(leg fsm.LegID, err error) {
 		}
 		if lm.out != nil {
 			lm.out.stop()
+		}
+		if lm.file != nil {
+			// The store's writer ends with the link: a message that stops arriving is
+			// not stored, and nothing waits for the rest of it.
+			lm.file.pw.CloseWithError(err)
 		}
 	}
 }
