@@ -99,14 +99,14 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			for _, size := range ss {
 				row := benchRow{Variant: v.Name, Members: m, PFBs: min(*pfbs, m), Bytes: size, Runs: *runs}
 				for i := 0; i < *runs; i++ {
-					if err := benchOnce(&row, v, *transport, self, *timeout, uint64(i)); err != nil {
+					if err := benchOnce(&row, v, *transport, self, *timeout, uint64(i), stderr); err != nil {
 						return fail(stderr, "%s, %d members, %d bytes: %v", v.Name, m, size, err)
 					}
 				}
 				rows = append(rows, row)
 				if !*asJSON {
-					fmt.Fprintf(stdout, "%-8s %7d %9s  %-22s %-22s %.1f / %.1f MB\n", row.Variant, row.Members, humanSize(row.Bytes),
-						spread(row.SetupMS), spread(row.DeliveryMS), float64(row.CFPeakHeap)/(1<<20), float64(row.CFPeakRSS)/(1<<20))
+					fmt.Fprintf(stdout, "%-8s %7d %9s  %-22s %-22s %.1f / %.1f MB%s\n", row.Variant, row.Members, humanSize(row.Bytes),
+						spread(row.SetupMS), spread(row.DeliveryMS), float64(row.CFPeakHeap)/(1<<20), float64(row.CFPeakRSS)/(1<<20), failedNote(row.Failed))
 				}
 			}
 		}
@@ -127,7 +127,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 // benchOnce runs one message on a fresh group whose CF runs in a child process, and adds
 // what it measured to row. Members hash what they receive and keep nothing; tracing
 // keeps only the records that are not about single chunks, enough for the set-up time.
-func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout time.Duration, seed uint64) error {
+func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout time.Duration, seed uint64, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var recs []runtime.Record
@@ -162,29 +162,54 @@ func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout tim
 		return err
 	}
 	var last time.Time
+	failed := 0
 	for i, m := range g.Members {
+		uri := runtime.MemberURI(i, row.PFBs)
 		rec := m.Received()
-		if out.Of(runtime.MemberURI(i, row.PFBs)).Kind != core.Delivered || len(rec) != 1 || rec[0].SHA256 != want {
-			row.Failed++
-			continue
-		}
-		if rec[0].At.After(last) {
+		switch o := out.Of(uri); {
+		case o.Kind != core.Delivered:
+			failed++
+			if failed <= 3 {
+				fmt.Fprintf(stderr, "bench: run %d: %s: %v\n", seed+1, uri, o)
+			}
+		case len(rec) != 1 || rec[0].SHA256 != want:
+			failed++
+			if failed <= 3 {
+				fmt.Fprintf(stderr, "bench: run %d: %s: reported delivered, yet holds %d message(s), not the one sent\n", seed+1, uri, len(rec))
+			}
+		case rec[0].At.After(last):
 			last = rec[0].At
 		}
 	}
-	_, setup := hopTable(v, recs, start)
-	row.SetupMS = append(row.SetupMS, setup)
-	row.DeliveryMS = append(row.DeliveryMS, last.Sub(start).Milliseconds())
 	stats, err := g.StopCF()
 	if err != nil {
 		return err
 	}
 	row.CFPeakHeap = max(row.CFPeakHeap, stats.PeakHeapBytes)
 	row.CFPeakRSS = max(row.CFPeakRSS, stats.PeakRSSBytes)
+	if failed > 0 {
+		// A run that did not reach everyone has no delivery time to report.
+		fmt.Fprintf(stderr, "bench: run %d: %d of %d members did not get the message\n", seed+1, failed, row.Members)
+		row.Failed += failed
+		return nil
+	}
+	_, setup := hopTable(v, recs, start)
+	row.SetupMS = append(row.SetupMS, setup)
+	row.DeliveryMS = append(row.DeliveryMS, last.Sub(start).Milliseconds())
 	return nil
 }
 
+func failedNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (%d member deliveries failed)", n)
+}
+
 func spread(xs []int64) string {
+	if len(xs) == 0 {
+		return "-"
+	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return fmt.Sprintf("%d / %d / %d", s[0], s[len(s)/2], s[len(s)-1])
