@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // deployYAML is a valid deployment with two PF-Bs; %d are its fixed ports in order: core,
@@ -195,33 +195,6 @@ func TestServeConfigErrors(t *testing.T) {
 	}
 }
 
-// freePorts returns n loopback ports free for both TCP and UDP (SIP binds both).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		closers = append(closers, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		closers = append(closers, u)
-		ports = append(ports, port)
-	}
-	return ports
-}
-
 // writeTLS writes a throw-away loopback certificate (runtime.LoopbackTLS) as PEM files
 // into dir: cert.pem, key.pem; the certificate is its own CA.
 func writeTLS(t *testing.T, dir, prefix string) {
@@ -298,9 +271,11 @@ func TestServeDeployment(t *testing.T) {
 func testServeDeployment(t *testing.T, withTLS bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Fixed ports, as a deployment file has them, outside the ephemeral range that the
+	// other tests' port-0 listeners draw from.
 	var ports []any
-	for _, p := range freePorts(t, 9) {
-		ports = append(ports, p)
+	for p, base := 0, kamailiotest.FreePorts(t, 9); p < 9; p++ {
+		ports = append(ports, base+p)
 	}
 	text := fmt.Sprintf(deployYAML, ports...)
 	cfgDir := t.TempDir()

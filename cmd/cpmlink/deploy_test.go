@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // deployTestYAML is docs/deploy.yaml's deployment with free ports (%d: core, pfa sip, pfa
@@ -67,35 +67,6 @@ clients:
   - uri: sip:dave@b1.example
     pf: pfb1
 `
-
-// freePorts returns n loopback ports that were free for both TCP and UDP (SIP binds both).
-// They are released before the processes bind them: another program could take one in
-// between, which would fail the test loudly (address already in use), never silently.
-func freePorts(t *testing.T, n int) []any {
-	t.Helper()
-	var ports []any
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		held = append(held, u)
-		ports = append(ports, port)
-	}
-	return ports
-}
 
 // buildCpmlink builds the command into a temporary directory.
 func buildCpmlink(t *testing.T) string {
@@ -304,7 +275,11 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 	defer cancel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "cpmlink.yaml")
-	text := fmt.Sprintf(deployTestYAML, freePorts(t, 7)...)
+	var ports []any
+	for p, base := 0, kamailiotest.FreePorts(t, 7); p < 7; p++ {
+		ports = append(ports, base+p)
+	}
+	text := fmt.Sprintf(deployTestYAML, ports...)
 	scheme := "msrp"
 	if withTLS {
 		writeTLSFiles(t, dir)

@@ -4,7 +4,8 @@
 // routing table, ready once it answers SIP, killed as a whole at the test's cleanup.
 //
 // It is test support only, shared by the Kamailio tests of runtime/sipx, runtime and
-// cmd/cpmlink so that there is one launcher and one configuration. It imports "testing"
+// cmd/cpmlink so that there is one launcher and one configuration; FreePorts also serves
+// the tests that run a deployment file, whose ports are fixed. It imports "testing"
 // and starts external processes: non-test code must never import it (a test of this
 // package enforces that). It is not an internal package because cmd/cpmlink's tests use it
 // too, and the module keeps its top level to model, gen, fsm, runtime, proptest, cmd, docs.
