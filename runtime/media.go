@@ -598,10 +598,18 @@ func (m *media) sendMessage(leg fsm.LegID) error {
 			return
 		}
 		defer body.Close()
-		var payload io.Reader = body
-		if src.Progress != nil {
-			payload = &countingReader{r: body, tell: src.Progress}
-		}
+		// Each chunk's worth read is progress on the link: it keeps the transmitter's
+		// guard from taking a long message for a wait that never ends.
+		told := int64(0)
+		payload := &countingReader{r: body, tell: func(sent int64) {
+			if src.Progress != nil {
+				src.Progress(sent)
+			}
+			if sent-told >= int64(m.n.cfg.ChunkSize) {
+				told = sent
+				m.n.post(func() { m.n.progress(leg) })
+			}
+		}}
 		res, err := lm.sess.Send(m.n.ctx, &msrp.Message{ContentType: cpimType, Body: cpim.Wrap(h, payload),
 			Size: cpim.WrappedSize(h, src.Size), FailureReport: msrp.ReportYes})
 		m.n.post(func() {

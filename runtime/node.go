@@ -67,6 +67,9 @@ type NodeConfig struct {
 type guard struct {
 	t   *time.Timer
 	gen uint64
+	// moved is set when the side's link carried part of the message since the timer
+	// was armed: the wait is not stuck, and the timer starts over instead of firing.
+	moved bool
 }
 
 // Node runs one role instance: the generated machine of its role, fed from a single
@@ -357,8 +360,10 @@ func (n *Node) exec(a fsm.Action) {
 		err = n.media.sendMessage(leg)
 	case fsm.RelayChunk:
 		err = n.media.relay(x)
+		n.progress(leg)
 	case fsm.Deliver:
 		err = n.media.deliver(x)
+		n.progress(leg)
 	case fsm.SendReport:
 		err = n.media.report(x)
 	case fsm.StartTimer:
@@ -381,20 +386,37 @@ func (n *Node) exec(a fsm.Action) {
 // arm starts (or restarts) the guard timer of a side; when it fires, the machine gets
 // Timeout. Time enters the machine only this way. A timer that fires after it was
 // stopped or restarted (its Timeout still on the way to the inbox) is dropped: the
-// machine only ever sees the timeout of the wait it is in.
+// machine only ever sees the timeout of the wait it is in. A timer whose side made
+// progress meanwhile starts over: the guard bounds a silence, not a transfer, so a
+// message of any size may take as long as it needs while its chunks keep moving.
 func (n *Node) arm(leg fsm.LegID) {
 	n.disarm(leg)
 	n.timerGen++
 	gen := n.timerGen
 	t := time.AfterFunc(n.guardFor(leg), func() {
 		n.post(func() {
-			if g, ok := n.timers[leg]; ok && g.gen == gen {
-				delete(n.timers, leg)
-				n.step(fsm.Timeout{Leg: leg})
+			g, ok := n.timers[leg]
+			if !ok || g.gen != gen {
+				return
 			}
+			if g.moved {
+				n.arm(leg)
+				return
+			}
+			delete(n.timers, leg)
+			n.step(fsm.Timeout{Leg: leg})
 		})
 	})
-	n.timers[leg] = guard{t, gen}
+	n.timers[leg] = guard{t: t, gen: gen}
+}
+
+// progress notes that a side's link carried part of the message (a chunk relayed onto
+// it, delivered from it, or read for it by the transmitter).
+func (n *Node) progress(leg fsm.LegID) {
+	if g, ok := n.timers[leg]; ok && !g.moved {
+		g.moved = true
+		n.timers[leg] = g
+	}
 }
 
 func (n *Node) disarm(leg fsm.LegID) {
