@@ -112,17 +112,23 @@ func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig) *gro
 // the group to end.
 func (r *groupRun) send(t *testing.T, ctx context.Context, target string, list []string, msg []byte) {
 	t.Helper()
-	r.outcome, r.sendErr = r.g.ClientA.Send(ctx, target, list, runtime.Message{
-		Open:        func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(msg)), nil },
-		Size:        int64(len(msg)),
-		ContentType: "application/octet-stream",
-	})
+	r.sendFrom(t, ctx, target, list, int64(len(msg)), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(msg)), nil })
+}
+
+// sendFrom sends size bytes that open gives, waits until every role is idle, and returns
+// how long Send took (until every outcome was in).
+func (r *groupRun) sendFrom(t *testing.T, ctx context.Context, target string, list []string, size int64, open func() (io.ReadCloser, error)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	r.outcome, r.sendErr = r.g.ClientA.Send(ctx, target, list, runtime.Message{Open: open, Size: size, ContentType: "application/octet-stream"})
+	took := time.Since(start)
 	if r.sendErr != nil {
 		t.Fatalf("send: %v (outcome so far %+v)", r.sendErr, r.outcome)
 	}
 	if err := r.g.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return took
 }
 
 // sendToGroup starts a group and sends msg to it: to the pre-defined group, or ad-hoc to
@@ -142,7 +148,12 @@ func sendToGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, adh
 // was told so; each failed member's outcome carries the status given.
 func (r *groupRun) checkDelivered(t *testing.T, msg []byte, failed map[int]int) {
 	t.Helper()
-	want := sum(msg)
+	r.checkStored(t, sum(msg), int64(len(msg)), failed)
+}
+
+// checkStored is checkDelivered for a message known by its SHA-256 and size.
+func (r *groupRun) checkStored(t *testing.T, want string, size int64, failed map[int]int) {
+	t.Helper()
 	for i, m := range r.g.Members {
 		got := r.outcome.Of(r.members[i])
 		if st, ok := failed[i]; ok {
@@ -162,8 +173,8 @@ func (r *groupRun) checkDelivered(t *testing.T, msg []byte, failed map[int]int) 
 			t.Errorf("%s stored %d messages, want 1", r.members[i], len(rec))
 			continue
 		}
-		if rec[0].SHA256 != want || rec[0].Bytes != int64(len(msg)) {
-			t.Errorf("%s stored %d bytes with SHA-256 %s, want %d bytes %s", r.members[i], rec[0].Bytes, rec[0].SHA256, len(msg), want)
+		if rec[0].SHA256 != want || rec[0].Bytes != size {
+			t.Errorf("%s stored %d bytes with SHA-256 %s, want %d bytes %s", r.members[i], rec[0].Bytes, rec[0].SHA256, size, want)
 		}
 	}
 }

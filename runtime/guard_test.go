@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime"
 )
 
@@ -42,29 +41,10 @@ func TestSlowMessageOutlastsGuards(t *testing.T) {
 	msg := payload(piece*pieces, 11)
 	r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: 2, PFBs: 1, ChunkSize: piece,
 		Guard: guard, StoreDir: t.TempDir()})
-	start := time.Now()
-	out, err := r.g.ClientA.Send(ctx, runtime.GroupURI, nil, runtime.Message{
-		Open: func() (io.ReadCloser, error) {
-			return &pacedSource{r: bytes.NewReader(msg), piece: piece, pause: pause}, nil
-		},
-		Size:        int64(len(msg)),
-		ContentType: "application/octet-stream",
+	took := r.sendFrom(t, ctx, runtime.GroupURI, nil, int64(len(msg)), func() (io.ReadCloser, error) {
+		return &pacedSource{r: bytes.NewReader(msg), piece: piece, pause: pause}, nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(start)
-	if err := r.g.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range r.g.Members {
-		if o := out.Of(r.members[i]); o.Kind != core.Delivered {
-			t.Errorf("%s: %v", r.members[i], o)
-		}
-		if rec := m.Received(); len(rec) != 1 || rec[0].SHA256 != sum(msg) {
-			t.Errorf("%s stored %+v", r.members[i], rec)
-		}
-	}
+	r.checkDelivered(t, msg, nil)
 	if !t.Failed() && took <= 5*guard {
 		t.Fatalf("the transfer took %v, not longer than the longest guard (%v): the test proves nothing", took, 5*guard)
 	}

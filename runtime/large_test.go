@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime"
 )
 
@@ -36,28 +35,8 @@ func TestLargeMessageToManyMembers(t *testing.T) {
 	ctx := testCtx(t, 5*time.Minute)
 	want := streamSum(7, size)
 	r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: members, PFBs: 2, Discard: true, CFProcess: cfProcess})
-	start := time.Now()
-	out, err := r.g.ClientA.Send(ctx, runtime.GroupURI, nil, runtime.Message{
-		Open:        func() (io.ReadCloser, error) { return io.NopCloser(randomStream(7, size)), nil },
-		Size:        size,
-		ContentType: "application/octet-stream",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	if err := r.g.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range r.g.Members {
-		if o := out.Of(r.members[i]); o.Kind != core.Delivered {
-			t.Errorf("%s: %v", r.members[i], o)
-		}
-		rec := m.Received()
-		if len(rec) != 1 || rec[0].SHA256 != want || rec[0].Bytes != size {
-			t.Errorf("%s stored %+v, want %d bytes %s", r.members[i], rec, size, want)
-		}
-	}
+	elapsed := r.sendFrom(t, ctx, runtime.GroupURI, nil, size, func() (io.ReadCloser, error) { return io.NopCloser(randomStream(7, size)), nil })
+	r.checkStored(t, want, size, nil)
 	stats, err := r.g.StopCF()
 	if err != nil {
 		t.Fatal(err)
