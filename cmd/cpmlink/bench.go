@@ -166,19 +166,20 @@ func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout tim
 	for i, m := range g.Members {
 		uri := runtime.MemberURI(i, row.PFBs)
 		rec := m.Received()
+		var why string
 		switch o := out.Of(uri); {
 		case o.Kind != core.Delivered:
-			failed++
-			if failed <= 3 {
-				fmt.Fprintf(stderr, "bench: run %d: %s: %v\n", seed+1, uri, o)
-			}
+			why = o.String()
 		case len(rec) != 1 || rec[0].SHA256 != want:
-			failed++
-			if failed <= 3 {
-				fmt.Fprintf(stderr, "bench: run %d: %s: reported delivered, yet holds %d message(s), not the one sent\n", seed+1, uri, len(rec))
+			why = fmt.Sprintf("reported delivered, yet holds %d message(s), not the one sent", len(rec))
+		default:
+			if rec[0].At.After(last) {
+				last = rec[0].At
 			}
-		case rec[0].At.After(last):
-			last = rec[0].At
+			continue
+		}
+		if failed++; failed <= 3 {
+			fmt.Fprintf(stderr, "bench: run %d: %s: %s\n", seed+1, uri, why)
 		}
 	}
 	stats, err := g.StopCF()
