@@ -90,6 +90,13 @@ type decision struct {
 
 func (l *legState) dialogID() dialogID { return dialogID{l.callID, l.localTag, l.remoteTag} }
 
+// end is endLocked for callers that do not hold e.mu.
+func (e *Endpoint) end(l *legState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.endLocked(l)
+}
+
 // endLocked removes l from the tables and stops whatever waits on it. The
 // caller holds Endpoint.mu.
 func (e *Endpoint) endLocked(l *legState) {

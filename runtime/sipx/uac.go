@@ -114,9 +114,7 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 	defer cancel()
 	tx, err := e.ua.TransactionLayer().Request(ctx, req)
 	if err != nil {
-		e.mu.Lock()
-		e.endLocked(l)
-		e.mu.Unlock()
+		e.end(l)
 		return fmt.Errorf("%w: INVITE %s: %w", ErrTransport, target, err)
 	}
 	// Retransmitted 2xx reach us through this hook (RFC 6026 §7.2: the

@@ -148,21 +148,20 @@ func (e *Endpoint) hold(l *legState, tx sip.ServerTransaction, cancelled <-chan 
 			e.cancelled(l)
 			return
 		}
+		// A leg that ends here ends before the driver's call returns, so that the
+		// driver's next call on it gets ErrUnknownLeg, not a race with this goroutine.
 		if err != nil {
+			e.end(l)
 			d.result <- fmt.Errorf("%w: %w", ErrTransport, err)
-			e.mu.Lock()
-			e.endLocked(l)
-			e.mu.Unlock()
 			return
 		}
-		d.result <- nil
 		if d.res.IsSuccess() {
+			d.result <- nil
 			e.confirm(l, tx, d.res)
 			return
 		}
-		e.mu.Lock()
-		e.endLocked(l) // the transaction absorbs retransmissions and the ACK
-		e.mu.Unlock()
+		e.end(l) // the transaction absorbs retransmissions and the ACK
+		d.result <- nil
 	case <-cancelled:
 		e.cancelled(l)
 	case <-timer.C:
