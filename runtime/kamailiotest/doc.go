@@ -5,7 +5,9 @@
 //
 // It is test support only, shared by the Kamailio tests of runtime/sipx, runtime and
 // cmd/cpmlink so that there is one launcher and one configuration; FreePorts also serves
-// the tests that run a deployment file, whose ports are fixed. It imports "testing"
+// the tests that run a deployment file, whose ports are fixed, and StartChild every
+// external program a test runs (the MSRP relay of runtime/msrp, sipp): a process group
+// ended at cleanup and, on Linux, when the test binary is killed. It imports "testing"
 // and starts external processes: non-test code must never import it (a test of this
 // package enforces that). It is not an internal package because cmd/cpmlink's tests use it
 // too, and the module keeps its top level to model, gen, fsm, runtime, proptest, cmd, docs.

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -34,7 +33,8 @@ type Kamailio struct {
 	// Addr is where it takes SIP over UDP and TCP: 127.0.0.1:PORT.
 	Addr string
 	// Log is the file its standard output and error go to; a failed test logs its tail.
-	Log string
+	Log   string
+	child *Child
 }
 
 // Require skips t unless kamailio is installed, and returns its path.
@@ -175,40 +175,23 @@ func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamaili
 	if err := os.WriteFile(cfgPath, config, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &Kamailio{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Log: filepath.Join(dir, "kamailio.log")}
-	logf, err := os.Create(k.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
-		"-A", "SIP_PORT="+strconv.Itoa(port), "-A", define)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Kamailio forks its workers even in the foreground (-DD): a process group of its own
+	k := &Kamailio{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	// Kamailio forks its workers even in the foreground (-DD): StartChild's process group
 	// lets cleanup kill every one of them, not only the parent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return nil, fmt.Errorf("starting kamailio: %w", err)
+	c, err := StartChild(t, exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
+		"-A", "SIP_PORT="+strconv.Itoa(port), "-A", define), filepath.Join(dir, "kamailio.log"))
+	if err != nil {
+		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		_ = logf.Close()
-	}
-	if err := probe(k.Addr, exited); err != nil {
-		stop()
-		b, _ := os.ReadFile(k.Log)
-		return nil, fmt.Errorf("%w\n%s", err, tail(b, 3000))
+	k.Log, k.child = c.Log, c
+	if err := probe(k.Addr, c); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, c.LogTail(3000))
 	}
 	t.Cleanup(func() {
-		stop()
 		if t.Failed() {
-			if b, err := os.ReadFile(k.Log); err == nil {
-				t.Logf("kamailio log (tail):\n%s", tail(b, 4000))
-			}
+			t.Logf("kamailio log (tail):\n%s", c.LogTail(4000))
 		}
 	})
 	return k, nil
@@ -217,7 +200,7 @@ func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamaili
 // probe sends OPTIONS over UDP until Kamailio answers anything (it answers 404 to a
 // request for itself), then checks that TCP accepts: readiness by probing, bounded by a
 // deadline, never by sleeping.
-func probe(addr string, exited chan error) error {
+func probe(addr string, c *Child) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -235,9 +218,8 @@ func probe(addr string, exited chan error) error {
 	wait := 10 * time.Millisecond
 	for i := 0; ; i++ {
 		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("kamailio exited early: %v", err)
+		case <-c.Done():
+			return fmt.Errorf("kamailio exited early: %v", c.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("kamailio at %s never answered OPTIONS", addr)
 		default:
@@ -254,11 +236,11 @@ func probe(addr string, exited chan error) error {
 		wait = min(2*wait, 200*time.Millisecond)
 	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("kamailio TCP: %w", err)
 	}
-	return c.Close()
+	return conn.Close()
 }
 
 func tail(b []byte, n int) string {

@@ -10,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // kamailio is a Kamailio MSRP relay (RFC 4976) started for one test from
@@ -20,66 +21,37 @@ import (
 type kamailio struct {
 	msrpPort int
 	relay    URI // msrp://127.0.0.1:PORT;tcp, the AUTH target
-	log      string
-}
-
-// freePort returns a loopback TCP port that was free a moment ago. Kamailio
-// must bind it itself, so there is a small window for another process to
-// take it; readiness probing below turns that into a clear failure.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startKamailio runs kamailio in the foreground (-DD -E) as a child process
 // with its runtime and working directories under t.TempDir(), waits until its
-// MSRP port accepts connections, and kills it at cleanup.
+// MSRP port accepts connections, and kills it at cleanup. Its SIP and MSRP
+// ports come from kamailiotest.FreePorts, outside the range port-0 listeners
+// land in; Kamailio must still bind them itself, so another process may take
+// one in between, and readiness probing turns that into a clear failure.
 func startKamailio(t testing.TB) *kamailio {
 	t.Helper()
-	bin, err := exec.LookPath("kamailio")
-	if err != nil {
-		t.Skip("kamailio not installed: the interop test needs Debian package kamailio (.ci/run installs it)")
-	}
+	bin := kamailiotest.Require(t)
 	tmpl, err := os.ReadFile(filepath.Join("testdata", "kamailio-msrp-relay.cfg.tmpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	k := &kamailio{msrpPort: freePort(t), log: filepath.Join(dir, "kamailio.log")}
-	sipPort := freePort(t)
+	sipPort := kamailiotest.FreePorts(t, 2)
+	k := &kamailio{msrpPort: sipPort + 1}
 	cfg := strings.NewReplacer("{{SIP_PORT}}", fmt.Sprint(sipPort), "{{MSRP_PORT}}", fmt.Sprint(k.msrpPort)).Replace(string(tmpl))
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(k.log)
+	c, err := kamailiotest.StartChild(t, exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir), filepath.Join(dir, "kamailio.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Kamailio forks its worker processes even with -DD: give it a process
-	// group of its own so that cleanup can kill every one of them.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting kamailio: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		_ = logf.Close()
 		if t.Failed() {
-			if b, err := os.ReadFile(k.log); err == nil {
-				t.Logf("kamailio log (tail):\n%s", tail(string(b), 3000))
-			}
+			t.Logf("kamailio log (tail):\n%s", c.LogTail(3000))
 		}
 	})
 	// Readiness: dial until the MSRP port answers, with a short backoff,
@@ -91,16 +63,14 @@ func startKamailio(t testing.TB) *kamailio {
 	backoff := 10 * time.Millisecond
 	for {
 		var d net.Dialer
-		c, err := d.DialContext(deadline, "tcp", addr)
+		conn, err := d.DialContext(deadline, "tcp", addr)
 		if err == nil {
-			_ = c.Close()
+			_ = conn.Close()
 			break
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			b, _ := os.ReadFile(k.log)
-			t.Fatalf("kamailio exited early (%v):\n%s", err, tail(string(b), 3000))
+		case <-c.Done():
+			t.Fatalf("kamailio exited early (%v):\n%s", c.Err(), c.LogTail(3000))
 		case <-deadline.Done():
 			t.Fatalf("kamailio MSRP port %d never accepted: %v", k.msrpPort, err)
 		case <-time.After(backoff):
@@ -109,13 +79,6 @@ func startKamailio(t testing.TB) *kamailio {
 	}
 	k.relay = MustParseURI(fmt.Sprintf("msrp://127.0.0.1:%d;tcp", k.msrpPort))
 	return k
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // TestKamailioRelayInterop delivers a chunked message through Kamailio's

@@ -11,16 +11,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cpmlink/cpmlink/runtime/kamailiotest"
 )
 
 // sipp runs SIPp (Debian package sip-tester) as an independent SIP peer: a
 // child process in its own process group, killed with the group at cleanup,
 // its exit status the verdict (0: every call succeeded).
-type sipp struct {
-	cmd    *exec.Cmd
-	exited chan error
-	log    string
-}
+type sipp struct{ *kamailiotest.Child }
 
 func startSipp(t *testing.T, args ...string) *sipp {
 	t.Helper()
@@ -29,30 +27,16 @@ func startSipp(t *testing.T, args ...string) *sipp {
 		t.Skip("sipp not installed: this interop test needs Debian package sip-tester")
 	}
 	dir := t.TempDir()
-	s := &sipp{exited: make(chan error, 1), log: filepath.Join(dir, "sipp.out")}
-	out, err := os.Create(s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args = append(args, "-nostdin", "-timeout", "20s", "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log"))
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting sipp: %v", err)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	c, err := kamailiotest.StartChild(t, cmd, filepath.Join(dir, "sipp.out"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { s.exited <- s.cmd.Wait(); _ = out.Close() }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case err := <-s.exited:
-			s.exited <- err
-		case <-time.After(10 * time.Second):
-			t.Error("sipp did not die")
-		}
 		if t.Failed() {
 			for _, f := range []string{"messages.log", "errors.log"} {
 				if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
@@ -61,18 +45,16 @@ func startSipp(t *testing.T, args ...string) *sipp {
 			}
 		}
 	})
-	return s
+	return &sipp{c}
 }
 
 // wait waits for sipp to exit and fails the test unless it succeeded.
 func (s *sipp) wait(t *testing.T, ctx context.Context) {
 	t.Helper()
 	select {
-	case err := <-s.exited:
-		s.exited <- err
-		if err != nil {
-			b, _ := os.ReadFile(s.log)
-			t.Fatalf("sipp failed: %v\n%s", err, tail(string(b), 2000))
+	case <-s.Done():
+		if err := s.Err(); err != nil {
+			t.Fatalf("sipp failed: %v\n%s", err, s.LogTail(2000))
 		}
 	case <-ctx.Done():
 		t.Fatal("sipp did not finish")
@@ -104,10 +86,8 @@ func waitBound(t *testing.T, ctx context.Context, s *sipp, network string, port 
 			return
 		}
 		select {
-		case err := <-s.exited:
-			s.exited <- err
-			b, _ := os.ReadFile(s.log)
-			t.Fatalf("sipp exited early: %v\n%s", err, tail(string(b), 2000))
+		case <-s.Done():
+			t.Fatalf("sipp exited early: %v\n%s", s.Err(), s.LogTail(2000))
 		case <-ctx.Done():
 			t.Fatalf("sipp never bound %s port %d", network, port)
 		case <-time.After(backoff):
