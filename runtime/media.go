@@ -168,14 +168,7 @@ func (m *media) session(leg fsm.LegID, local fsm.SDP) (*legMedia, error) {
 			}
 		},
 		OnLinkDown: func(err error) {
-			m.n.post(func() {
-				if m.dead[leg] {
-					return // we closed it
-				}
-				m.n.note(leg, "link-down", "failed", fmt.Sprint(err))
-				m.kill(leg, err)
-				m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
-			})
+			m.n.post(func() { m.linkFailed(leg, "link-down", "failed", err) })
 		},
 		OnReport: func(f *msrp.Frame) { m.onReport(leg, f) },
 		Accept:   func(im *msrp.IncomingMessage) (msrp.Sink, error) { return m.accept1(leg, im) },
@@ -270,14 +263,7 @@ func (m *media) bind(lm *legMedia, leg fsm.LegID, conn fsm.ConnID, reuse bool, l
 			return
 		}
 		if err != nil {
-			m.n.post(func() {
-				if m.dead[leg] {
-					return
-				}
-				m.n.note(leg, "bind", "failed", err.Error())
-				m.kill(leg, err)
-				m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
-			})
+			m.n.post(func() { m.linkFailed(leg, "bind", "failed", err) })
 		}
 	}()
 	if link.Reused != reuse {
@@ -317,6 +303,20 @@ func (m *media) close1(leg fsm.LegID, abort bool) {
 }
 
 // kill marks a leg dead: what arrives upstream is no longer kept for it.
+// linkFailed tells the machine that a leg's link failed, once: the connection, the
+// message arriving on it, the relay writing to it and the bind each watch the link, and
+// whichever sees the failure first reports it; the machine gets one LinkFailed per link,
+// as the simulator gives it. A leg we closed ourselves is not reported. It runs on the
+// node's goroutine.
+func (m *media) linkFailed(leg fsm.LegID, what, verdict string, err error) {
+	if m.dead[leg] {
+		return
+	}
+	m.n.note(leg, what, verdict, fmt.Sprint(err))
+	m.kill(leg, err)
+	m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
+}
+
 func (m *media) kill(leg fsm.LegID, err error) {
 	if m.dead[leg] {
 		return
@@ -429,13 +429,7 @@ func (s *storeSink) WriteChunk(c *msrp.Chunk) error {
 func (s *storeSink) Close(err error) error {
 	if err != nil {
 		s.st.fail(err)
-		s.m.n.post(func() {
-			if s.m.dead[s.leg] {
-				return
-			}
-			s.m.n.note(s.leg, "message-failed", "", err.Error())
-			s.m.n.step(fsm.LinkFailed{Leg: s.leg, Status: statusOf(err)})
-		})
+		s.m.n.post(func() { s.m.linkFailed(s.leg, "message-failed", "", err) })
 	}
 	return nil
 }
@@ -519,14 +513,7 @@ func (r *relayOut) run() {
 }
 
 func (r *relayOut) fail(err error) {
-	r.m.n.post(func() {
-		if r.m.dead[r.leg] {
-			return
-		}
-		r.m.n.note(r.leg, "relay-failed", "", err.Error())
-		r.m.kill(r.leg, err)
-		r.m.n.step(fsm.LinkFailed{Leg: r.leg, Status: statusOf(err)})
-	})
+	r.m.n.post(func() { r.m.linkFailed(r.leg, "relay-failed", "", err) })
 }
 
 // relay forwards chunks First..Last of the up leg's message onto a down leg, keeping the
@@ -554,8 +541,9 @@ func (m *media) relay(x fsm.RelayChunk) error {
 // Message is what a transmitter sends: a payload streamed from Open, wrapped in CPIM.
 type Message struct {
 	// Open returns the payload; it is called once.
-	Open        func() (io.ReadCloser, error)
-	Size        int64
+	Open func() (io.ReadCloser, error)
+	Size int64
+	// ContentType is the payload's media type; empty means application/octet-stream.
 	ContentType string
 	// To names the recipient in the CPIM header (the group).
 	To string
