@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -50,6 +52,34 @@ func TestGroupRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSendRejectsBadMessage: a message the transmitter cannot send is refused by Send
+// with ErrBadMessage before any signalling, and the transmitter then sends a good one.
+func TestSendRejectsBadMessage(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 30*time.Second)
+	r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: 2, PFBs: 1, StoreDir: t.TempDir()})
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("hello")), nil }
+	for name, msg := range map[string]runtime.Message{
+		"no Open":            {Size: 5, ContentType: "text/plain"},
+		"negative size":      {Open: open, Size: -1, ContentType: "text/plain"},
+		"not a media type":   {Open: open, Size: 5, ContentType: "plain text"},
+		"header in the type": {Open: open, Size: 5, ContentType: "text/plain\r\nX-Evil: 1"},
+	} {
+		if _, err := r.g.ClientA.Send(ctx, runtime.GroupURI, nil, msg); !errors.Is(err, runtime.ErrBadMessage) {
+			t.Errorf("%s: Send returned %v, want ErrBadMessage", name, err)
+		}
+	}
+	if err := r.g.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.trace.Bytes()); n != 0 {
+		t.Errorf("refused messages left %d bytes of trace: something was signalled", n)
+	}
+	msg := []byte("hello")
+	r.send(t, ctx, runtime.GroupURI, nil, msg)
+	r.checkDelivered(t, msg, nil)
 }
 
 // TestBadSDPGets488: an INVITE whose SDP cannot be read is answered 488 with a Warning

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -83,12 +85,44 @@ func (o Outcome) Of(member string) core.Outcome {
 // ErrNotTransmitter is returned by Send on a node that is not a ClientA.
 var ErrNotTransmitter = errors.New("runtime: only a transmitter (ClientA) sends")
 
+// ErrBadMessage is returned by Send for a message it cannot send; nothing was sent.
+var ErrBadMessage = errors.New("runtime: bad message")
+
+// defaultContentType is the payload type of a Message that names none (RFC 2046 §4.5.1:
+// data of unknown type).
+const defaultContentType = "application/octet-stream"
+
+// check catches a caller's mistakes before any signalling starts, so that they come back
+// as an error rather than as every member failing once the link is up.
+func (m *Message) check() error {
+	if m.Open == nil {
+		return fmt.Errorf("%w: no Open", ErrBadMessage)
+	}
+	if m.Size < 0 {
+		return fmt.Errorf("%w: size %d", ErrBadMessage, m.Size)
+	}
+	if m.ContentType == "" {
+		m.ContentType = defaultContentType
+	}
+	if _, _, err := mime.ParseMediaType(m.ContentType); err != nil || strings.ContainsAny(m.ContentType, "\r\n") {
+		return fmt.Errorf("%w: content type %q is not a media type (RFC 2045 §5.1)", ErrBadMessage, m.ContentType)
+	}
+	return nil
+}
+
 // Send hands the transmitter a message for a group (a pre-defined group URI, or an ad-hoc
 // list of members) and waits until its machine knows every member's outcome, or ctx ends.
-// It returns what the transmitter learned either way.
+// When ctx ends first, the transmitter gives up on the message at once, as if its guard
+// timer fired: it cancels an INVITE still pending (or ends the dialog), aborts the link,
+// and every member without an outcome fails with 408; the session then ends through the
+// whole chain as a timeout would end it. Send returns what the transmitter learned either
+// way, complete once it has given up, with ctx's error.
 func (n *Node) Send(ctx context.Context, target string, members []string, msg Message) (Outcome, error) {
 	if n.cfg.Kind != fsm.RoleClientA {
 		return Outcome{}, ErrNotTransmitter
+	}
+	if err := msg.check(); err != nil {
+		return Outcome{}, err
 	}
 	if msg.To == "" {
 		msg.To = target
@@ -110,16 +144,46 @@ func (n *Node) Send(ctx context.Context, target string, members []string, msg Me
 				return Outcome{Members: ms, Rest: rest}, nil
 			}
 		case <-ctx.Done():
-			ms, rest := n.results.snapshot()
-			return Outcome{Members: ms, Rest: rest}, fmt.Errorf("runtime: waiting for the outcome: %w", ctx.Err())
+			return n.giveUp(ctx)
 		}
 		select {
 		case <-n.results.changed:
 		case <-ctx.Done():
-			ms, rest := n.results.snapshot()
-			return Outcome{Members: ms, Rest: rest}, fmt.Errorf("runtime: waiting for the outcome: %w", ctx.Err())
+			return n.giveUp(ctx)
 		}
 	}
+}
+
+// giveUp ends the transmitter's wait for the latest message now: every guard timer of its
+// session fires at once. That is the spec's own way for a sender to stop waiting (a
+// Timeout at the transmitter's down side), so giving up adds no path the machines do not
+// have. A side with no timer armed is not waiting, and is left alone.
+func (n *Node) giveUp(ctx context.Context) (Outcome, error) {
+	done := make(chan struct{})
+	n.post(func() {
+		defer close(done)
+		ss := n.role.Sessions()
+		if len(ss) == 0 {
+			return
+		}
+		var legs []fsm.LegID
+		for _, d := range ss[len(ss)-1].Downs {
+			if g, ok := n.timers[d.Leg]; ok {
+				g.t.Stop()
+				delete(n.timers, d.Leg)
+				legs = append(legs, d.Leg)
+			}
+		}
+		for _, leg := range legs {
+			n.step(fsm.Timeout{Leg: leg})
+		}
+	})
+	select {
+	case <-done:
+	case <-n.ctx.Done():
+	}
+	ms, rest := n.results.snapshot()
+	return Outcome{Members: ms, Rest: rest}, fmt.Errorf("runtime: waiting for the outcome: %w", ctx.Err())
 }
 
 // Received lists the messages a receiver stored, complete and byte-exact.

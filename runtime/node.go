@@ -337,6 +337,10 @@ func (n *Node) exec(a fsm.Action) {
 		err = n.sendInvite(x)
 	case fsm.SendOK:
 		err = n.sip.Answer(string(leg), []sipx.Part{sdpPart(x.Answer, "recvonly")}, nil)
+		if errors.Is(err, sipx.ErrCancelled) {
+			n.cancelCrossedOK(leg)
+			err = nil
+		}
 	case fsm.SendReject:
 		err = n.sip.Reject(string(leg), x.Status, "", outcomeHeaders(x.Outcomes))
 	case fsm.SendAck:
@@ -381,6 +385,19 @@ func (n *Node) exec(a fsm.Action) {
 		n.log.Warn("action failed", "action", a.Kind(), "leg", leg, "err", err)
 		n.note(leg, "error", "", a.Kind()+": "+err.Error())
 	}
+}
+
+// cancelCrossedOK handles a CANCEL that reached the stack before our 200 did: the stack
+// answered 487, so the caller has no dialog, while the machine, which sent SendOK, is in
+// answered and ignores the CANCEL as one that came too late (RFC 3261 §9.2). The model's
+// version of this race is a 200 that crosses the CANCEL, which the caller then ACKs and
+// ends with a BYE; the machine is given that BYE, so that it ends its session now instead
+// of waiting for an ACK that never comes. The stack's leg is released with the 487 it
+// already sent.
+func (n *Node) cancelCrossedOK(leg fsm.LegID) {
+	_ = n.sip.Reject(string(leg), 487, "", nil)
+	n.note(leg, "cancel-crossed-200", "", "the CANCEL arrived first: the stack answered 487, the session ends")
+	n.post(func() { n.step(fsm.ByeReceived{Leg: leg}) })
 }
 
 // arm starts (or restarts) the guard timer of a side; when it fires, the machine gets
