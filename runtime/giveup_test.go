@@ -3,8 +3,10 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +147,113 @@ func checkToldOnce(t *testing.T, r *groupRun) {
 				t.Errorf("%s was told twice that the link of leg %s failed", rec.Node, rec.Leg)
 			}
 		}
+	}
+}
+
+// recordWatch is a trace writer that hands each record to f (on the recording node's
+// goroutine, with the tracer locked: f must not block).
+type recordWatch func(runtime.Record)
+
+func (f recordWatch) Write(p []byte) (int, error) {
+	var rec runtime.Record
+	if err := json.Unmarshal(p, &rec); err != nil {
+		return 0, err
+	}
+	f(rec)
+	return len(p), nil
+}
+
+// TestCancelCrossesOK forces the race a give-up sets off: a PF-B's machine decides to
+// answer 200 after its member did, but the CANCEL from the CF reaches PF-B's SIP stack
+// first, and the stack answers 487. The PF-B must still end its session, not wait for an
+// ACK that never comes (the guards are an hour long here).
+func TestCancelCrossesOK(t *testing.T) {
+	t.Parallel()
+	v, _ := fsm.VariantByName("fig2") // the CF answers upstream only once a member has
+	ctx := testCtx(t, 30*time.Second)
+	var (
+		pfb      *runtime.Node
+		once     sync.Once
+		crossed  bool
+		heldCh   = make(chan (<-chan struct{}), 1)
+		release  func()
+		rejected = make(chan struct{})
+		rejOnce  sync.Once
+	)
+	watch := recordWatch(func(rec runtime.Record) {
+		switch {
+		case rec.Node == "pfb1" && rec.Dir == "out" && rec.Type == "SendInvite":
+			// PF-B has sent its INVITE to the member: hold it, so that the member's 200
+			// waits in its inbox.
+			once.Do(func() {
+				posted, rel := runtime.HoldForTest(pfb)
+				release = rel
+				heldCh <- posted
+			})
+		case rec.Node == "cf" && rec.Dir == "in" && rec.Type == "RejectReceived":
+			// PF-B's stack has answered the CANCEL with 487.
+			rejOnce.Do(func() { close(rejected) })
+		case rec.Node == "pfb1" && rec.Type == "cancel-crossed-200":
+			crossed = true
+		}
+	})
+	g, err := runtime.StartGroup(ctx, runtime.GroupConfig{Variant: v, Members: 1, PFBs: 1, Guard: time.Hour,
+		StoreDir: t.TempDir(), Trace: runtime.NewTracer(watch, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	pfb = g.PFBs[0]
+	sending, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		out runtime.Outcome
+		err error
+	}
+	sent := make(chan result, 1)
+	go func() {
+		out, err := g.ClientA.Send(sending, runtime.GroupURI, nil, runtime.Message{Size: 5,
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("hello")), nil }})
+		sent <- result{out, err}
+	}()
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+	var posted <-chan struct{}
+	select {
+	case posted = <-heldCh:
+	case <-ctx.Done():
+		t.Fatal("PF-B never invited the member")
+	}
+	defer release()
+	// The first post to the held PF-B is the member's 200 (nothing else can reach it yet).
+	wait(posted, "the member's 200 at PF-B")
+	cancel()
+	wait(rejected, "PF-B's stack to answer the CF's CANCEL")
+	release()
+	res := <-sent
+	if !errors.Is(res.err, context.Canceled) {
+		t.Errorf("Send returned %v, want context.Canceled", res.err)
+	}
+	if err := g.WaitIdle(ctx); err != nil {
+		t.Fatalf("after the CANCEL crossed PF-B's 200: %v", err)
+	}
+	m := runtime.MemberURI(0, 1)
+	if got := res.out.Of(m); got.Kind != core.Failed {
+		t.Errorf("%s: the sender learned %v, want a failure", m, got)
+	}
+	if n := len(g.Members[0].Received()); n != 0 {
+		t.Errorf("the member stored %d messages", n)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !crossed {
+		t.Fatal("PF-B's 200 did not cross the CANCEL: the test proves nothing")
 	}
 }

@@ -14,6 +14,8 @@ type inbox struct {
 	items  []func()
 	wake   chan struct{}
 	closed bool
+	// onPost, when set (by tests only, export_test.go), is called after each post.
+	onPost func()
 }
 
 func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
@@ -26,10 +28,14 @@ func (b *inbox) post(f func()) bool {
 		return false
 	}
 	b.items = append(b.items, f)
+	hook := b.onPost
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
 	default:
+	}
+	if hook != nil {
+		hook()
 	}
 	return true
 }
