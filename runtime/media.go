@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -630,12 +631,11 @@ func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		name = filepath.Join(dir, safeName(im.MessageID))
-		file, err := os.Create(name)
+		file, err := createUnique(dir, safeName(im.MessageID))
 		if err != nil {
 			return nil, err
 		}
-		f = file
+		f, name = file, file.Name()
 	}
 	pr, pw := io.Pipe()
 	d := &delivery{pw: pw, done: make(chan struct{}), result: Received{MessageID: im.MessageID, File: name}}
@@ -665,6 +665,24 @@ func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// createUnique creates a new file named base in dir, or base-2, base-3 … if that name is
+// taken: a message never overwrites one stored before it, whatever Message-ID its sender
+// chose (two senders may choose the same, and safeName maps several IDs to one name).
+func createUnique(dir, base string) (*os.File, error) {
+	const most = 10000
+	for i := 1; i <= most; i++ {
+		name := base
+		if i > 1 {
+			name = base + "-" + strconv.Itoa(i)
+		}
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("runtime: %d files named %s in %s already", most, base, dir)
+}
 
 func safeName(id string) string {
 	var b strings.Builder
