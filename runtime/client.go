@@ -166,16 +166,15 @@ func (n *Node) giveUp(ctx context.Context) (Outcome, error) {
 		if len(ss) == 0 {
 			return
 		}
+		// The armed sides are listed first: a Timeout may arm new timers.
 		var legs []fsm.LegID
 		for _, d := range ss[len(ss)-1].Downs {
-			if g, ok := n.timers[d.Leg]; ok {
-				g.t.Stop()
-				delete(n.timers, d.Leg)
+			if _, ok := n.timers[d.Leg]; ok {
 				legs = append(legs, d.Leg)
 			}
 		}
 		for _, leg := range legs {
-			n.step(fsm.Timeout{Leg: leg})
+			n.fire(leg)
 		}
 	})
 	select {

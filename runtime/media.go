@@ -303,7 +303,6 @@ func (m *media) close1(leg fsm.LegID, abort bool) {
 	}
 }
 
-// kill marks a leg dead: what arrives upstream is no longer kept for it.
 // linkFailed tells the machine that a leg's link failed, once: the connection, the
 // message arriving on it, the relay writing to it and the bind each watch the link, and
 // whichever sees the failure first reports it; the machine gets one LinkFailed per link,
@@ -318,6 +317,7 @@ func (m *media) linkFailed(leg fsm.LegID, what, verdict string, err error) {
 	m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
 }
 
+// kill marks a leg dead: what arrives upstream is no longer kept for it.
 func (m *media) kill(leg fsm.LegID, err error) {
 	if m.dead[leg] {
 		return

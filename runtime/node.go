@@ -420,8 +420,7 @@ func (n *Node) arm(leg fsm.LegID) {
 				n.arm(leg)
 				return
 			}
-			delete(n.timers, leg)
-			n.step(fsm.Timeout{Leg: leg})
+			n.fire(leg)
 		})
 	})
 	n.timers[leg] = guard{t: t, gen: gen}
@@ -434,6 +433,12 @@ func (n *Node) progress(leg fsm.LegID) {
 		g.moved = true
 		n.timers[leg] = g
 	}
+}
+
+// fire ends a side's wait now: its timer is disarmed and the machine gets Timeout.
+func (n *Node) fire(leg fsm.LegID) {
+	n.disarm(leg)
+	n.step(fsm.Timeout{Leg: leg})
 }
 
 func (n *Node) disarm(leg fsm.LegID) {
