@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -22,7 +23,7 @@ type Child struct {
 
 // StartChild starts cmd with its standard output and error to the file logPath (unless
 // cmd already sends them elsewhere) and ends its process group with SIGKILL at t's
-// cleanup. On Linux the program also gets SIGTERM if the test binary dies first (a test
+// cleanup, after which a failed test logs the tail of logPath. On Linux the program also gets SIGTERM if the test binary dies first (a test
 // run killed at its timeout or by hand), so that no Kamailio is left holding ports.
 func StartChild(t testing.TB, cmd *exec.Cmd, logPath string) (*Child, error) {
 	t.Helper()
@@ -46,7 +47,12 @@ func StartChild(t testing.TB, cmd *exec.Cmd, logPath string) (*Child, error) {
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
-	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("%s (tail):\n%s", filepath.Base(logPath), c.LogTail(4000))
+		}
+	})
 	return c, nil
 }
 

@@ -189,11 +189,6 @@ func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamaili
 		c.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, c.LogTail(3000))
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kamailio log (tail):\n%s", c.LogTail(4000))
-		}
-	})
 	return k, nil
 }
 

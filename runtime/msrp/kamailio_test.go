@@ -49,11 +49,6 @@ func startKamailio(t testing.TB) *kamailio {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kamailio log (tail):\n%s", c.LogTail(3000))
-		}
-	})
 	// Readiness: dial until the MSRP port answers, with a short backoff,
 	// bounded by a deadline (probing an external process, not sleeping for
 	// synchronisation).
