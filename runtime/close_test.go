@@ -1,38 +1,12 @@
 package runtime_test
 
 import (
-	"encoding/json"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cpmlink/cpmlink/runtime"
 )
-
-// receivingWatch is a trace writer that closes all once each of n receivers has been
-// handed a chunk of the message: from then on each holds a half-written store.
-type receivingWatch struct {
-	n    int
-	all  chan struct{}
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (w *receivingWatch) Write(p []byte) (int, error) {
-	var r runtime.Record
-	if err := json.Unmarshal(p, &r); err == nil && r.Role == "ClientB" && r.Dir == "out" && r.Type == "Deliver" {
-		w.mu.Lock()
-		if !w.seen[r.Node] {
-			w.seen[r.Node] = true
-			if len(w.seen) == w.n {
-				close(w.all)
-			}
-		}
-		w.mu.Unlock()
-	}
-	return len(p), nil
-}
 
 // stuckSource gives the first part of a message, then blocks until released, then fails.
 type stuckSource struct {
@@ -59,7 +33,16 @@ func TestCloseWhileReceiving(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 30*time.Second)
 	const members = 3
-	watch := &receivingWatch{n: members, all: make(chan struct{}), seen: map[string]bool{}}
+	// all closes once each member has been handed a chunk of the message: from then on
+	// each holds a half-written store.
+	all, seen := make(chan struct{}), map[string]bool{}
+	watch := recordWatch(func(r runtime.Record) {
+		if r.Role == "ClientB" && r.Dir == "out" && r.Type == "Deliver" && !seen[r.Node] {
+			if seen[r.Node] = true; len(seen) == members {
+				close(all)
+			}
+		}
+	})
 	g, err := runtime.StartGroup(ctx, runtime.GroupConfig{Variant: fig1(t), Members: members, PFBs: 2,
 		ChunkSize: 8 << 10, StoreDir: t.TempDir(), Trace: runtime.NewTracer(watch, nil)})
 	if err != nil {
@@ -82,7 +65,7 @@ func TestCloseWhileReceiving(t *testing.T) {
 		sent <- err
 	}()
 	select {
-	case <-watch.all:
+	case <-all:
 	case <-ctx.Done():
 		t.Fatal("the members never started receiving")
 	}

@@ -3,7 +3,6 @@ package runtime_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -148,19 +147,6 @@ func checkToldOnce(t *testing.T, r *groupRun) {
 			}
 		}
 	}
-}
-
-// recordWatch is a trace writer that hands each record to f (on the recording node's
-// goroutine, with the tracer locked: f must not block).
-type recordWatch func(runtime.Record)
-
-func (f recordWatch) Write(p []byte) (int, error) {
-	var rec runtime.Record
-	if err := json.Unmarshal(p, &rec); err != nil {
-		return 0, err
-	}
-	f(rec)
-	return len(p), nil
 }
 
 // TestCancelCrossesOK forces the race a give-up sets off: a PF-B's machine decides to

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,6 +70,19 @@ func payload(n int, seed uint64) []byte {
 func sum(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// recordWatch is a trace writer that hands each record to f (on the recording node's
+// goroutine, with the tracer locked: f must not block).
+type recordWatch func(runtime.Record)
+
+func (f recordWatch) Write(p []byte) (int, error) {
+	var rec runtime.Record
+	if err := json.Unmarshal(p, &rec); err != nil {
+		return 0, err
+	}
+	f(rec)
+	return len(p), nil
 }
 
 // groupRun is one message sent to a group started on loopback, and what came of it.
