@@ -253,14 +253,16 @@ const (
 	linkEvLinkFail
 	linkEvLinkClose
 	linkEvLinkAbort
+	linkEvOverridden
 	linkEvRecvChunk
+	linkEvRecvAcks
 	linkEvRecvReport
 	linkEvSendMessage
 	linkEvSendChunks
 	linkEvSendReport
 )
 
-var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening", "up", "closed", "failed"}, []string{"link-listen", "link-open", "link-up", "link-fail", "link-close", "link-abort", "recv-chunk", "recv-report", "send-message", "send-chunks", "send-report"}, linkIdle, []uint8{linkIdle, linkClosed, linkFailed}, [][]core.Cell{{{
+var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening", "up", "closed", "failed"}, []string{"link-listen", "link-open", "link-up", "link-fail", "link-close", "link-abort", "overridden", "recv-chunk", "recv-acks", "recv-report", "send-message", "send-chunks", "send-report"}, linkIdle, []uint8{linkIdle, linkClosed, linkFailed}, [][]core.Cell{{{
 	Kind: core.CellTo,
 	To:   linkListening,
 }, {
@@ -279,8 +281,14 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 	Kind:   core.CellIgnore,
 	Reason: "nothing to abort",
 }, {
+	Kind: core.CellTo,
+	To:   linkIdle,
+}, {
 	Kind:   core.CellReject,
 	Reason: "a chunk on a link that is not up",
+}, {
+	Kind:   core.CellReject,
+	Reason: "a response on a link that is not up",
 }, {
 	Kind:   core.CellReject,
 	Reason: "a REPORT on a link that is not up",
@@ -300,8 +308,14 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 	Kind: core.CellTo,
 	To:   linkFailed,
 }, {
+	Kind: core.CellTo,
+	To:   linkListening,
+}, {
 	Kind:   core.CellReject,
 	Reason: "a chunk on a link that is not up",
+}, {
+	Kind:   core.CellReject,
+	Reason: "a response on a link that is not up",
 }, {
 	Kind:   core.CellReject,
 	Reason: "a REPORT on a link that is not up",
@@ -317,9 +331,12 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 }, {
 	Kind: core.CellTo,
 	To:   linkFailed,
-}, {
+}, {}, {
 	Kind:   core.CellReject,
 	Reason: "a chunk on a link that is not up",
+}, {
+	Kind:   core.CellReject,
+	Reason: "a response on a link that is not up",
 }, {
 	Kind:   core.CellReject,
 	Reason: "a REPORT on a link that is not up",
@@ -335,6 +352,9 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 }, {
 	Kind: core.CellTo,
 	To:   linkFailed,
+}, {}, {
+	Kind: core.CellTo,
+	To:   linkUp,
 }, {
 	Kind: core.CellTo,
 	To:   linkUp,
@@ -362,9 +382,12 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "nothing to abort",
-}, {
+}, {}, {
 	Kind:   core.CellIgnore,
 	Reason: "a late frame on a link we closed",
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "a late response on a link we closed",
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "a late REPORT on a link we closed",
@@ -384,8 +407,14 @@ var linkDef = core.NewMachineDef("link", []string{"idle", "listening", "opening"
 	Kind:   core.CellIgnore,
 	Reason: "nothing to abort",
 }, {
+	Kind: core.CellTo,
+	To:   linkFailed,
+}, {
 	Kind:   core.CellIgnore,
 	Reason: "a late frame on a link we closed",
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "a late response on a link we closed",
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "a late REPORT on a link we closed",

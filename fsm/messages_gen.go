@@ -168,11 +168,16 @@ func (LinkFailed) Kind() string {
 	return "LinkFailed"
 }
 
-// SendReceived: An MSRP SEND chunk of the message arrived from upstream.
+// SendReceived: An MSRP SEND chunk of the message arrived from upstream. SuccessReport says
+// its sender asked for a success REPORT (Success-Report: yes); FailureReport that it did not
+// refuse failure REPORTs (Failure-Report other than no) (RFC 4975 §7.1.2). Relays copy
+// both.
 type SendReceived struct {
-	Leg   LegID
-	Chunk int
-	Last  bool
+	Leg           LegID
+	Chunk         int
+	Last          bool
+	SuccessReport bool
+	FailureReport bool
 }
 
 // EventLeg implements the core interface.
@@ -185,8 +190,25 @@ func (SendReceived) Kind() string {
 	return "SendReceived"
 }
 
-// ReportReceived: An end-to-end outcome for one member arrived from downstream (MSRP
-// REPORT).
+// MessageAcked: Every SEND of the message on the side's link got a 200 response (RFC 4975
+// §7.1.1): the peer took the whole message. A non-200 response is a LinkFailed with its
+// status.
+type MessageAcked struct {
+	Leg LegID
+}
+
+// EventLeg implements the core interface.
+func (x MessageAcked) EventLeg() LegID {
+	return x.Leg
+}
+
+// Kind names the type.
+func (MessageAcked) Kind() string {
+	return "MessageAcked"
+}
+
+// ReportReceived: An end-to-end outcome arrived from downstream (MSRP REPORT): a server's
+// group report names the member (Member, Of); a receiver's standard REPORT names none.
 type ReportReceived struct {
 	Leg     LegID
 	Member  string
@@ -465,6 +487,40 @@ func (x SendReport) ActionLeg() LegID {
 // Kind names the type.
 func (SendReport) Kind() string {
 	return "SendReport"
+}
+
+// SetupOverridden: Negotiation (SDP a=setup) settled this side's party against the variant's
+// opener knob; Opens says whether this end now opens the link.
+type SetupOverridden struct {
+	Leg   LegID
+	Opens bool
+}
+
+// ActionLeg implements the core interface.
+func (x SetupOverridden) ActionLeg() LegID {
+	return x.Leg
+}
+
+// Kind names the type.
+func (SetupOverridden) Kind() string {
+	return "SetupOverridden"
+}
+
+// ReportStatus: Send a standard REPORT on the whole message upstream (RFC 4975 §7.1.2),
+// with no group headers.
+type ReportStatus struct {
+	Leg     LegID
+	Outcome Outcome
+}
+
+// ActionLeg implements the core interface.
+func (x ReportStatus) ActionLeg() LegID {
+	return x.Leg
+}
+
+// Kind names the type.
+func (ReportStatus) Kind() string {
+	return "ReportStatus"
 }
 
 // StartTimer: Arm the side's guard timer.

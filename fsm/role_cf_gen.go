@@ -89,7 +89,9 @@ func (r *CF) Step(ev Event) ([]Action, error) {
 		}
 		from, run := r.e.Fire(sd, colSIP, uacEvRecv200)
 		if from == uacConfirmed {
-			r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			if r.v.Defects&DefectNoReack == 0 {
+				r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			}
 		}
 		if run {
 			r.onRecv200Down(s, sd, ev)
@@ -214,6 +216,18 @@ func (r *CF) Step(ev Event) ([]Action, error) {
 			r.onRecvChunkUp(s, sd, ev)
 		}
 		r.react(s)
+	case MessageAcked:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: CF got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != false {
+			r.e.Errorf("%w: CF got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		r.e.Fire(sd, colLink, linkEvRecvAcks)
+		r.react(s)
 	case ReportReceived:
 		s, sd := r.e.Lookup(ev.Leg)
 		if sd == nil {
@@ -256,8 +270,35 @@ func (r *CF) Step(ev Event) ([]Action, error) {
 // onRecvInviteUp runs the rules for InviteReceived on the up side.
 func (r *CF) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) {
 	_ = sd
+	// RFC 6135 §4.1, RFC 4145 §4.1
+	r.e.Learn(s.Up, ev.Offer)
+	if r.v.Initiative[s.Up.Hop] == InitiativeNegotiated {
+		if r.e.Cfg.Setup == core.ChooseNone {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && (s.Up.Peer.Setup == core.SetupActive || s.Up.Peer.Setup == core.SetupNone) {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && s.Up.Peer.Setup == core.SetupPassive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChooseActive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChoosePassive {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided {
+			s.Up.Party = presetParty(&r.v, s.Up)
+		}
+		if overridden(&r.v, s.Up) {
+			r.e.Send(s.Up, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   s.Up.Leg,
+				Opens: s.Up.Party == core.PartyActive,
+			})
+		}
+	}
 	// S102, S103, S107
-	r.e.Learn(s.Up, ev.Offer, r.v.Initiative == InitiativeNegotiated, r.v.Opener[Hop2] == OpenerAnswerer)
 	if s.Group == core.GroupUnknown {
 		r.e.Send(s.Up, colSIP, uasEvSendReject, SendReject{
 			Leg:      s.Up.Leg,
@@ -279,14 +320,14 @@ func (r *CF) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) {
 					From:    core.From(&r.e.Cfg, s),
 					Leg:     d.Leg,
 					Members: core.MembersFor(s, d),
-					Offer:   r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+					Offer:   r.e.OwnSDP(d, r.announceDown(s, d)),
 					Target:  core.Target(s, d),
 				})
 			}
 		}
 		if r.v.CFAnswer == CFAnswerAtOnce {
 			r.e.Send(s.Up, colSIP, uasEvSend200, SendOK{
-				Answer: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+				Answer: r.e.OwnSDP(s.Up, r.announceUp(s)),
 				Leg:    s.Up.Leg,
 			})
 		}
@@ -295,15 +336,39 @@ func (r *CF) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) {
 
 // onRecv200Down runs the rules for OKReceived on the down side.
 func (r *CF) onRecv200Down(s *core.Session, sd *core.Side, ev OKReceived) {
+	// RFC 6135 §4.1, RFC 4975 §5.4
+	r.e.Learn(sd, ev.Answer)
+	if r.v.Initiative[sd.Hop] == InitiativeNegotiated && sd.Party == core.PartyUndecided {
+		if r.e.Cfg.Setup == core.ChooseActive || r.e.Cfg.Setup == core.ChooseNone {
+			sd.Party = core.PartyActive
+		}
+		if r.e.Cfg.Setup == core.ChoosePassive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup != 0 {
+			sd.Party = presetParty(&r.v, sd)
+		}
+		if sd.Party == core.PartyUndecided && sd.Peer.Setup == core.SetupActive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided {
+			sd.Party = core.PartyActive
+		}
+		if overridden(&r.v, sd) {
+			r.e.Send(sd, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   sd.Leg,
+				Opens: sd.Party == core.PartyActive,
+			})
+		}
+	}
 	// S104, S109, S110
-	r.e.Learn(sd, ev.Answer, r.v.Initiative == InitiativeNegotiated, false)
 	if s.Up.M[colSIP].State() == uasInvited && r.v.CFAnswer != CFAnswerAtOnce {
 		r.e.Send(s.Up, colSIP, uasEvSend200, SendOK{
-			Answer: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+			Answer: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			Leg:    s.Up.Leg,
 		})
 	}
-	if s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasEnded || s.Up.M[colSIP].State() == uasRejected {
+	if ((s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasRejected) && r.v.Defects&DefectIgnoreCrossing200 == 0) || (s.Up.M[colSIP].State() == uasEnded && (!(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectByeCutsDelivery != 0)) {
 		r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
 	}
@@ -338,7 +403,7 @@ func (r *CF) onRecvCancelUp(s *core.Session, sd *core.Side, ev CancelReceived) {
 		Status:   487,
 	})
 	for _, d := range s.Downs {
-		if d.M[colSIP].State() == uacInviting {
+		if d.M[colSIP].State() == uacInviting && r.v.Defects&DefectKeepInvites == 0 {
 			r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
 		}
 	}
@@ -349,24 +414,31 @@ func (r *CF) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 	_ = sd
 	r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
 	for _, d := range s.Downs {
-		if d.M[colSIP].State() == uacAnswered {
+		if s.Total > 0 && s.Up.Rx >= s.Total && r.v.Defects&DefectByeCutsDelivery == 0 && d.M[colSIP].State() == uacAnswered {
 			r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
 		}
-		if d.M[colSIP].State() == uacConfirmed {
-			r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+		if !(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectByeCutsDelivery != 0 {
+			if d.M[colSIP].State() == uacAnswered {
+				r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+			}
+			if d.M[colSIP].State() == uacConfirmed {
+				r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+			}
+			if d.M[colSIP].State() == uacInviting {
+				r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
+			}
+			r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 		}
-		if d.M[colSIP].State() == uacInviting {
-			r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
-		}
-		r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 	}
 }
 
 // onLinkFailUp runs the rules for LinkFailed on the up side.
 func (r *CF) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 	_ = sd
-	for _, d := range s.Downs {
-		r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+	if !(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectAbortOnClose != 0 {
+		for _, d := range s.Downs {
+			r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+		}
 	}
 }
 
@@ -405,7 +477,7 @@ func (r *CF) onFireUp(s *core.Session, sd *core.Side, ev Timeout) {
 
 // onFireDown runs the rules for Timeout on the down side.
 func (r *CF) onFireDown(s *core.Session, sd *core.Side, ev Timeout) {
-	if sd.M[colSIP].State() == uacInviting {
+	if sd.M[colSIP].State() == uacInviting && r.v.Defects&DefectDeafGuard == 0 {
 		r.e.Send(sd, colSIP, uacEvSendCancel, SendCancel{Leg: sd.Leg})
 	}
 	r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
@@ -445,7 +517,7 @@ func (r *CF) triggerUp(s *core.Session) bool {
 			return false
 		}()
 	case TriggerAckReceived:
-		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0
+		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.Had[colSIP]&(1<<uasEvRecvBye) != 0
 	case TriggerSendReceived:
 		return s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0
 	case TriggerOKSent:
@@ -460,7 +532,7 @@ func (r *CF) triggerDown(s *core.Session, this *core.Side) bool {
 	case TriggerOKReceived:
 		return this.Had[colSIP]&(1<<uacEvRecv200) != 0
 	case TriggerAckReceived:
-		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0
+		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.Had[colSIP]&(1<<uasEvRecvBye) != 0
 	case TriggerSendReceived:
 		return s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0
 	case TriggerOKSent:
@@ -474,9 +546,19 @@ func (r *CF) waitingUp(s *core.Session) bool {
 	return (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)
 }
 
+// announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *CF) announceUp(s *core.Session) bool {
+	return r.v.Initiative[s.Up.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone && r.v.Defects&DefectBareAnswer == 0
+}
+
 // waitingDown reports whether the side waits for its peer (its guard timer runs).
 func (r *CF) waitingDown(s *core.Session, d *core.Side) bool {
 	return d.M[colSIP].State() == uacInviting || d.M[colSIP].State() == uacCancelling || ((d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) || (d.M[colLink].State() == linkUp && d.Outcome.Kind == core.OutcomeNone)
+}
+
+// announceDown reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *CF) announceDown(s *core.Session, d *core.Side) bool {
+	return r.v.Initiative[d.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone
 }
 
 // react runs the reactions until none applies.
@@ -491,7 +573,7 @@ func (r *CF) react(s *core.Session) {
 		if s.Up.M[colLink].State() == linkIdle && s.Up.Party != core.PartyActive && s.Up.Had[colSIP]&(1<<uasEvSend200) != 0 {
 			r.e.Send(s.Up, colLink, linkEvLinkListen, AcceptLink{
 				Leg:   s.Up.Leg,
-				Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+				Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			})
 			fired = true
 		}
@@ -501,28 +583,30 @@ func (r *CF) react(s *core.Session) {
 			if d.M[colLink].State() == linkIdle && d.Party != core.PartyActive && d.Had[colSIP]&(1<<uacEvSendInvite) != 0 {
 				r.e.Send(d, colLink, linkEvLinkListen, AcceptLink{
 					Leg:   d.Leg,
-					Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+					Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 				})
 				fired = true
 			}
 		}
 		// open-up: The answerer that is the establisher opens the link on its trigger (S201-S204,
-		// S303, S304).
-		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && r.triggerUp(s) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+		// S303, S304). Where negotiation made it the opener against the figure, it opens on the ACK:
+		// the offerer has its answer then, and, having offered passive or actpass, listens (RFC 6135
+		// §4.1); the patent's answerer trigger, which every role with an up side sees.
+		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && ((overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0 && s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0) || (!(overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerUp(s))) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 			{
 				conn, reused := r.e.Open(s.Up, r.v.Reuse == ReuseOn)
 				if reused {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, ReuseLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				} else {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, OpenLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				}
@@ -530,23 +614,26 @@ func (r *CF) react(s *core.Session) {
 			fired = true
 		}
 		// open-down: The offerer that is the establisher opens the link on its trigger, with the
-		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302).
+		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302). Where
+		// negotiation made it the opener against the figure, it opens on the 200 OK, as RFC 4975
+		// §5.4 has the offerer connect: the only trigger every offerer sees (a client has no
+		// upstream ACK).
 		for _, d := range s.Downs {
-			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && !(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) && r.triggerDown(s, d) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && (!(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) || r.v.Defects&DefectOpenAfterEnd != 0) && ((overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0 && d.Had[colSIP]&(1<<uacEvRecv200) != 0) || (!(overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerDown(s, d))) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 				{
 					conn, reused := r.e.Open(d, r.v.Reuse == ReuseOn)
 					if reused {
 						r.e.Send(d, colLink, linkEvLinkOpen, ReuseLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					} else {
 						r.e.Send(d, colLink, linkEvLinkOpen, OpenLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					}
@@ -572,7 +659,7 @@ func (r *CF) react(s *core.Session) {
 		// report-up: An outcome that became final travels upstream as an MSRP REPORT once the link
 		// allows.
 		for _, d := range s.Downs {
-			if d.Outcome.Kind != core.OutcomeNone && !d.Reported && s.Up.M[colLink].State() == linkUp && s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0 {
+			if d.Outcome.Kind != core.OutcomeNone && !d.Reported && s.Up.M[colLink].State() == linkUp && (s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0 || r.v.Defects&DefectEarlyReport != 0) {
 				if r.e.Send(s.Up, colLink, linkEvSendReport, SendReport{
 					Leg:     s.Up.Leg,
 					Member:  d.Member,
@@ -581,6 +668,19 @@ func (r *CF) react(s *core.Session) {
 				}) {
 					d.Reported = true
 				}
+				fired = true
+			}
+		}
+		// end-down: After the upstream dialog ended with the whole message in hand, an onward leg
+		// ends once the member's outcome is known (the CF and PF-B, which build it) or, at PF-A,
+		// which builds none, once the CF took the whole message (every SEND had its 200).
+		for _, d := range s.Downs {
+			if s.Up.M[colSIP].State() == uasEnded && (d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && d.Outcome.Kind != core.OutcomeNone {
+				if d.M[colSIP].State() == uacAnswered {
+					r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+				}
+				r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}
 		}
@@ -601,9 +701,12 @@ func (r *CF) react(s *core.Session) {
 			})
 			fired = true
 		}
-		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
+		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
+		// session that no longer exists, with no guard timer to end it.
 		for _, d := range s.Downs {
-			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

@@ -85,7 +85,9 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 		}
 		from, run := r.e.Fire(sd, colSIP, uacEvRecv200)
 		if from == uacConfirmed {
-			r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			if r.v.Defects&DefectNoReack == 0 {
+				r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			}
 		}
 		if run {
 			r.onRecv200Down(s, sd, ev)
@@ -150,6 +152,21 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 			r.onLinkFailDown(s, sd, ev)
 		}
 		r.react(s)
+	case MessageAcked:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: ClientA got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != false {
+			r.e.Errorf("%w: ClientA got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		_, run := r.e.Fire(sd, colLink, linkEvRecvAcks)
+		if run {
+			r.onRecvAcksDown(s, sd, ev)
+		}
+		r.react(s)
 	case ReportReceived:
 		s, sd := r.e.Lookup(ev.Leg)
 		if sd == nil {
@@ -192,15 +209,39 @@ func (r *ClientA) onStart(s *core.Session, ev Start) {
 		From:    core.From(&r.e.Cfg, s),
 		Leg:     s.Downs[0].Leg,
 		Members: core.MembersFor(s, s.Downs[0]),
-		Offer:   r.e.OwnSDP(s.Downs[0], r.v.Initiative == InitiativeNegotiated),
+		Offer:   r.e.OwnSDP(s.Downs[0], r.announceDown(s, s.Downs[0])),
 		Target:  core.Target(s, s.Downs[0]),
 	})
 }
 
 // onRecv200Down runs the rules for OKReceived on the down side.
 func (r *ClientA) onRecv200Down(s *core.Session, sd *core.Side, ev OKReceived) {
+	// RFC 6135 §4.1, RFC 4975 §5.4
+	r.e.Learn(sd, ev.Answer)
+	if r.v.Initiative[sd.Hop] == InitiativeNegotiated && sd.Party == core.PartyUndecided {
+		if r.e.Cfg.Setup == core.ChooseActive || r.e.Cfg.Setup == core.ChooseNone {
+			sd.Party = core.PartyActive
+		}
+		if r.e.Cfg.Setup == core.ChoosePassive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup != 0 {
+			sd.Party = presetParty(&r.v, sd)
+		}
+		if sd.Party == core.PartyUndecided && sd.Peer.Setup == core.SetupActive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided {
+			sd.Party = core.PartyActive
+		}
+		if overridden(&r.v, sd) {
+			r.e.Send(sd, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   sd.Leg,
+				Opens: sd.Party == core.PartyActive,
+			})
+		}
+	}
 	// S105
-	r.e.Learn(sd, ev.Answer, r.v.Initiative == InitiativeNegotiated, false)
 	r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 }
 
@@ -226,6 +267,18 @@ func (r *ClientA) onLinkFailDown(s *core.Session, sd *core.Side, ev LinkFailed) 
 	}
 }
 
+// onRecvAcksDown runs the rules for MessageAcked on the down side.
+func (r *ClientA) onRecvAcksDown(s *core.Session, sd *core.Side, ev MessageAcked) {
+	if r.e.Cfg.Sender == core.SenderCloses {
+		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
+		r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
+	}
+	if r.e.Cfg.Sender == core.SenderHangsUp {
+		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
+		r.e.Send(sd, colLink, linkEvLinkClose, CloseLink{Leg: sd.Leg})
+	}
+}
+
 // onRecvReportDown runs the rules for ReportReceived on the down side.
 func (r *ClientA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportReceived) {
 	if s.Results.Record(ev.Member, ev.Outcome, ev.Of) {
@@ -238,12 +291,18 @@ func (r *ClientA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportRece
 
 // onFireDown runs the rules for Timeout on the down side.
 func (r *ClientA) onFireDown(s *core.Session, sd *core.Side, ev Timeout) {
-	if sd.M[colSIP].State() == uacInviting {
-		r.e.Send(sd, colSIP, uacEvSendCancel, SendCancel{Leg: sd.Leg})
-	}
-	r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
-	if s.Results.FailRest(408) {
-		r.e.Emit(Fail{Status: 408})
+	// RFC 4975 §7.1.1
+	if r.e.Cfg.Sender == core.SenderBlind && s.Flags&flagStreamed != 0 {
+		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
+		r.e.Send(sd, colLink, linkEvLinkClose, CloseLink{Leg: sd.Leg})
+	} else {
+		if sd.M[colSIP].State() == uacInviting {
+			r.e.Send(sd, colSIP, uacEvSendCancel, SendCancel{Leg: sd.Leg})
+		}
+		r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
+		if s.Results.FailRest(408) {
+			r.e.Emit(Fail{Status: 408})
+		}
 	}
 }
 
@@ -261,6 +320,11 @@ func (r *ClientA) waitingDown(s *core.Session, d *core.Side) bool {
 	return d.M[colSIP].State() == uacInviting || d.M[colSIP].State() == uacCancelling || ((d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) || (d.M[colLink].State() == linkUp && d.Outcome.Kind == core.OutcomeNone) || (d.M[colLink].State() == linkUp && !s.Results.Complete())
 }
 
+// announceDown reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *ClientA) announceDown(s *core.Session, d *core.Side) bool {
+	return r.v.Initiative[d.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone
+}
+
 // react runs the reactions until none applies.
 func (r *ClientA) react(s *core.Session) {
 	if s == nil {
@@ -274,29 +338,32 @@ func (r *ClientA) react(s *core.Session) {
 			if d.M[colLink].State() == linkIdle && d.Party != core.PartyActive && d.Had[colSIP]&(1<<uacEvSendInvite) != 0 {
 				r.e.Send(d, colLink, linkEvLinkListen, AcceptLink{
 					Leg:   d.Leg,
-					Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+					Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 				})
 				fired = true
 			}
 		}
 		// open-down: The offerer that is the establisher opens the link on its trigger, with the
-		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302).
+		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302). Where
+		// negotiation made it the opener against the figure, it opens on the 200 OK, as RFC 4975
+		// §5.4 has the offerer connect: the only trigger every offerer sees (a client has no
+		// upstream ACK).
 		for _, d := range s.Downs {
-			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && !(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) && r.triggerDown(s, d) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && (!(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) || r.v.Defects&DefectOpenAfterEnd != 0) && ((overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0 && d.Had[colSIP]&(1<<uacEvRecv200) != 0) || (!(overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerDown(s, d))) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 				{
 					conn, reused := r.e.Open(d, r.v.Reuse == ReuseOn)
 					if reused {
 						r.e.Send(d, colLink, linkEvLinkOpen, ReuseLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					} else {
 						r.e.Send(d, colLink, linkEvLinkOpen, OpenLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					}
@@ -316,9 +383,12 @@ func (r *ClientA) react(s *core.Session) {
 			r.e.Send(s.Downs[0], colLink, linkEvLinkClose, CloseLink{Leg: s.Downs[0].Leg})
 			fired = true
 		}
-		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
+		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
+		// session that no longer exists, with no guard timer to end it.
 		for _, d := range s.Downs {
-			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

@@ -194,11 +194,38 @@ func (r *ClientB) Step(ev Event) ([]Action, error) {
 // onRecvInviteUp runs the rules for InviteReceived on the up side.
 func (r *ClientB) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) {
 	_ = sd
+	// RFC 6135 §4.1, RFC 4145 §4.1
+	r.e.Learn(s.Up, ev.Offer)
+	if r.v.Initiative[s.Up.Hop] == InitiativeNegotiated {
+		if r.e.Cfg.Setup == core.ChooseNone {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && (s.Up.Peer.Setup == core.SetupActive || s.Up.Peer.Setup == core.SetupNone) {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && s.Up.Peer.Setup == core.SetupPassive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChooseActive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChoosePassive {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided {
+			s.Up.Party = presetParty(&r.v, s.Up)
+		}
+		if overridden(&r.v, s.Up) {
+			r.e.Send(s.Up, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   s.Up.Leg,
+				Opens: s.Up.Party == core.PartyActive,
+			})
+		}
+	}
 	// S108
-	r.e.Learn(s.Up, ev.Offer, r.v.Initiative == InitiativeNegotiated, r.v.Opener[Hop4] == OpenerAnswerer)
 	if r.e.Cfg.Answer.Mode == core.AnswerAccept {
 		r.e.Send(s.Up, colSIP, uasEvSend200, SendOK{
-			Answer: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+			Answer: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			Leg:    s.Up.Leg,
 		})
 	}
@@ -238,6 +265,13 @@ func (r *ClientB) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 // onRecvChunkUp runs the rules for SendReceived on the up side.
 func (r *ClientB) onRecvChunkUp(s *core.Session, sd *core.Side, ev SendReceived) {
 	_ = sd
+	// RFC 4975 §7.1.2
+	if ev.SuccessReport {
+		s.Flags |= flagSuccessReport
+	}
+	if ev.FailureReport {
+		s.Flags |= flagFailureReport
+	}
 	// S112
 	r.e.Emit(Deliver{
 		Chunk: ev.Chunk,
@@ -273,7 +307,7 @@ func (r *ClientB) newSession(ev InviteReceived) (*core.Session, *core.Side) {
 func (r *ClientB) triggerUp(s *core.Session) bool {
 	switch r.v.Trigger[Hop4] {
 	case TriggerAckReceived:
-		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0
+		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.Had[colSIP]&(1<<uasEvRecvBye) != 0
 	case TriggerSendReceived:
 		return s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0
 	case TriggerOKSent:
@@ -285,6 +319,11 @@ func (r *ClientB) triggerUp(s *core.Session) bool {
 // waitingUp reports whether the side waits for its peer (its guard timer runs).
 func (r *ClientB) waitingUp(s *core.Session) bool {
 	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || (s.Up.M[colLink].State() == linkUp && s.Up.Outcome.Kind == core.OutcomeNone)
+}
+
+// announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *ClientB) announceUp(s *core.Session) bool {
+	return r.v.Initiative[s.Up.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone
 }
 
 // react runs the reactions until none applies.
@@ -299,39 +338,41 @@ func (r *ClientB) react(s *core.Session) {
 		if s.Up.M[colLink].State() == linkIdle && s.Up.Party != core.PartyActive && s.Up.Had[colSIP]&(1<<uasEvSend200) != 0 {
 			r.e.Send(s.Up, colLink, linkEvLinkListen, AcceptLink{
 				Leg:   s.Up.Leg,
-				Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+				Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			})
 			fired = true
 		}
 		// open-up: The answerer that is the establisher opens the link on its trigger (S201-S204,
-		// S303, S304).
-		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && r.triggerUp(s) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+		// S303, S304). Where negotiation made it the opener against the figure, it opens on the ACK:
+		// the offerer has its answer then, and, having offered passive or actpass, listens (RFC 6135
+		// §4.1); the patent's answerer trigger, which every role with an up side sees.
+		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && ((overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0 && s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0) || (!(overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerUp(s))) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 			{
 				conn, reused := r.e.Open(s.Up, r.v.Reuse == ReuseOn)
 				if reused {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, ReuseLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				} else {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, OpenLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				}
 			}
 			fired = true
 		}
-		// report-delivered: The receiver confirms the complete message (Success-Report).
-		if s.Up.Outcome.Kind == core.Delivered && !s.Up.Reported && s.Up.M[colLink].State() == linkUp {
-			if r.e.Send(s.Up, colLink, linkEvSendReport, SendReport{
+		// report-delivered: The receiver confirms the complete message with a standard success
+		// REPORT, only when the sender asked for one (RFC 4975 §7.1.2: Success-Report defaults to
+		// no).
+		if s.Up.Outcome.Kind == core.Delivered && !s.Up.Reported && s.Up.M[colLink].State() == linkUp && (s.Flags&flagSuccessReport != 0 || r.v.Defects&DefectUnaskedReport != 0) {
+			if r.e.Send(s.Up, colLink, linkEvSendReport, ReportStatus{
 				Leg:     s.Up.Leg,
-				Member:  r.e.Cfg.URI,
-				Of:      1,
 				Outcome: s.Up.Outcome,
 			}) {
 				s.Up.Reported = true

@@ -89,7 +89,9 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 		}
 		from, run := r.e.Fire(sd, colSIP, uacEvRecv200)
 		if from == uacConfirmed {
-			r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			if r.v.Defects&DefectNoReack == 0 {
+				r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
+			}
 		}
 		if run {
 			r.onRecv200Down(s, sd, ev)
@@ -211,7 +213,20 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 			if ev.Last {
 				s.Total = ev.Chunk
 			}
+			r.onRecvChunkUp(s, sd, ev)
 		}
+		r.react(s)
+	case MessageAcked:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: PFA got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != false {
+			r.e.Errorf("%w: PFA got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		r.e.Fire(sd, colLink, linkEvRecvAcks)
 		r.react(s)
 	case ReportReceived:
 		s, sd := r.e.Lookup(ev.Leg)
@@ -255,8 +270,35 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 // onRecvInviteUp runs the rules for InviteReceived on the up side.
 func (r *PFA) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) {
 	_ = sd
+	// RFC 6135 §4.1, RFC 4145 §4.1
+	r.e.Learn(s.Up, ev.Offer)
+	if r.v.Initiative[s.Up.Hop] == InitiativeNegotiated {
+		if r.e.Cfg.Setup == core.ChooseNone {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && (s.Up.Peer.Setup == core.SetupActive || s.Up.Peer.Setup == core.SetupNone) {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup == 0 && s.Up.Peer.Setup == core.SetupPassive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChooseActive {
+			s.Up.Party = core.PartyActive
+		}
+		if s.Up.Party == core.PartyUndecided && r.e.Cfg.Setup == core.ChoosePassive {
+			s.Up.Party = core.PartyPassive
+		}
+		if s.Up.Party == core.PartyUndecided {
+			s.Up.Party = presetParty(&r.v, s.Up)
+		}
+		if overridden(&r.v, s.Up) {
+			r.e.Send(s.Up, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   s.Up.Leg,
+				Opens: s.Up.Party == core.PartyActive,
+			})
+		}
+	}
 	// S102, S103, S107
-	r.e.Learn(s.Up, ev.Offer, r.v.Initiative == InitiativeNegotiated, r.v.Opener[Hop1] == OpenerAnswerer)
 	if s.Group == core.GroupUnknown {
 		r.e.Send(s.Up, colSIP, uasEvSendReject, SendReject{
 			Leg:      s.Up.Leg,
@@ -277,7 +319,7 @@ func (r *PFA) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) 
 				From:    core.From(&r.e.Cfg, s),
 				Leg:     d.Leg,
 				Members: core.MembersFor(s, d),
-				Offer:   r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+				Offer:   r.e.OwnSDP(d, r.announceDown(s, d)),
 				Target:  core.Target(s, d),
 			})
 		}
@@ -286,19 +328,43 @@ func (r *PFA) onRecvInviteUp(s *core.Session, sd *core.Side, ev InviteReceived) 
 
 // onRecv200Down runs the rules for OKReceived on the down side.
 func (r *PFA) onRecv200Down(s *core.Session, sd *core.Side, ev OKReceived) {
+	// RFC 6135 §4.1, RFC 4975 §5.4
+	r.e.Learn(sd, ev.Answer)
+	if r.v.Initiative[sd.Hop] == InitiativeNegotiated && sd.Party == core.PartyUndecided {
+		if r.e.Cfg.Setup == core.ChooseActive || r.e.Cfg.Setup == core.ChooseNone {
+			sd.Party = core.PartyActive
+		}
+		if r.e.Cfg.Setup == core.ChoosePassive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided && r.v.Defects&DefectIgnoreSetup != 0 {
+			sd.Party = presetParty(&r.v, sd)
+		}
+		if sd.Party == core.PartyUndecided && sd.Peer.Setup == core.SetupActive {
+			sd.Party = core.PartyPassive
+		}
+		if sd.Party == core.PartyUndecided {
+			sd.Party = core.PartyActive
+		}
+		if overridden(&r.v, sd) {
+			r.e.Send(sd, colLink, linkEvOverridden, SetupOverridden{
+				Leg:   sd.Leg,
+				Opens: sd.Party == core.PartyActive,
+			})
+		}
+	}
 	// S104, S109, S110
-	r.e.Learn(sd, ev.Answer, r.v.Initiative == InitiativeNegotiated, false)
 	if s.Up.M[colSIP].State() == uasInvited {
 		r.e.Send(s.Up, colSIP, uasEvSend200, SendOK{
-			Answer: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+			Answer: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			Leg:    s.Up.Leg,
 		})
 	}
-	if s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasEnded || s.Up.M[colSIP].State() == uasRejected {
+	if ((s.Up.M[colSIP].State() == uasCancelled || s.Up.M[colSIP].State() == uasRejected) && r.v.Defects&DefectIgnoreCrossing200 == 0) || (s.Up.M[colSIP].State() == uasEnded && (!(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectByeCutsDelivery != 0)) {
 		r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
 	}
-	if sd.M[colSIP].State() == uacAnswered && (r.v.PFAck == PFAckOnOK || s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0) {
+	if sd.M[colSIP].State() == uacAnswered && (r.v.PFAck == PFAckOnOK || s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.M[colSIP].State() == uasEnded) {
 		r.e.Send(sd, colSIP, uacEvSendAck, SendAck{Leg: sd.Leg})
 	}
 }
@@ -335,7 +401,7 @@ func (r *PFA) onRecvCancelUp(s *core.Session, sd *core.Side, ev CancelReceived) 
 		Status:   487,
 	})
 	for _, d := range s.Downs {
-		if d.M[colSIP].State() == uacInviting {
+		if d.M[colSIP].State() == uacInviting && r.v.Defects&DefectKeepInvites == 0 {
 			r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
 		}
 	}
@@ -346,24 +412,31 @@ func (r *PFA) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 	_ = sd
 	r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
 	for _, d := range s.Downs {
-		if d.M[colSIP].State() == uacAnswered {
+		if s.Total > 0 && s.Up.Rx >= s.Total && r.v.Defects&DefectByeCutsDelivery == 0 && d.M[colSIP].State() == uacAnswered {
 			r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
 		}
-		if d.M[colSIP].State() == uacConfirmed {
-			r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+		if !(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectByeCutsDelivery != 0 {
+			if d.M[colSIP].State() == uacAnswered {
+				r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+			}
+			if d.M[colSIP].State() == uacConfirmed {
+				r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+			}
+			if d.M[colSIP].State() == uacInviting {
+				r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
+			}
+			r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 		}
-		if d.M[colSIP].State() == uacInviting {
-			r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
-		}
-		r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 	}
 }
 
 // onLinkFailUp runs the rules for LinkFailed on the up side.
 func (r *PFA) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 	_ = sd
-	for _, d := range s.Downs {
-		r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+	if !(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectAbortOnClose != 0 {
+		for _, d := range s.Downs {
+			r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+		}
 	}
 }
 
@@ -374,9 +447,22 @@ func (r *PFA) onLinkFailDown(s *core.Session, sd *core.Side, ev LinkFailed) {
 	}
 }
 
+// onRecvChunkUp runs the rules for SendReceived on the up side.
+func (r *PFA) onRecvChunkUp(s *core.Session, sd *core.Side, ev SendReceived) {
+	_ = sd
+	// RFC 4975 §7.1.2
+	if ev.SuccessReport {
+		s.Flags |= flagSuccessReport
+	}
+	if ev.FailureReport {
+		s.Flags |= flagFailureReport
+	}
+}
+
 // onRecvReportDown runs the rules for ReportReceived on the down side.
 func (r *PFA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportReceived) {
-	if s.Up.M[colLink].State() == linkUp {
+	// RFC 4975 §7.1.2
+	if s.Up.M[colLink].State() == linkUp && ((ev.Outcome.Kind == core.Delivered && (s.Flags&flagSuccessReport != 0 || r.v.Defects&DefectUnaskedSuccess != 0)) || (ev.Outcome.Kind == core.Failed && r.v.Defects&DefectUnaskedFailure != 0) || (ev.Outcome.Kind == core.Failed && s.Flags&flagFailureReport != 0)) {
 		r.e.Send(s.Up, colLink, linkEvSendReport, SendReport{
 			Leg:     s.Up.Leg,
 			Member:  ev.Member,
@@ -397,7 +483,7 @@ func (r *PFA) onFireUp(s *core.Session, sd *core.Side, ev Timeout) {
 
 // onFireDown runs the rules for Timeout on the down side.
 func (r *PFA) onFireDown(s *core.Session, sd *core.Side, ev Timeout) {
-	if sd.M[colSIP].State() == uacInviting {
+	if sd.M[colSIP].State() == uacInviting && r.v.Defects&DefectDeafGuard == 0 {
 		r.e.Send(sd, colSIP, uacEvSendCancel, SendCancel{Leg: sd.Leg})
 	}
 	r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
@@ -440,7 +526,7 @@ func (r *PFA) triggerUp(s *core.Session) bool {
 			return false
 		}()
 	case TriggerAckReceived:
-		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0
+		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.Had[colSIP]&(1<<uasEvRecvBye) != 0
 	case TriggerSendReceived:
 		return s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0
 	case TriggerOKSent:
@@ -455,7 +541,7 @@ func (r *PFA) triggerDown(s *core.Session, this *core.Side) bool {
 	case TriggerOKReceived:
 		return this.Had[colSIP]&(1<<uacEvRecv200) != 0
 	case TriggerAckReceived:
-		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0
+		return s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0 || s.Up.Had[colSIP]&(1<<uasEvRecvBye) != 0
 	case TriggerSendReceived:
 		return s.Up.Had[colLink]&(1<<linkEvRecvChunk) != 0
 	case TriggerOKSent:
@@ -469,9 +555,19 @@ func (r *PFA) waitingUp(s *core.Session) bool {
 	return (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)
 }
 
+// announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *PFA) announceUp(s *core.Session) bool {
+	return r.v.Initiative[s.Up.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone && r.v.Defects&DefectBareAnswer == 0
+}
+
 // waitingDown reports whether the side waits for its peer (its guard timer runs).
 func (r *PFA) waitingDown(s *core.Session, d *core.Side) bool {
 	return d.M[colSIP].State() == uacInviting || d.M[colSIP].State() == uacCancelling || ((d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening))
+}
+
+// announceDown reports whether the SDP the side sends carries a=setup (RFC 6135).
+func (r *PFA) announceDown(s *core.Session, d *core.Side) bool {
+	return r.v.Initiative[d.Hop] == InitiativeNegotiated && r.e.Cfg.Setup != core.ChooseNone
 }
 
 // react runs the reactions until none applies.
@@ -486,7 +582,7 @@ func (r *PFA) react(s *core.Session) {
 		if s.Up.M[colLink].State() == linkIdle && s.Up.Party != core.PartyActive && s.Up.Had[colSIP]&(1<<uasEvSend200) != 0 {
 			r.e.Send(s.Up, colLink, linkEvLinkListen, AcceptLink{
 				Leg:   s.Up.Leg,
-				Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+				Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 			})
 			fired = true
 		}
@@ -496,28 +592,30 @@ func (r *PFA) react(s *core.Session) {
 			if d.M[colLink].State() == linkIdle && d.Party != core.PartyActive && d.Had[colSIP]&(1<<uacEvSendInvite) != 0 {
 				r.e.Send(d, colLink, linkEvLinkListen, AcceptLink{
 					Leg:   d.Leg,
-					Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+					Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 				})
 				fired = true
 			}
 		}
 		// open-up: The answerer that is the establisher opens the link on its trigger (S201-S204,
-		// S303, S304).
-		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && r.triggerUp(s) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+		// S303, S304). Where negotiation made it the opener against the figure, it opens on the ACK:
+		// the offerer has its answer then, and, having offered passive or actpass, listens (RFC 6135
+		// §4.1); the patent's answerer trigger, which every role with an up side sees.
+		if (s.Up.M[colLink].State() == linkIdle || s.Up.M[colLink].State() == linkListening) && s.Up.Party == core.PartyActive && (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && ((overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0 && s.Up.Had[colSIP]&(1<<uasEvRecvAck) != 0) || (!(overridden(&r.v, s.Up) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerUp(s))) && (s.Up.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 			{
 				conn, reused := r.e.Open(s.Up, r.v.Reuse == ReuseOn)
 				if reused {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, ReuseLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				} else {
 					r.e.Send(s.Up, colLink, linkEvLinkOpen, OpenLink{
 						Conn:  conn,
 						Leg:   s.Up.Leg,
-						Local: r.e.OwnSDP(s.Up, r.v.Initiative == InitiativeNegotiated),
+						Local: r.e.OwnSDP(s.Up, r.announceUp(s)),
 						Peer:  s.Up.Peer,
 					})
 				}
@@ -525,23 +623,26 @@ func (r *PFA) react(s *core.Session) {
 			fired = true
 		}
 		// open-down: The offerer that is the establisher opens the link on its trigger, with the
-		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302).
+		// parameters it learned from the 200 OK (S105, S106, S110, S111, S301, S302). Where
+		// negotiation made it the opener against the figure, it opens on the 200 OK, as RFC 4975
+		// §5.4 has the offerer connect: the only trigger every offerer sees (a client has no
+		// upstream ACK).
 		for _, d := range s.Downs {
-			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && !(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) && r.triggerDown(s, d) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
+			if (d.M[colLink].State() == linkIdle || d.M[colLink].State() == linkListening) && d.Party == core.PartyActive && (!(d.M[colSIP].State() == uacCancelling || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacEnded) || r.v.Defects&DefectOpenAfterEnd != 0) && ((overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0 && d.Had[colSIP]&(1<<uacEvRecv200) != 0) || (!(overridden(&r.v, d) && r.v.Defects&DefectFigureTrigger == 0) && r.triggerDown(s, d))) && (d.PeerKnown || r.v.Defects&DefectEagerOpen != 0) {
 				{
 					conn, reused := r.e.Open(d, r.v.Reuse == ReuseOn)
 					if reused {
 						r.e.Send(d, colLink, linkEvLinkOpen, ReuseLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					} else {
 						r.e.Send(d, colLink, linkEvLinkOpen, OpenLink{
 							Conn:  conn,
 							Leg:   d.Leg,
-							Local: r.e.OwnSDP(d, r.v.Initiative == InitiativeNegotiated),
+							Local: r.e.OwnSDP(d, r.announceDown(s, d)),
 							Peer:  d.Peer,
 						})
 					}
@@ -564,9 +665,25 @@ func (r *PFA) react(s *core.Session) {
 				fired = true
 			}
 		}
-		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link.
+		// end-down: After the upstream dialog ended with the whole message in hand, an onward leg
+		// ends once the member's outcome is known (the CF and PF-B, which build it) or, at PF-A,
+		// which builds none, once the CF took the whole message (every SEND had its 200).
 		for _, d := range s.Downs {
-			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+			if s.Up.M[colSIP].State() == uasEnded && (d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.Outcome.Kind != core.OutcomeNone || d.Had[colLink]&(1<<linkEvRecvAcks) != 0) {
+				if d.M[colSIP].State() == uacAnswered {
+					r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+				}
+				r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
+				fired = true
+			}
+		}
+		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
+		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
+		// session that no longer exists, with no guard timer to end it.
+		for _, d := range s.Downs {
+			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

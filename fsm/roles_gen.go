@@ -48,22 +48,32 @@ func New(kind RoleKind, cfg Config, v Variant) Role {
 	panic(fmt.Sprintf("fsm: unknown role kind %d", kind))
 }
 
-// initParty settles, for preset initiative, whether this end of a side's hop opens it.
-// With negotiated initiative the party stays undecided until SDP settles it.
+// initParty settles, on a hop whose initiative is preset, whether this end of a side's hop
+// opens it. On a negotiated hop the party stays undecided until the spec's party statement
+// settles it from SDP a=setup (RFC 6135).
 func initParty(v *Variant, sd *core.Side) {
-	if v.Initiative == InitiativeNegotiated {
+	if v.Initiative[sd.Hop] == InitiativeNegotiated {
 		return
 	}
-	answererOpens := v.Opener[sd.Hop] == OpenerAnswerer
-	if sd.Up == answererOpens {
-		sd.Party = core.PartyActive
-	} else {
-		sd.Party = core.PartyPassive
-	}
+	sd.Party = presetParty(v, sd)
+}
+
+// presetParty is the party the variant's opener knob names for this end of a side's hop.
+func presetParty(v *Variant, sd *core.Side) core.Party {
+	return core.PresetParty(sd, v.Opener[sd.Hop] == OpenerAnswerer)
+}
+
+// overridden reports whether negotiation settled a side's party other than the preset one.
+func overridden(v *Variant, sd *core.Side) bool {
+	return sd.Party != core.PartyUndecided && sd.Party != presetParty(v, sd)
 }
 
 // Session flags.
 const (
 	// The transmitter has started sending the message.
 	flagStreamed uint64 = 1 << iota
+	// The sender asked for success REPORTs (Success-Report: yes).
+	flagSuccessReport
+	// The sender did not refuse failure REPORTs (Failure-Report: yes or partial).
+	flagFailureReport
 )

@@ -94,7 +94,8 @@ type Trigger uint8
 const (
 	// On the 200 OK from downstream (S105, S301; claim 10).
 	TriggerOKReceived Trigger = iota
-	// On the ACK from upstream (S106, S111, S201-S204, S302-S304).
+	// On the ACK from upstream (S106, S111, S201-S204, S302-S304). A BYE stands for an ACK it
+	// overtook: the caller sends BYE only once it sent the ACK (RFC 3261 §15).
 	TriggerAckReceived
 	// On the first MSRP SEND from upstream (the "it should be additionally noted" alternatives).
 	TriggerSendReceived
@@ -172,13 +173,18 @@ func (x Reuse) String() string {
 	return fmt.Sprintf("Reuse(%d)", x)
 }
 
-// Initiative: How each side learns whether it is the active party.
+// Initiative: How the two ends of a hop learn which of them is the active party. The figures
+// negotiate on the legs that face a client (hop1, hop4), so that a standard client that
+// fixes its role is followed, and keep the opener knob as a preset between servers.
 type Initiative uint8
 
 const (
-	// Both ends know it from configuration; SDP carries no a=setup.
+	// Both ends know it from the opener knob; SDP carries no a=setup.
 	InitiativePreset Initiative = iota
-	// SDP a=setup (RFC 6135): the offerer offers actpass, the answerer picks.
+	// SDP a=setup (RFC 6135, RFC 4145 §4.1): offers carry actpass (or a client's fixed role),
+	// answers active or passive. To actpass the opener knob decides; an offer or answer that
+	// fixes a role (active, passive, or no a=setup: RFC 4975 §5.4, the offerer connects) is
+	// followed, overriding the opener knob on that leg.
 	InitiativeNegotiated
 )
 
@@ -208,9 +214,54 @@ const (
 	// The CF forwards each chunk only to the member links that are up when it arrives, and never
 	// sends a late link what it missed.
 	DefectLiveRelay
+	// A role ignores the a=setup of the SDP it receives and takes the figure's preset party,
+	// even where the peer fixed its own role (RFC 4145 §4.1 forbids it).
+	DefectIgnoreSetup
+	// The servers answer a negotiated hop without a=setup, so the offerer must guess (RFC 4975
+	// §5.4 would have it connect; RFC 6135 §4.1 wants the answer to say).
+	DefectBareAnswer
+	// An end that negotiation made the opener against the figure opens on the figure's trigger
+	// for that end, not on the one the spec states for an overridden leg.
+	DefectFigureTrigger
+	// PF-B does not take the member's 200 responses to the SENDs as delivery and waits for a
+	// REPORT that a standard client sends only when asked.
+	DefectIgnoreAcks
+	// The receiver sends a success REPORT although the sender asked for none.
+	DefectUnaskedReport
+	// PF-A sends its client success REPORTs it never asked for.
+	DefectUnaskedSuccess
+	// A relay whose upstream link closes aborts its downstream links even when the whole message
+	// had arrived and been acknowledged.
+	DefectAbortOnClose
+	// A relay whose upstream dialog ends ends its downstream dialogs at once, even when the
+	// whole message had arrived and is still being delivered.
+	DefectByeCutsDelivery
+	// PF-B answers the CF's INVITE at once as it forwards it to the member, as the CF may
+	// (S103), not on the member's 200 OK (S109).
+	DefectEarlyAnswer
+	// PF-B does not pass its member's decline upstream; the CF's guard later turns it into a
+	// 408.
+	DefectSwallowDecline
+	// A relay that is cancelled answers 487 but does not CANCEL its pending downstream INVITEs.
+	DefectKeepInvites
+	// A relay whose upstream INVITE was cancelled treats a downstream 200 that crossed its
+	// CANCEL as any other: it ACKs it and never ends the dialog.
+	DefectIgnoreCrossing200
+	// A UAC does not ACK a 2xx retransmitted after its ACK (RFC 3261 §13.2.2.4 says it must).
+	DefectNoReack
+	// An offerer opens the link of a dialog it already ended (a 200 that crossed its CANCEL).
+	DefectOpenAfterEnd
+	// A relay reports a member's failure upstream as soon as the link is up, before any SEND.
+	DefectEarlyReport
+	// A relay whose guard fires while its INVITE is pending does not CANCEL it; the guard is
+	// armed again and fires for ever.
+	DefectDeafGuard
+	// PF-A sends its client a member's failure REPORT although the client sent Failure-Report:
+	// no (a blind sender, which a member's decline makes show).
+	DefectUnaskedFailure
 )
 
-var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay"}
+var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure"}
 
 // String lists the defects in the set.
 func (d Defect) String() string {
@@ -221,6 +272,853 @@ func (d Defect) String() string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// OrderTerm is one step of a figure: a machine event on one side of a role, which the
+// inputs and outputs named in Kinds make visible.
+type OrderTerm struct {
+	// Text is the step as the spec writes it: "ROLE EVENT at SIDE".
+	Text string
+	// Role is the role that takes or does it, on its side of Hop; End is that side's end of the
+	// hop: 0 the offerer (the role's down side), 1 the answerer (its up side).
+	Role RoleKind
+	Hop  Hop
+	End  int
+	// Event is the machine event; Kinds the input and output types that fire it.
+	Event string
+	Kinds []string
+}
+
+// OrderRule is one happens-before constraint of a figure: whenever the role of Then does it,
+// one of After has happened already, on the same leg or on a leg of the same branch (the
+// upstream leg the role answered, or any downstream leg it offered).
+type OrderRule struct {
+	Name string
+	// Cite names the patent steps or figures the rule comes from.
+	Cite  string
+	Doc   string
+	Then  OrderTerm
+	After []OrderTerm
+}
+
+// Order is a set of order rules: bit i stands for OrderRules[i].
+type Order uint64
+
+const (
+	// S104: PF-A answers ClientA only once the CF's 200 OK reached it.
+	OrderPFAAnswersAfterCF Order = 1 << iota
+	// S109: PF-B answers the CF only once its member's 200 OK reached it.
+	OrderPFBAnswersAfterMember
+	// FIG. 2, 4, 5, 6: The CF answers PF-A only once the first member's 200 OK reached it.
+	OrderCFAnswersAfterMember
+	// S103 (FIG. 1, 3, 7): The CF answers PF-A as it fans out (S103), so every member's 200 OK
+	// arrives after the CF's own 200 OK went upstream.
+	OrderCFAnswersAtOnce
+	// S106: PF-A acknowledges the CF's 200 OK only once ClientA's ACK reached it.
+	OrderPFAAcksAfterAck
+	// S111: PF-B acknowledges its member's 200 OK only once the CF's ACK reached it.
+	OrderPFBAcksAfterAck
+	// S106, S302: PF-A establishes the second link; the CF only accepts it.
+	OrderPFAOpensHop2
+	// S203: The CF establishes the second link; PF-A only accepts it.
+	OrderCFOpensHop2
+	// S110: The CF establishes the third link; PF-B only accepts it.
+	OrderCFOpensHop3
+	// S202, S303: PF-B establishes the third link; the CF only accepts it.
+	OrderPFBOpensHop3
+	// S105, S301: ClientA establishes the first link (S105: "the transmitter CPM client
+	// initiates, as an initiative party, a link establishment request"); PF-A only accepts it,
+	// unless a=setup made PF-A the opener.
+	OrderClientaOpensHop1
+	// S204: PF-A establishes the first link (S204: "the participation function entity A
+	// initiates, as an initiative party, a link establishment request"); ClientA only accepts
+	// it, unless a=setup made ClientA the opener.
+	OrderPFAOpensHop1
+	// S111, S112: PF-B establishes the fourth link (S111); ClientB, "as a passive party, accepts
+	// the transmission link establishment request from the initiative party" (S112), unless
+	// a=setup made ClientB the opener.
+	OrderPFBOpensHop4
+	// S201, S304: ClientB establishes the fourth link (S201, S304: "the CPM Client B initiates,
+	// as an initiative party, a link establishment request"); PF-B only accepts it, unless
+	// a=setup made PF-B the opener.
+	OrderClientbOpensHop4
+	// S105, S301: ClientA opens the first link on the 200 OK from PF-A.
+	OrderClientaOpensHop1On200
+	// S204: PF-A opens the first link on the ACK from ClientA.
+	OrderPFAOpensHop1OnAck
+	// S106, S302: PF-A opens the second link on the ACK from ClientA.
+	OrderPFAOpensHop2OnAck
+	// Solution 1 and 3 alternatives: PF-A opens the second link on the 200 OK from the CF.
+	OrderPFAOpensHop2On200
+	// Solution 1 and 3 alternatives: PF-A opens the second link on the first MSRP SEND from
+	// ClientA.
+	OrderPFAOpensHop2OnSend
+	// S203: The CF opens the second link on the ACK from PF-A.
+	OrderCFOpensHop2OnAck
+	// S110: The CF opens a member's third link on that member's 200 OK.
+	OrderCFOpensHop3On200
+	// S110 alternatives: The CF opens the third links on the ACK from PF-A.
+	OrderCFOpensHop3OnAck
+	// S110 alternatives: The CF opens the third links on the first MSRP SEND from PF-A.
+	OrderCFOpensHop3OnSend
+	// S110, FIG. 2, 5, 6: Where the CF opens a member's third link on that member's 200 OK
+	// (S110, and for FIG. 5 and 6 "the controlling function entity X may also establish the
+	// [third] link after receiving a success response message from the participation function
+	// entity B") and answers PF-A only on the first member's 200 OK (FIG. 2, 5, 6), the first
+	// link it opens is opening before its own 200 OK goes upstream, so before the first MSRP
+	// SEND from PF-A can reach it; or a guard gave that member up first (its 200 crossed the
+	// CANCEL).
+	OrderCFOpensHop3BeforeSend
+	// S202, S303: PF-B opens the third link on the ACK from the CF.
+	OrderPFBOpensHop3OnAck
+	// S111: PF-B opens the fourth link on the ACK from the CF.
+	OrderPFBOpensHop4OnAck
+	// Solution 1 alternatives: PF-B opens the fourth link on its member's 200 OK.
+	OrderPFBOpensHop4On200
+	// Solution 1 alternatives: PF-B opens the fourth link on the first MSRP SEND from the CF.
+	OrderPFBOpensHop4OnSend
+	// S201, S304: ClientB opens the fourth link on the ACK from PF-B.
+	OrderClientbOpensHop4OnAck
+)
+
+// OrderRules are the order rules of the spec, in file order.
+var OrderRules = []OrderRule{{
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop2,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-200 at down",
+	}},
+	Cite: "S104",
+	Doc:  "PF-A answers ClientA only once the CF's 200 OK reached it.",
+	Name: "pfa-answers-after-cf",
+	Then: OrderTerm{
+		End:   1,
+		Event: "send-200",
+		Hop:   Hop1,
+		Kinds: []string{"SendOK"},
+		Role:  RolePFA,
+		Text:  "PFA send-200 at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop4,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-200 at down",
+	}},
+	Cite: "S109",
+	Doc:  "PF-B answers the CF only once its member's 200 OK reached it.",
+	Name: "pfb-answers-after-member",
+	Then: OrderTerm{
+		End:   1,
+		Event: "send-200",
+		Hop:   Hop3,
+		Kinds: []string{"SendOK"},
+		Role:  RolePFB,
+		Text:  "PFB send-200 at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop3,
+		Kinds: []string{"OKReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-200 at down",
+	}},
+	Cite: "FIG. 2, 4, 5, 6",
+	Doc:  "The CF answers PF-A only once the first member's 200 OK reached it.",
+	Name: "cf-answers-after-member",
+	Then: OrderTerm{
+		End:   1,
+		Event: "send-200",
+		Hop:   Hop2,
+		Kinds: []string{"SendOK"},
+		Role:  RoleCF,
+		Text:  "CF send-200 at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "send-200",
+		Hop:   Hop2,
+		Kinds: []string{"SendOK"},
+		Role:  RoleCF,
+		Text:  "CF send-200 at up",
+	}},
+	Cite: "S103 (FIG. 1, 3, 7)",
+	Doc:  "The CF answers PF-A as it fans out (S103), so every member's 200 OK arrives after the CF's own 200 OK went upstream.\n",
+	Name: "cf-answers-at-once",
+	Then: OrderTerm{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop3,
+		Kinds: []string{"OKReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-200 at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop1,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop1,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-bye at up",
+	}, {
+		End:   1,
+		Event: "recv-cancel",
+		Hop:   Hop1,
+		Kinds: []string{"CancelReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-cancel at up",
+	}, {
+		End:   1,
+		Event: "send-reject",
+		Hop:   Hop1,
+		Kinds: []string{"SendReject"},
+		Role:  RolePFA,
+		Text:  "PFA send-reject at up",
+	}},
+	Cite: "S106",
+	Doc:  "PF-A acknowledges the CF's 200 OK only once ClientA's ACK reached it.",
+	Name: "pfa-acks-after-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "send-ack",
+		Hop:   Hop2,
+		Kinds: []string{"SendAck"},
+		Role:  RolePFA,
+		Text:  "PFA send-ack at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop3,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop3,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-bye at up",
+	}, {
+		End:   1,
+		Event: "recv-cancel",
+		Hop:   Hop3,
+		Kinds: []string{"CancelReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-cancel at up",
+	}, {
+		End:   1,
+		Event: "send-reject",
+		Hop:   Hop3,
+		Kinds: []string{"SendReject"},
+		Role:  RolePFB,
+		Text:  "PFB send-reject at up",
+	}},
+	Cite: "S111",
+	Doc:  "PF-B acknowledges its member's 200 OK only once the CF's ACK reached it.",
+	Name: "pfb-acks-after-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "send-ack",
+		Hop:   Hop4,
+		Kinds: []string{"SendAck"},
+		Role:  RolePFB,
+		Text:  "PFB send-ack at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at down",
+	}},
+	Cite: "S106, S302",
+	Doc:  "PF-A establishes the second link; the CF only accepts it.",
+	Name: "pfa-opens-hop2",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-up",
+		Hop:   Hop2,
+		Kinds: []string{"LinkUp"},
+		Role:  RoleCF,
+		Text:  "CF link-up at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at up",
+	}},
+	Cite: "S203",
+	Doc:  "The CF establishes the second link; PF-A only accepts it.",
+	Name: "cf-opens-hop2",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-up",
+		Hop:   Hop2,
+		Kinds: []string{"LinkUp"},
+		Role:  RolePFA,
+		Text:  "PFA link-up at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at down",
+	}},
+	Cite: "S110",
+	Doc:  "The CF establishes the third link; PF-B only accepts it.",
+	Name: "cf-opens-hop3",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-up",
+		Hop:   Hop3,
+		Kinds: []string{"LinkUp"},
+		Role:  RolePFB,
+		Text:  "PFB link-up at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at up",
+	}},
+	Cite: "S202, S303",
+	Doc:  "PF-B establishes the third link; the CF only accepts it.",
+	Name: "pfb-opens-hop3",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-up",
+		Hop:   Hop3,
+		Kinds: []string{"LinkUp"},
+		Role:  RoleCF,
+		Text:  "CF link-up at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop1,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleClientA,
+		Text:  "ClientA link-open at down",
+	}, {
+		End:   1,
+		Event: "overridden",
+		Hop:   Hop1,
+		Kinds: []string{"SetupOverridden"},
+		Role:  RolePFA,
+		Text:  "PFA overridden at up",
+	}},
+	Cite: "S105, S301",
+	Doc:  "ClientA establishes the first link (S105: \"the transmitter CPM client initiates, as an initiative party, a link establishment request\"); PF-A only accepts it, unless a=setup made PF-A the opener.\n",
+	Name: "clienta-opens-hop1",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-up",
+		Hop:   Hop1,
+		Kinds: []string{"LinkUp"},
+		Role:  RolePFA,
+		Text:  "PFA link-up at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop1,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at up",
+	}, {
+		End:   0,
+		Event: "overridden",
+		Hop:   Hop1,
+		Kinds: []string{"SetupOverridden"},
+		Role:  RoleClientA,
+		Text:  "ClientA overridden at down",
+	}},
+	Cite: "S204",
+	Doc:  "PF-A establishes the first link (S204: \"the participation function entity A initiates, as an initiative party, a link establishment request\"); ClientA only accepts it, unless a=setup made ClientA the opener.\n",
+	Name: "pfa-opens-hop1",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-up",
+		Hop:   Hop1,
+		Kinds: []string{"LinkUp"},
+		Role:  RoleClientA,
+		Text:  "ClientA link-up at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at down",
+	}, {
+		End:   1,
+		Event: "overridden",
+		Hop:   Hop4,
+		Kinds: []string{"SetupOverridden"},
+		Role:  RoleClientB,
+		Text:  "ClientB overridden at up",
+	}},
+	Cite: "S111, S112",
+	Doc:  "PF-B establishes the fourth link (S111); ClientB, \"as a passive party, accepts the transmission link establishment request from the initiative party\" (S112), unless a=setup made ClientB the opener.\n",
+	Name: "pfb-opens-hop4",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-up",
+		Hop:   Hop4,
+		Kinds: []string{"LinkUp"},
+		Role:  RoleClientB,
+		Text:  "ClientB link-up at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleClientB,
+		Text:  "ClientB link-open at up",
+	}, {
+		End:   0,
+		Event: "overridden",
+		Hop:   Hop4,
+		Kinds: []string{"SetupOverridden"},
+		Role:  RolePFB,
+		Text:  "PFB overridden at down",
+	}},
+	Cite: "S201, S304",
+	Doc:  "ClientB establishes the fourth link (S201, S304: \"the CPM Client B initiates, as an initiative party, a link establishment request\"); PF-B only accepts it, unless a=setup made PF-B the opener.\n",
+	Name: "clientb-opens-hop4",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-up",
+		Hop:   Hop4,
+		Kinds: []string{"LinkUp"},
+		Role:  RolePFB,
+		Text:  "PFB link-up at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop1,
+		Kinds: []string{"OKReceived"},
+		Role:  RoleClientA,
+		Text:  "ClientA recv-200 at down",
+	}},
+	Cite: "S105, S301",
+	Doc:  "ClientA opens the first link on the 200 OK from PF-A.",
+	Name: "clienta-opens-hop1-on-200",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop1,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleClientA,
+		Text:  "ClientA link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop1,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop1,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-bye at up",
+	}},
+	Cite: "S204",
+	Doc:  "PF-A opens the first link on the ACK from ClientA.",
+	Name: "pfa-opens-hop1-on-ack",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop1,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop1,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop1,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-bye at up",
+	}},
+	Cite: "S106, S302",
+	Doc:  "PF-A opens the second link on the ACK from ClientA.",
+	Name: "pfa-opens-hop2-on-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop2,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-200 at down",
+	}},
+	Cite: "Solution 1 and 3 alternatives",
+	Doc:  "PF-A opens the second link on the 200 OK from the CF.",
+	Name: "pfa-opens-hop2-on-200",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop1,
+		Kinds: []string{"SendReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-chunk at up",
+	}},
+	Cite: "Solution 1 and 3 alternatives",
+	Doc:  "PF-A opens the second link on the first MSRP SEND from ClientA.",
+	Name: "pfa-opens-hop2-on-send",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop2,
+		Kinds: []string{"AckReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop2,
+		Kinds: []string{"ByeReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-bye at up",
+	}},
+	Cite: "S203",
+	Doc:  "The CF opens the second link on the ACK from PF-A.",
+	Name: "cf-opens-hop2-on-ack",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop3,
+		Kinds: []string{"OKReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-200 at down",
+	}},
+	Cite: "S110",
+	Doc:  "The CF opens a member's third link on that member's 200 OK.",
+	Name: "cf-opens-hop3-on-200",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop2,
+		Kinds: []string{"AckReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop2,
+		Kinds: []string{"ByeReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-bye at up",
+	}},
+	Cite: "S110 alternatives",
+	Doc:  "The CF opens the third links on the ACK from PF-A.",
+	Name: "cf-opens-hop3-on-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop2,
+		Kinds: []string{"SendReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-chunk at up",
+	}},
+	Cite: "S110 alternatives",
+	Doc:  "The CF opens the third links on the first MSRP SEND from PF-A.",
+	Name: "cf-opens-hop3-on-send",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleCF,
+		Text:  "CF link-open at down",
+	}, {
+		End:   0,
+		Event: "fire",
+		Hop:   Hop3,
+		Kinds: []string{"Timeout"},
+		Role:  RoleCF,
+		Text:  "CF fire at down",
+	}},
+	Cite: "S110, FIG. 2, 5, 6",
+	Doc:  "Where the CF opens a member's third link on that member's 200 OK (S110, and for FIG. 5 and 6 \"the controlling function entity X may also establish the [third] link after receiving a success response message from the participation function entity B\") and answers PF-A only on the first member's 200 OK (FIG. 2, 5, 6), the first link it opens is opening before its own 200 OK goes upstream, so before the first MSRP SEND from PF-A can reach it; or a guard gave that member up first (its 200 crossed the CANCEL).\n",
+	Name: "cf-opens-hop3-before-send",
+	Then: OrderTerm{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop2,
+		Kinds: []string{"SendReceived"},
+		Role:  RoleCF,
+		Text:  "CF recv-chunk at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop3,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop3,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-bye at up",
+	}},
+	Cite: "S202, S303",
+	Doc:  "PF-B opens the third link on the ACK from the CF.",
+	Name: "pfb-opens-hop3-on-ack",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop3,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at up",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop3,
+		Kinds: []string{"AckReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop3,
+		Kinds: []string{"ByeReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-bye at up",
+	}},
+	Cite: "S111",
+	Doc:  "PF-B opens the fourth link on the ACK from the CF.",
+	Name: "pfb-opens-hop4-on-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop4,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-200 at down",
+	}},
+	Cite: "Solution 1 alternatives",
+	Doc:  "PF-B opens the fourth link on its member's 200 OK.",
+	Name: "pfb-opens-hop4-on-200",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop3,
+		Kinds: []string{"SendReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-chunk at up",
+	}},
+	Cite: "Solution 1 alternatives",
+	Doc:  "PF-B opens the fourth link on the first MSRP SEND from the CF.",
+	Name: "pfb-opens-hop4-on-send",
+	Then: OrderTerm{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   1,
+		Event: "recv-ack",
+		Hop:   Hop4,
+		Kinds: []string{"AckReceived"},
+		Role:  RoleClientB,
+		Text:  "ClientB recv-ack at up",
+	}, {
+		End:   1,
+		Event: "recv-bye",
+		Hop:   Hop4,
+		Kinds: []string{"ByeReceived"},
+		Role:  RoleClientB,
+		Text:  "ClientB recv-bye at up",
+	}},
+	Cite: "S201, S304",
+	Doc:  "ClientB opens the fourth link on the ACK from PF-B.",
+	Name: "clientb-opens-hop4-on-ack",
+	Then: OrderTerm{
+		End:   1,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RoleClientB,
+		Text:  "ClientB link-open at up",
+	},
+}}
+
+// Rules returns the order rules in the set, in spec order.
+func (o Order) Rules() []*OrderRule {
+	var out []*OrderRule
+	for i := range OrderRules {
+		if o&(1<<i) != 0 {
+			out = append(out, &OrderRules[i])
+		}
+	}
+	return out
+}
+
+// String lists the order rules in the set.
+func (o Order) String() string {
+	var out []string
+	for _, r := range o.Rules() {
+		out = append(out, r.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+// SetOrder adds the named order rule to the variant.
+func (v *Variant) SetOrder(name string) error {
+	for i, r := range OrderRules {
+		if r.Name == name {
+			v.Order |= 1 << i
+			return nil
+		}
+	}
+	return fmt.Errorf("fsm: unknown order rule %q", name)
 }
 
 // Variant is one point of the knob space. The generated roles read it at every step, so any
@@ -240,271 +1138,305 @@ type Variant struct {
 	PFAck PFAck
 	// Whether an opener chooses an existing connection with matching host and port.
 	Reuse Reuse
-	// How each side learns whether it is the active party.
-	Initiative Initiative
+	// How the two ends of a hop learn which of them is the active party. The figures negotiate
+	// on the legs that face a client (hop1, hop4), so that a standard client that fixes its role
+	// is followed, and keep the opener knob as a preset between servers.
+	Initiative [NumHops]Initiative
 	// Defects are planted defects (none in a named variant of the spec).
 	Defects Defect
+	// Order is the set of order rules the variant's figure draws (OrderRules), which the
+	// checkers verify; the roles never read it.
+	Order Order
 }
 
 // Variants are the named variants of the spec, in file order.
 var Variants = []Variant{{
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 1: the INVITE sender opens every link; the CF answers at once.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 2: as FIG. 1, but the CF answers on the first member's 200 OK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig2",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck | OrderCFAnswersAfterMember | OrderCFOpensHop3BeforeSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 3: the INVITE receiver opens every link on the ACK; the CF answers at once.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig3",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 4: as FIG. 3, but the CF answers on the first member's 200 OK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig4",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFAnswersAfterMember,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 5: the clients and the PFs open the links; PFs ACK at once; the CF waits for a member.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 6: as FIG. 5, but the PFs wait for the upstream ACK before they ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 7: as FIG. 6, but the CF answers at once.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig7",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFAnswersAtOnce,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 1: PF-A and PF-B open hop2 and hop4 on the 200 OK from downstream.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-pf-on-ok",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderCFOpensHop3On200 | OrderPFAOpensHop2On200 | OrderPFBOpensHop4On200,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerOKReceived, TriggerOKReceived, TriggerOKReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 1: PF-A and PF-B open hop2 and hop4 on the first MSRP SEND from upstream.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-pf-on-send",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderCFOpensHop3On200 | OrderPFAOpensHop2OnSend | OrderPFBOpensHop4OnSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerSendReceived, TriggerOKReceived, TriggerSendReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 1: the CF opens hop3 on the ACK from PF-A.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-cf-on-ack",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop4OnAck | OrderCFOpensHop3OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 1 / S110: the CF opens hop3 on the MSRP SEND from PF-A.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-cf-on-send",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop4OnAck | OrderCFOpensHop3OnSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerSendReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 1: PF-A and PF-B ACK the 200 OK at once, without waiting for the upstream ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-ack-at-once",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 2 with PF-A and PF-B acknowledging at once.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig2-ack-at-once",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck | OrderCFAnswersAfterMember | OrderCFOpensHop3BeforeSend,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "Solution 2 as its summary words it: PF-A and PF-B ACK after the upstream ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig3-ack-on-upstream",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 4 with PF-A and PF-B acknowledging after the upstream ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig4-ack-on-upstream",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFAnswersAfterMember | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "Solution 3: the CF instead of PF-A opens hop2, on the ACK from PF-A (claim 12).",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5-cf-hop2",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop2 | OrderCFOpensHop2OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "Solution 3: the CF instead of PF-B opens hop3, on the member's 200 OK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5-cf-hop3",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop3 | OrderCFOpensHop3On200 | OrderCFOpensHop3BeforeSend,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 6 with the CF opening hop2 on the ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-cf-hop2",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFOpensHop2 | OrderCFOpensHop2OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 6 with the CF opening hop3 on the member's 200 OK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-cf-hop3",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFOpensHop3 | OrderCFOpensHop3On200 | OrderCFOpensHop3BeforeSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 6 with the CF opening hop3 on the ACK from PF-A.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-cf-hop3-on-ack",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFOpensHop3 | OrderCFOpensHop3OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "FIG. 6 with the CF opening hop3 on the MSRP SEND from PF-A.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-cf-hop3-on-send",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFOpensHop3 | OrderCFOpensHop3OnSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerSendReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 7 with the CF opening hop2 on the ACK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig7-cf-hop2",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFAnswersAtOnce | OrderCFOpensHop2 | OrderCFOpensHop2OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 7 with the CF opening hop3 on the member's 200 OK.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig7-cf-hop3",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderCFAnswersAtOnce | OrderCFOpensHop3 | OrderCFOpensHop3On200,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "Solution 3: PF-A opens hop2 on the MSRP SEND from ClientA.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-pfa-on-send",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderPFAOpensHop2OnSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerSendReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
 	Doc:        "Solution 3: PF-A opens hop2 on the 200 OK from the CF.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-pfa-on-ok",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderPFAOpensHop2On200,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerOKReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
-	Doc:        "FIG. 1 with the initiative negotiated by SDP a=setup (RFC 6135).",
-	Initiative: InitiativeNegotiated,
+	Doc:        "FIG. 1 with the initiative negotiated by SDP a=setup (RFC 6135) between the servers too.",
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated},
 	Name:       "fig1-negotiated",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
-	Doc:        "FIG. 3 with the initiative negotiated by SDP a=setup (RFC 6135).",
-	Initiative: InitiativeNegotiated,
+	Doc:        "FIG. 3 with the initiative negotiated by SDP a=setup (RFC 6135) between the servers too.",
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated},
 	Name:       "fig3-negotiated",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerFirstMemberOK,
-	Doc:        "FIG. 5 with the initiative negotiated by SDP a=setup (RFC 6135).",
-	Initiative: InitiativeNegotiated,
+	Doc:        "FIG. 5 with the initiative negotiated by SDP a=setup (RFC 6135) between the servers too.",
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated},
 	Name:       "fig5-negotiated",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
 }, {
 	CFAnswer:   CFAnswerAtOnce,
 	Doc:        "FIG. 1 with every opener opening a new connection.",
-	Initiative: InitiativePreset,
+	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-no-reuse",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOff,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
@@ -521,7 +1453,7 @@ func VariantByName(name string) (Variant, bool) {
 }
 
 // KnobKeys lists every knob key in spec order; a per-hop knob has one key per hop ("opener.hop1").
-var KnobKeys = []string{"opener.hop1", "opener.hop2", "opener.hop3", "opener.hop4", "trigger.hop1", "trigger.hop2", "trigger.hop3", "trigger.hop4", "cf-answer", "pf-ack", "reuse", "initiative"}
+var KnobKeys = []string{"opener.hop1", "opener.hop2", "opener.hop3", "opener.hop4", "trigger.hop1", "trigger.hop2", "trigger.hop3", "trigger.hop4", "cf-answer", "pf-ack", "reuse", "initiative.hop1", "initiative.hop2", "initiative.hop3", "initiative.hop4"}
 
 // KnobValues returns the values a knob key may take, or nil for an unknown key.
 func KnobValues(key string) []string {
@@ -536,7 +1468,7 @@ func KnobValues(key string) []string {
 		return append([]string{}, pfAckNames[:]...)
 	case "reuse":
 		return append([]string{}, reuseNames[:]...)
-	case "initiative":
+	case "initiative.hop1", "initiative.hop2", "initiative.hop3", "initiative.hop4":
 		return append([]string{}, initiativeNames[:]...)
 	}
 	return nil
@@ -567,8 +1499,14 @@ func (v Variant) Get(key string) string {
 		return v.PFAck.String()
 	case "reuse":
 		return v.Reuse.String()
-	case "initiative":
-		return v.Initiative.String()
+	case "initiative.hop1":
+		return v.Initiative[Hop1].String()
+	case "initiative.hop2":
+		return v.Initiative[Hop2].String()
+	case "initiative.hop3":
+		return v.Initiative[Hop3].String()
+	case "initiative.hop4":
+		return v.Initiative[Hop4].String()
 	}
 	return ""
 }
@@ -602,8 +1540,14 @@ func (v *Variant) Set(key, value string) error {
 		v.PFAck = PFAck(i)
 	case "reuse":
 		v.Reuse = Reuse(i)
-	case "initiative":
-		v.Initiative = Initiative(i)
+	case "initiative.hop1":
+		v.Initiative[Hop1] = Initiative(i)
+	case "initiative.hop2":
+		v.Initiative[Hop2] = Initiative(i)
+	case "initiative.hop3":
+		v.Initiative[Hop3] = Initiative(i)
+	case "initiative.hop4":
+		v.Initiative[Hop4] = Initiative(i)
 	}
 	return nil
 }
@@ -647,7 +1591,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:e83c6dabab9f25e0dfbd393693a9fabf"
+const Fingerprint = "sha256:c46b65552b2fbf527e934d42965ab81c"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/cpmlink/cpmlink/model"
 	"github.com/dave/jennifer/jen"
@@ -185,6 +186,17 @@ func (g *generator) is(x model.Is, e env, neg bool) cexpr {
 			return boolOf(code().Dot("Reported"), neg)
 		case "last":
 			return boolOf(code().Dot("Last"), neg)
+		case "complete":
+			// The session's Total is the last chunk's index once it arrived; an up side
+			// counts what it received (Rx), a down side what it relayed (Tx).
+			n := "Rx"
+			if kind == model.SideDown {
+				n = "Tx"
+			}
+			if neg {
+				return cexpr{jen.Parens(jen.Id("s").Dot("Total").Op("==").Lit(0).Op("||").Add(code()).Dot(n).Op("<").Id("s").Dot("Total")), ""}
+			}
+			return cexpr{jen.Id("s").Dot("Total").Op(">").Lit(0).Op("&&").Add(code()).Dot(n).Op(">=").Id("s").Dot("Total"), "&&"}
 		case "pending":
 			if kind != model.SideDown || !e.role.Up {
 				return cexpr{jen.Lit(neg), ""}
@@ -208,6 +220,16 @@ func (g *generator) is(x model.Is, e env, neg bool) cexpr {
 				vals = append(vals, core("Party"+exported(v)))
 			}
 			return oneOf(func() *jen.Statement { return code().Dot("Party") }, vals, neg)
+		case "negotiated":
+			return boolOf(g.negotiated(code()), neg)
+		case "overridden":
+			return boolOf(jen.Id("overridden").Call(jen.Op("&").Id("r").Dot("v"), code()), neg)
+		case "peer-setup":
+			var vals []jen.Code
+			for _, v := range x.Values {
+				vals = append(vals, core("Setup"+exported(v)))
+			}
+			return oneOf(func() *jen.Statement { return code().Dot("Peer").Dot("Setup") }, vals, neg)
 		case "outcome":
 			var vals []jen.Code
 			for _, v := range x.Values {
@@ -235,11 +257,25 @@ func (g *generator) is(x model.Is, e env, neg bool) cexpr {
 		}
 		return cexpr{jen.Id("s").Dot("Flags").Op("&").Id(flagConst(x.Name)).Op(op).Lit(0), "=="}
 	case model.ScopePolicy:
-		var vals []jen.Code
-		for _, v := range x.Values {
-			vals = append(vals, core("Answer"+exported(v)))
+		// Each policy is a field of core.Config whose constants are named after it:
+		// policy.answer is Cfg.Answer.Mode (AnswerAccept ...), policy.sender is Cfg.Sender
+		// (SenderWaits ...).
+		prefix := exported(x.Name)
+		subj := func() *jen.Statement { return jen.Id("r").Dot("e").Dot("Cfg").Dot(prefix) }
+		if x.Name == "answer" {
+			subj = func() *jen.Statement { return jen.Id("r").Dot("e").Dot("Cfg").Dot("Answer").Dot("Mode") }
 		}
-		return oneOf(func() *jen.Statement { return jen.Id("r").Dot("e").Dot("Cfg").Dot("Answer").Dot("Mode") }, vals, neg)
+		var vals []jen.Code
+		if x.Name == "setup" {
+			for _, v := range x.Values {
+				vals = append(vals, core("Choose"+exported(v)))
+			}
+			return oneOf(func() *jen.Statement { return jen.Id("r").Dot("e").Dot("Cfg").Dot("Setup") }, vals, neg)
+		}
+		for _, v := range x.Values {
+			vals = append(vals, core(prefix+exported(v)))
+		}
+		return oneOf(subj, vals, neg)
 	case model.ScopeSession:
 		switch x.Name {
 		case "complete":
@@ -252,7 +288,15 @@ func (g *generator) is(x model.Is, e env, neg bool) cexpr {
 			return oneOf(func() *jen.Statement { return jen.Id("s").Dot("Group") }, vals, neg)
 		}
 	case model.ScopeEvent:
-		return boolOf(jen.Id("ev").Dot(fieldName(e.ev, x.Name)), neg)
+		name := fieldName(e.ev, x.Name)
+		if f := eventField(e.ev, name); f != nil && f.Kind == "outcome" {
+			var vals []jen.Code
+			for _, v := range x.Values {
+				vals = append(vals, core(outcomeConst(v)))
+			}
+			return oneOf(func() *jen.Statement { return jen.Id("ev").Dot(name).Dot("Kind") }, vals, neg)
+		}
+		return boolOf(jen.Id("ev").Dot(name), neg)
 	}
 	g.fail("cannot compile %s", model.Format(x))
 	return cexpr{jen.False(), ""}
@@ -268,8 +312,22 @@ func outcomeConst(v string) string {
 	return "OutcomeNone"
 }
 
+// eventField returns an event's field by its declared name, or nil.
+func eventField(ev *model.Event, name string) *model.Field {
+	if ev == nil {
+		return nil
+	}
+	for i := range ev.Fields {
+		if ev.Fields[i].Name == name {
+			return &ev.Fields[i]
+		}
+	}
+	return nil
+}
+
 // fieldName returns the declared spelling of an event field named case-insensitively.
 func fieldName(ev *model.Event, name string) string {
+	name = strings.ReplaceAll(name, "-", "")
 	if ev != nil {
 		for _, f := range ev.Fields {
 			if equalFold(f.Name, name) {

@@ -144,8 +144,8 @@ func (g *generator) prepare() error {
 		return fmt.Errorf("gen: the spec needs the per-hop knobs opener and a trigger knob")
 	case g.reuseKnob == nil || strings.Join(g.reuseKnob.ValueNames(), ",") != "on,off":
 		return fmt.Errorf("gen: the knob reuse must have the values on, off")
-	case g.initiativeKnob == nil || strings.Join(g.initiativeKnob.ValueNames(), ",") != "preset,negotiated":
-		return fmt.Errorf("gen: the knob initiative must have the values preset, negotiated")
+	case g.initiativeKnob == nil || !g.initiativeKnob.PerHop() || strings.Join(g.initiativeKnob.ValueNames(), ",") != "preset,negotiated":
+		return fmt.Errorf("gen: the per-hop knob initiative must have the values preset, negotiated")
 	}
 	g.columns = s.Sides.Columns()
 	if s.Sides.Up["link"] == "" {

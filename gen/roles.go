@@ -47,16 +47,20 @@ func (g *generator) rolesFile() *jen.File {
 		}),
 		jen.Panic(jen.Qual("fmt", "Sprintf").Call(jen.Lit("fsm: unknown role kind %d"), jen.Id("kind"))),
 	)
-	f.Comment("initParty settles, for preset initiative, whether this end of a side's hop opens it.")
-	f.Comment("With negotiated initiative the party stays undecided until SDP settles it.")
+	f.Comment("initParty settles, on a hop whose initiative is preset, whether this end of a side's hop")
+	f.Comment("opens it. On a negotiated hop the party stays undecided until the spec's party statement")
+	f.Comment("settles it from SDP a=setup (RFC 6135).")
 	f.Func().Id("initParty").Params(jen.Id("v").Op("*").Id("Variant"), jen.Id("sd").Op("*").Add(core("Side"))).Block(
 		jen.If(g.negotiatedV()).Block(jen.Return()),
-		jen.Id("answererOpens").Op(":=").Id("v").Dot(knobType(g.openerKnob)).Index(jen.Id("sd").Dot("Hop")).Op("==").Id(knobConst(g.openerKnob, "answerer")),
-		jen.If(jen.Id("sd").Dot("Up").Op("==").Id("answererOpens")).Block(
-			jen.Id("sd").Dot("Party").Op("=").Add(core("PartyActive")),
-		).Else().Block(
-			jen.Id("sd").Dot("Party").Op("=").Add(core("PartyPassive")),
-		),
+		jen.Id("sd").Dot("Party").Op("=").Id("presetParty").Call(jen.Id("v"), jen.Id("sd")),
+	)
+	f.Comment("presetParty is the party the variant's opener knob names for this end of a side's hop.")
+	f.Func().Id("presetParty").Params(jen.Id("v").Op("*").Id("Variant"), jen.Id("sd").Op("*").Add(core("Side"))).Add(core("Party")).Block(
+		jen.Return(core("PresetParty").Call(jen.Id("sd"), jen.Id("v").Dot(knobType(g.openerKnob)).Index(jen.Id("sd").Dot("Hop")).Op("==").Id(knobConst(g.openerKnob, "answerer")))),
+	)
+	f.Comment("overridden reports whether negotiation settled a side's party other than the preset one.")
+	f.Func().Id("overridden").Params(jen.Id("v").Op("*").Id("Variant"), jen.Id("sd").Op("*").Add(core("Side"))).Bool().Block(
+		jen.Return(jen.Id("sd").Dot("Party").Op("!=").Add(core("PartyUndecided")).Op("&&").Id("sd").Dot("Party").Op("!=").Id("presetParty").Call(jen.Id("v"), jen.Id("sd"))),
 	)
 	var flags []jen.Code
 	for i, fl := range g.s.Flags {
@@ -74,7 +78,7 @@ func (g *generator) rolesFile() *jen.File {
 }
 
 func (g *generator) negotiatedV() *jen.Statement {
-	return jen.Id("v").Dot(knobType(g.initiativeKnob)).Op("==").Id(knobConst(g.initiativeKnob, "negotiated"))
+	return jen.Id("v").Dot(knobType(g.initiativeKnob)).Index(jen.Id("sd").Dot("Hop")).Op("==").Id(knobConst(g.initiativeKnob, "negotiated"))
 }
 
 // handler is the compiled code for one (machine event, side kind) of a role.
@@ -485,6 +489,19 @@ func (g *generator) waiting(f *jen.File, r *model.Role) {
 		}
 		f.Comment(fmt.Sprintf("%s reports whether the side waits for its peer (its guard timer runs).", name))
 		f.Func().Params(jen.Id("r").Op("*").Id(r.Name)).Id(name).Params(params...).Bool().Block(jen.Return(ret))
+
+		// announce: whether the SDP the side sends carries a=setup (RFC 6135).
+		aname := "announceUp"
+		self := jen.Id("s").Dot("Up")
+		if kind == model.SideDown {
+			aname, self = "announceDown", jen.Id("d")
+		}
+		aret := g.negotiated(self)
+		if ex, ok := g.s.Announce[kind]; ok {
+			aret = g.cond(model.Fold(ex.Root, r.Name), e)
+		}
+		f.Comment(fmt.Sprintf("%s reports whether the SDP the side sends carries a=setup (RFC 6135).", aname))
+		f.Func().Params(jen.Id("r").Op("*").Id(r.Name)).Id(aname).Params(params...).Bool().Block(jen.Return(aret))
 	}
 }
 

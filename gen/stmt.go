@@ -15,8 +15,9 @@ func (g *generator) stmts(list []*model.Stmt, e env) []jen.Code {
 	return out
 }
 
-func (g *generator) negotiated() *jen.Statement {
-	return jen.Id("r").Dot("v").Dot(knobType(g.initiativeKnob)).Op("==").Id(knobConst(g.initiativeKnob, "negotiated"))
+// negotiated is true when the hop of a side negotiates its initiative by SDP a=setup.
+func (g *generator) negotiated(side *jen.Statement) *jen.Statement {
+	return jen.Id("r").Dot("v").Dot(knobType(g.initiativeKnob)).Index(side.Dot("Hop")).Op("==").Id(knobConst(g.initiativeKnob, "negotiated"))
 }
 
 // fieldOfKind returns the name of the rule event's first field of a kind.
@@ -75,12 +76,20 @@ func (g *generator) stmt(st *model.Stmt, e env) []jen.Code {
 		e.down = varSide(v)
 		return []jen.Code{jen.For(jen.List(jen.Id("_"), jen.Id(v)).Op(":=").Range().Id("s").Dot("Downs")).Block(g.stmts(st.Do, e)...)}
 	case model.StmtLearn:
-		side, kind := g.side(st.Side, e)
-		prefer := jen.False()
-		if kind == model.SideUp {
-			prefer = jen.Id("r").Dot("v").Dot(knobType(g.openerKnob)).Index(jen.Id(g.hopOfSide(e.role, kind))).Op("==").Id(knobConst(g.openerKnob, "answerer"))
+		side, _ := g.side(st.Side, e)
+		return []jen.Code{jen.Id("r").Dot("e").Dot("Learn").Call(side(), jen.Id("ev").Dot(fieldOfKind(e.ev, "sdp")))}
+	case model.StmtParty:
+		side, _ := g.side(st.Side, e)
+		var p jen.Code
+		switch st.Is {
+		case "active":
+			p = core("PartyActive")
+		case "passive":
+			p = core("PartyPassive")
+		default:
+			p = jen.Id("presetParty").Call(jen.Op("&").Id("r").Dot("v"), side())
 		}
-		return []jen.Code{jen.Id("r").Dot("e").Dot("Learn").Call(side(), jen.Id("ev").Dot(fieldOfKind(e.ev, "sdp")), g.negotiated(), prefer)}
+		return []jen.Code{side().Dot("Party").Op("=").Add(p)}
 	case model.StmtOpen:
 		return g.open(st, e)
 	case model.StmtSkip:
@@ -219,7 +228,11 @@ func (g *generator) fieldValues(a *model.Action, st *model.Stmt, side func() *je
 		case "members":
 			v = core("MembersFor").Call(jen.Id("s"), side())
 		case "own-sdp":
-			v = jen.Id("r").Dot("e").Dot("OwnSDP").Call(side(), g.negotiated())
+			announce := jen.Id("r").Dot("announceUp").Call(jen.Id("s"))
+			if kind == model.SideDown {
+				announce = jen.Id("r").Dot("announceDown").Call(jen.Id("s"), side())
+			}
+			v = jen.Id("r").Dot("e").Dot("OwnSDP").Call(side(), announce)
 		case "peer-sdp":
 			v = side().Dot("Peer")
 		case "status":
@@ -243,6 +256,8 @@ func (g *generator) fieldValues(a *model.Action, st *model.Stmt, side func() *je
 			v = jen.Id("s").Dot("Up").Dot("Rx")
 		case "chunk-final":
 			v = jen.Id("s").Dot("Total").Op(">").Lit(0).Op("&&").Id("s").Dot("Up").Dot("Rx").Op("==").Id("s").Dot("Total")
+		case "opens":
+			v = side().Dot("Party").Op("==").Add(core("PartyActive"))
 		case "event-chunk":
 			v = jen.Id("ev").Dot("Chunk")
 		case "event-last":

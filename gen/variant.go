@@ -121,6 +121,9 @@ func (g *generator) variantFile() *jen.File {
 		}
 	}
 	fields = append(fields, jen.Comment("Defects are planted defects (none in a named variant of the spec)."), jen.Id("Defects").Id("Defect"))
+	fields = append(fields, jen.Comment("Order is the set of order rules the variant's figure draws (OrderRules), which the"),
+		jen.Comment("checkers verify; the roles never read it."), jen.Id("Order").Id("Order"))
+	g.orderDecls(f)
 	f.Comment("Variant is one point of the knob space. The generated roles read it at every step, so any")
 	f.Comment("combination of knob values runs without regenerating.")
 	f.Type().Id("Variant").Struct(fields...)
@@ -200,6 +203,9 @@ func (g *generator) variantLit(v *model.Variant) jen.Code {
 			}
 		}
 		d[jen.Id("Defects")] = c
+	}
+	if o := g.orderLit(v); o != nil {
+		d[jen.Id("Order")] = o
 	}
 	return jen.Values(d)
 }

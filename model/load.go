@@ -104,7 +104,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 // variants from it. The variants of s may name the base spec's variants as their base.
 func extend(s *Spec, file string) (*Spec, error) {
 	if s.Roles != nil || s.Hops != nil || s.Machines != nil || s.Events != nil || s.Actions != nil || s.Triggers != nil ||
-		s.Knobs != nil || s.Defects != nil || s.Flags != nil || s.Rules != nil || s.Reactions != nil || s.Waiting != nil {
+		s.Knobs != nil || s.Defects != nil || s.Flags != nil || s.Rules != nil || s.Reactions != nil || s.Waiting != nil || s.Announce != nil || s.Orders != nil {
 		return nil, ErrorList{{File: file, Pos: Pos{1, 1}, Msg: "a spec that extends another declares only name, doc and variants"}}
 	}
 	var base *Spec

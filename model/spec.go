@@ -24,7 +24,13 @@ type Spec struct {
 	Rules     []*Rule         `yaml:"rules"`
 	Reactions []*Reaction     `yaml:"reactions"`
 	Waiting   map[string]Expr `yaml:"waiting"`
-	Variants  []*Variant      `yaml:"variants"`
+	// Announce says, per side kind, when the SDP a side sends carries a=setup (RFC 6135);
+	// without it, on a negotiated hop.
+	Announce map[string]Expr `yaml:"announce"`
+	// Orders are the happens-before constraints of the figures; each variant lists the
+	// ones its figure draws (docs/spec.md, "orders").
+	Orders   []*OrderRule `yaml:"orders"`
+	Variants []*Variant   `yaml:"variants"`
 
 	// File is the name the spec was loaded from; every Pos refers to it.
 	File string `yaml:"-"`
@@ -289,13 +295,21 @@ type Variant struct {
 	Base    string      `yaml:"base"`
 	Set     KnobSetting `yaml:"set"`
 	Defects []string    `yaml:"defects"`
+	// Order names the order rules of the variant's figure: a variant with a base inherits
+	// the base's, adds the ones it names and drops those it names as "not NAME".
+	Order StrList `yaml:"order"`
 	// Expect, in a spec of planted bugs, names the property the variant must violate.
 	Expect string `yaml:"expect"`
-	Pos    Pos    `yaml:"-"`
+	// Faults, in a spec of planted bugs, is the fault budget the explorer needs to show it
+	// (explore --faults); 0 for a bug a fault-free run shows.
+	Faults int `yaml:"faults"`
+	Pos    Pos `yaml:"-"`
 
 	// Resolved holds every knob's value after applying the base chain: for a per-hop knob
 	// the key is "knob.hop", otherwise "knob".
 	Resolved map[string]string `yaml:"-"`
+	// Orders holds the order rules after applying the base chain, in spec order.
+	Orders []string `yaml:"-"`
 }
 
 // KnobSetting is the `set` block of a variant: knob name to value, or, for a per-hop knob,

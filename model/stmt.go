@@ -13,6 +13,8 @@ import (
 //   - SendReject: {to: up, status: 486}            ... with arguments
 //   - SendReport: {to: up, about: down}
 //   - learn: up                                    store the peer's MSRP parameters from SDP
+//   - party: {side: up, is: active}                settle who opens the side's link (also
+//     passive, or preset: what the variant's opener knob names)
 //   - open: down                                   open (or reuse) the side's link
 //   - skip: down                                   mark pending chunks as relayed without sending
 //   - set: flag.streamed / clear: flag.streamed
@@ -34,7 +36,8 @@ type Stmt struct {
 	Status string
 	// About is the side (or "event") whose outcome a SendReport carries.
 	About string
-	// Is is the outcome a Kind outcome statement sets: delivered or failed.
+	// Is is the outcome a Kind outcome statement sets (delivered or failed), or the party
+	// a Kind party statement settles (active, passive or preset).
 	Is string
 	// From is "event" when the outcome is copied from the event.
 	From string
@@ -52,6 +55,7 @@ type Stmt struct {
 const (
 	StmtEmit    = "emit"
 	StmtLearn   = "learn"
+	StmtParty   = "party"
 	StmtOpen    = "open"
 	StmtSkip    = "skip"
 	StmtSet     = "set"
@@ -167,6 +171,20 @@ func (s *Stmt) UnmarshalYAML(n *yaml.Node) error {
 			return errAt(headVal, "outcome is: must be delivered or failed, found %q", s.Is)
 		case s.Is == "failed" && s.Status == "":
 			return errAt(headVal, "a failed outcome needs status:")
+		}
+		return nil
+	case StmtParty:
+		s.Kind = verb
+		args, err := argMap(headVal, verb, "side", "is")
+		if err != nil {
+			return err
+		}
+		s.Side, s.Is = args["side"], args["is"]
+		switch {
+		case s.Side == "":
+			return errAt(headVal, "party needs side:")
+		case s.Is != "active" && s.Is != "passive" && s.Is != "preset":
+			return errAt(headVal, "party is: must be active, passive or preset, found %q", s.Is)
 		}
 		return nil
 	case StmtRecord:

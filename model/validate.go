@@ -62,6 +62,7 @@ func (s *Spec) validate(inherited []*Variant) ErrorList {
 	v.rules()
 	v.reactions()
 	v.waiting()
+	v.orders()
 	v.variants()
 	return v.errs
 }
@@ -257,7 +258,7 @@ func (v *validator) actions() {
 			v.errf(a.Pos, "action %s has the name of an event", a.Name)
 		}
 		switch a.Name {
-		case StmtLearn, StmtOpen, StmtSkip, StmtSet, StmtClear, StmtOutcome, StmtRecord, StmtEach, StmtIf:
+		case StmtLearn, StmtParty, StmtOpen, StmtSkip, StmtSet, StmtClear, StmtOutcome, StmtRecord, StmtEach, StmtIf:
 			v.errf(a.Pos, "action %s has the name of a statement verb", a.Name)
 		}
 		for _, f := range a.Fields {
@@ -317,10 +318,11 @@ func (v *validator) knobs() {
 	if v.openerKnob() == nil {
 		v.errf(Pos{1, 1}, "the spec needs a per-hop knob named opener with the values offerer and answerer")
 	}
-	for _, name := range []string{"reuse", "initiative"} {
-		if v.s.Knob(name) == nil {
-			v.errf(Pos{1, 1}, "the spec needs the knob %s (the generated link code reads it)", name)
-		}
+	if v.s.Knob("reuse") == nil {
+		v.errf(Pos{1, 1}, "the spec needs the knob reuse (the generated link code reads it)")
+	}
+	if k := v.s.Knob("initiative"); k == nil || !k.PerHop() {
+		v.errf(Pos{1, 1}, "the spec needs a per-hop knob named initiative (the generated link code reads it)")
 	}
 }
 
@@ -366,6 +368,9 @@ func (c ctx) eventField(name string) *Field {
 	if c.event == nil {
 		return nil
 	}
+	// A condition spells a field as the spec's other names are spelled: event.last for
+	// Last, event.success-report for SuccessReport.
+	name = strings.ReplaceAll(name, "-", "")
 	for i := range c.event.Fields {
 		if strings.EqualFold(c.event.Fields[i].Name, name) {
 			return &c.event.Fields[i]
@@ -540,11 +545,15 @@ func (v *validator) is(x Is, p Pos, c ctx) {
 		v.checkValues(p, subject, x.Values, dom)
 	case ScopeEvent:
 		f := c.eventField(x.Name)
-		if f == nil || f.Kind != "bool" {
-			v.errf(p, "event.%s: the rule's event has no boolean field %q", x.Name, x.Name)
-			return
+		switch {
+		case f != nil && f.Kind == "outcome":
+			// An outcome field reads as `event.outcome is delivered|failed`.
+			v.checkValues(p, subject, x.Values, SideAttrs["outcome"])
+		case f == nil || f.Kind != "bool":
+			v.errf(p, "event.%s: the rule's event has no boolean or outcome field %q", x.Name, x.Name)
+		default:
+			v.checkValues(p, subject, x.Values, nil)
 		}
-		v.checkValues(p, subject, x.Values, nil)
 	}
 }
 
@@ -595,7 +604,7 @@ func (v *validator) stmt(st *Stmt, c ctx) {
 		if !c.eventHasKind("sdp") {
 			v.errf(p, "learn: the rule's event carries no SDP")
 		}
-	case StmtOpen, StmtSkip:
+	case StmtOpen, StmtSkip, StmtParty:
 		v.side(st.Side, p, c)
 	case StmtSet, StmtClear:
 		found := false
@@ -777,9 +786,15 @@ func (v *validator) reactions() {
 }
 
 func (v *validator) waiting() {
-	for kind, e := range v.s.Waiting {
+	v.sideConds("waiting", v.s.Waiting)
+	v.sideConds("announce", v.s.Announce)
+}
+
+// sideConds validates a top-level condition per side kind (waiting, announce).
+func (v *validator) sideConds(key string, conds map[string]Expr) {
+	for kind, e := range conds {
 		if kind != SideUp && kind != SideDown {
-			v.errf(e.Pos, "waiting: keys are up and down, found %q", kind)
+			v.errf(e.Pos, "%s: keys are up and down, found %q", key, kind)
 			continue
 		}
 		for _, role := range v.s.Roles {
@@ -799,6 +814,9 @@ func (v *validator) variants() {
 			continue
 		}
 		x.Resolved = res
+		if x.Orders, err = v.s.resolveOrder(x, nil, v.inherited); err != nil {
+			v.errs = append(v.errs, err)
+		}
 		for _, d := range x.Defects {
 			found := false
 			for _, dd := range v.s.Defects {
@@ -808,11 +826,15 @@ func (v *validator) variants() {
 				v.errf(x.Pos, "variant %s: unknown defect %q", x.Name, d)
 			}
 		}
+		if x.Faults < 0 {
+			v.errf(x.Pos, "variant %s: faults %d: a fault budget is 0 or more", x.Name, x.Faults)
+		}
 		for _, problem := range v.s.CheckResolved(res) {
 			v.errf(x.Pos, "variant %s: %s", x.Name, problem)
 		}
 		switch x.Expect {
-		case "", "completeness", "protocol", "sip-order", "initiative", "reuse", "delivery", "deadlock", "all-hops-up", "outcome", "terminal":
+		case "", "completeness", "protocol", "sip-order", "initiative", "reuse", "delivery", "deadlock", "all-hops-up", "outcome", "terminal", "reports", "order",
+			"ack-per-2xx", "decline-status", "cancel-reach", "ended-link", "report-order", "guard-fires":
 		default:
 			v.errf(x.Pos, "variant %s: expect %q is not a property the checkers report", x.Name, x.Expect)
 		}

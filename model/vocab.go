@@ -16,8 +16,19 @@ var SideAttrs = map[string][]string{
 	"waiting": nil,
 	// last: this is the last down side (the last member of the group).
 	"last": nil,
+	// complete: the whole message crossed the side: its last chunk arrived (up side) or
+	// was relayed (down side).
+	"complete": nil,
 	// setup: whether this role is the active party of the side's link.
 	"setup": {"undecided", "active", "passive"},
+	// negotiated: the side's hop negotiates who opens its link by SDP a=setup (the
+	// hop's value of the knob initiative).
+	"negotiated": nil,
+	// peer-setup: the a=setup of the SDP the side received (none: absent).
+	"peer-setup": {"none", "actpass", "active", "passive"},
+	// overridden: the side's party is settled and differs from the one the variant's
+	// opener knob names for this end (negotiation overrode the figure's preset).
+	"overridden": nil,
 	// outcome: the final outcome of the member behind the side.
 	"outcome": {"none", "delivered", "failed"},
 }
@@ -34,6 +45,14 @@ var SessionAttrs = map[string][]string{
 var PolicyAttrs = map[string][]string{
 	// answer: how a receiver answers an INVITE.
 	"answer": {"accept", "decline", "silent"},
+	// setup: a client's a=setup on a negotiated hop (servers leave it at actpass).
+	"setup": {"actpass", "active", "passive", "none"},
+	// sender: how a transmitter ends its session. Ours waits for every member's outcome;
+	// foreign clients often hang up as soon as every chunk has its 200 (closing the
+	// connection and sending BYE, or only sending BYE), asking for no success REPORT; a
+	// blind one asks for no response and no REPORT at all (Failure-Report: no) and hangs
+	// up when its guard runs out.
+	"sender": {"waits", "closes", "hangs-up", "blind"},
 }
 
 // FieldTypes are the types an event field may have.
@@ -75,4 +94,5 @@ var Sources = map[string]struct {
 	"about-member":  {"uri", NeedsAbout},
 	"about-outcome": {"outcome", NeedsAbout},
 	"about-of":      {"int", NeedsAbout},
+	"opens":         {"bool", NeedsNothing},
 }

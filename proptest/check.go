@@ -20,6 +20,18 @@ const (
 	PropHopsUp       = "all-hops-up"  // every hop of every (healthy) member came up
 	PropOutcome      = "outcome"      // the sender's view of each member matches what happened
 	PropTerminal     = "terminal"     // with faults, every role still ends its sessions
+	PropReports      = "reports"      // a client gets only the REPORTs RFC 4975 lets it ask for
+	PropEndState     = "end-state"    // at the end every INVITE was answered or cancelled, every link and guard let go
+	// Properties of the fault paths (faults.go).
+	PropAckPer2xx   = "ack-per-2xx"    // a UAC ACKs every 2xx it receives, retransmissions too
+	PropDeclineKept = "decline-status" // the status a member declines with reaches the sender unchanged
+	PropCancelAll   = "cancel-reach"   // a CANCEL that takes effect reaches every pending downstream INVITE
+	PropCancel487   = "cancel-487"     // the INVITE a CANCEL ends is answered 487
+	PropTimerC      = "timer-c"        // a PF whose only branch timed out answers upstream at once
+	PropGuarded     = "guarded-wait"   // every wait for a peer that may never come has its guard armed
+	PropEndedLink   = "ended-link"     // no link is opened or awaited for a dialog that ended
+	PropReportOrder = "report-order"   // no REPORT on a link before a SEND arrived on it
+	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
 )
 
 // Violation is a property that failed, with what showed it.
@@ -103,7 +115,8 @@ func (w *World) triggerHeld(trigger string, role int, leg core.LegID) (bool, boo
 		}
 		return false, true
 	case "ack-received":
-		return upObs().ackRecv, true
+		// A BYE stands for the ACK it overtook: the caller sends it only after its ACK.
+		return upObs().ackRecv || upObs().byeRecv, true
 	case "send-received":
 		return upObs().chunkRecv, true
 	case "ok-sent":
@@ -137,13 +150,26 @@ func (w *World) checkOpen(role int, leg core.LegID, peer core.SDP, conn core.Con
 		return &Violation{PropInitiative, fmt.Sprintf("%s opened a link on leg %s, which no INVITE set up", w.names[role], leg)}
 	}
 	side := w.side(role, leg)
-	if want := v.Opener[h].String(); side != want {
-		return &Violation{PropInitiative, fmt.Sprintf("%s opened %s (leg %s) as the %s; variant %s names the %s", w.names[role], h, leg, side, v.Name, want)}
-	}
-	if held, known := w.triggerHeld(v.Trigger[h].String(), role, leg); known && !held {
-		return &Violation{PropInitiative, fmt.Sprintf("%s opened %s (leg %s) before its trigger %s", w.names[role], h, leg, v.Trigger[h])}
-	}
 	lo := w.leg(leg)
+	want, trigger, by := v.Opener[h].String(), v.Trigger[h].String(), "variant "+v.Name
+	if v.Initiative[h] == fsm.InitiativeNegotiated {
+		if got := negotiatedOpener(lo.offerSetup, lo.answerSetup); got != want {
+			// Negotiation overrode the figure on this leg: the new opener opens on the
+			// trigger the spec states for that case, the offerer on the 200 OK, the
+			// answerer on the ACK.
+			want, trigger = got, "ok-received"
+			if got == "answerer" {
+				trigger = "ack-received"
+			}
+			by = fmt.Sprintf("the SDP (offer a=setup:%s, answer a=setup:%s)", setupName(lo.offerSetup), setupName(lo.answerSetup))
+		}
+	}
+	if side != want {
+		return &Violation{PropInitiative, fmt.Sprintf("%s opened %s (leg %s) as the %s; %s names the %s", w.names[role], h, leg, side, by, want)}
+	}
+	if held, known := w.triggerHeld(trigger, role, leg); known && !held {
+		return &Violation{PropInitiative, fmt.Sprintf("%s opened %s (leg %s) before its trigger %s", w.names[role], h, leg, trigger)}
+	}
 	learned := lo.answerSDP
 	if side == "answerer" {
 		learned = lo.offerSDP
@@ -168,6 +194,105 @@ func (w *World) checkOpen(role int, leg core.LegID, peer core.SDP, conn core.Con
 		return &Violation{PropReuse, fmt.Sprintf("%s reused connection %s to %s, which is not its live connection there", w.names[role], conn, peer.Addr())}
 	case !reused && reuseOn && live != "":
 		return &Violation{PropReuse, fmt.Sprintf("%s opened a second connection to %s while connection %s is live", w.names[role], peer.Addr(), live)}
+	}
+	return nil
+}
+
+// negotiatedOpener re-derives from the SDP on the wire which end of a negotiated hop opens
+// its link: an offer that fixes the offerer's role settles it (active; no a=setup, which
+// RFC 4975 §5.4 reads as "the offerer connects"; passive), and an actpass offer is
+// settled by the answer (RFC 4145 §4.1: active answers connect; passive or none do not).
+func negotiatedOpener(offer, answer core.Setup) string {
+	switch {
+	case offer == core.SetupActive || offer == core.SetupNone:
+		return "offerer"
+	case offer == core.SetupPassive || answer == core.SetupActive:
+		return "answerer"
+	}
+	return "offerer"
+}
+
+func setupName(s core.Setup) string {
+	if s == core.SetupNone {
+		return "none"
+	}
+	return s.String()
+}
+
+// setupChoice is the a=setup policy of role r: a client's configured choice; servers can
+// do either.
+func (w *World) setupChoice(r int) core.SetupChoice {
+	if r == idxClientA {
+		return w.cfg.SenderSetup
+	}
+	if m := w.memberOf(r); m >= 0 {
+		return w.cfg.MemberSetup(m)
+	}
+	return core.ChooseActpass
+}
+
+// checkSetup checks the a=setup of an offer or an answer role r sends on a leg (RFC 6135
+// §4.1, RFC 4145 §4.1): none on a preset hop; on a negotiated hop an offer carries actpass
+// or the client's fixed role, and an answer carries active or passive: the complement of
+// a fixed offer, and for actpass the client's own choice or else the variant's opener.
+func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *Violation {
+	h, ok := w.hopOf(leg)
+	if !ok {
+		return nil
+	}
+	v := w.cfg.Variant
+	choice := w.setupChoice(r)
+	var want core.Setup
+	switch {
+	case v.Initiative[h] != fsm.InitiativeNegotiated || choice == core.ChooseNone:
+		want = core.SetupNone
+	case !answer && choice == core.ChooseActive:
+		want = core.SetupActive
+	case !answer && choice == core.ChoosePassive:
+		want = core.SetupPassive
+	case !answer:
+		want = core.SetupActpass
+	default:
+		switch offer := w.leg(leg).offerSetup; {
+		case offer == core.SetupActive || offer == core.SetupNone:
+			want = core.SetupPassive
+		case offer == core.SetupPassive:
+			want = core.SetupActive
+		case choice == core.ChooseActive:
+			want = core.SetupActive
+		case choice == core.ChoosePassive:
+			want = core.SetupPassive
+		case v.Opener[h] == fsm.OpenerAnswerer:
+			want = core.SetupActive
+		default:
+			want = core.SetupPassive
+		}
+	}
+	if got == want {
+		return nil
+	}
+	what := "offered"
+	if answer {
+		what = fmt.Sprintf("answered an offer of a=setup:%s", setupName(w.leg(leg).offerSetup))
+	}
+	return &Violation{PropInitiative, fmt.Sprintf("%s %s on %s (leg %s) with a=setup:%s; %s initiative wants a=setup:%s", w.names[r], what, h, leg, setupName(got), v.Initiative[h], setupName(want))}
+}
+
+// checkReport checks a REPORT a role sends on a leg that faces a client (hop1 towards the
+// sender, hop4 from the member): RFC 4975 §7.1.2 sends a success REPORT only to a sender
+// that asked for one (Success-Report defaults to no) and a failure REPORT only to one that
+// did not refuse them. Between servers the group reports are cpmlink's own.
+func (w *World) checkReport(r int, leg core.LegID, o core.Outcome) *Violation {
+	h, ok := w.hopOf(leg)
+	if !ok || h != fsm.Hop1 && h != fsm.Hop4 {
+		return nil
+	}
+	asked := w.leg(leg).asked[w.endOf(r, leg)]
+	switch {
+	case o.Kind == core.Delivered && asked&askSuccess == 0:
+		return &Violation{PropReports, fmt.Sprintf("%s sent a success REPORT on %s (%s), but the message asked for none", w.names[r], leg, h)}
+	case o.Kind == core.Failed && asked&askFailure == 0:
+		return &Violation{PropReports, fmt.Sprintf("%s sent a failure REPORT on %s (%s), but the message refused them", w.names[r], leg, h)}
 	}
 	return nil
 }
@@ -235,14 +360,20 @@ func (w *World) quiescent() *Violation {
 	}
 	if len(stuck) > 0 {
 		prop := PropDeadlock
-		if len(w.cfg.Faults) > 0 {
+		if len(w.cfg.Faults) > 0 || w.net.harmed {
 			prop = PropTerminal
 		}
 		return &Violation{prop, "nothing can happen, but these roles are not done: " + strings.Join(stuck, "; ")}
 	}
+	if v := w.checkEndState(); v != nil {
+		return v
+	}
+	if w.cfg.Group != core.GroupOK {
+		return w.checkGroupRefused()
+	}
 	cfg := w.cfg
 	faulty := func(m int) bool {
-		if _, f := cfg.Faults[m]; f {
+		if _, f := cfg.Faults[m]; f || w.net.harmed {
 			return true
 		}
 		for _, lk := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
@@ -255,7 +386,7 @@ func (w *World) quiescent() *Violation {
 		return false
 	}
 	for _, l := range []core.LegID{w.hopLeg(1), w.hopLeg(2)} {
-		if lo := w.dialog(l); len(cfg.Faults) == 0 && (lo == nil || !lo.up[0] || !lo.up[1]) {
+		if lo := w.dialog(l); len(cfg.Faults) == 0 && !w.net.harmed && (lo == nil || !lo.up[0] || !lo.up[1]) {
 			return &Violation{PropHopsUp, fmt.Sprintf("leg %s of the sender never came up at both ends", l)}
 		}
 	}
@@ -272,6 +403,17 @@ func (w *World) quiescent() *Violation {
 					return &Violation{PropHopsUp, fmt.Sprintf("hop%d of member %s never came up at both ends", hop+3, cfg.MemberURI(m))}
 				}
 			}
+		}
+		if cfg.Sender != core.SenderWaits {
+			// A sender that hung up after its last 200 hears of no member: it only needs
+			// every member to get what it handed over.
+			if !faulty(m) && !complete {
+				return &Violation{PropDelivery, fmt.Sprintf("member %s had no fault but holds %d of %d chunks after the sender hung up", cfg.MemberURI(m), mo.next-1, cfg.Chunks)}
+			}
+			continue
+		}
+		if v := w.checkDeclineStatus(m, view); v != nil {
+			return v
 		}
 		switch {
 		case !view.Final():
@@ -325,4 +467,61 @@ func (w *World) memberLeg(m, hop int) core.LegID {
 		l = core.DownLeg(l, 0)
 	}
 	return l
+}
+
+// checkEndState checks, when nothing more can happen and every role says it is done,
+// what the wire shows is left over; the roles' own word (Terminal, the spec's `waiting`)
+// is not taken for it. Every INVITE got a final response or was cancelled (RFC 3261
+// §13.3.1: a UAS answers each INVITE; §9.1 a UAC that gives up cancels it); every dialog
+// a 2xx set up was ended with BYE (§15; the group send is over); every link
+// end that listened or came up was closed or learned its failure (RFC 4975 §8.4: the
+// session's connection is let go with the session); no guard timer is still armed (a side
+// that still guards a wait is still waiting).
+func (w *World) checkEndState() *Violation {
+	for i := range w.net.legs {
+		le := &w.net.legs[i]
+		if le.ends[0] < 0 {
+			continue
+		}
+		name := w.cfg.LegName(w.legNames[i])
+		if le.invites > 0 && le.oks+le.rejects == 0 && le.cancels == 0 {
+			return &Violation{PropEndState, fmt.Sprintf("the INVITE on %s was neither answered nor cancelled", name)}
+		}
+		if le.oks > 0 && le.byes == 0 {
+			return &Violation{PropEndState, fmt.Sprintf("the dialog on %s was answered 200 OK and never ended with BYE", name)}
+		}
+		for e := 0; e < 2; e++ {
+			r := w.names[le.ends[e]]
+			switch {
+			case le.closed[e] || le.failed[e]:
+			case le.up[e]:
+				return &Violation{PropEndState, fmt.Sprintf("%s left its link on %s up", r, name)}
+			case le.listen[e] != "":
+				return &Violation{PropEndState, fmt.Sprintf("%s left its link on %s listening", r, name)}
+			}
+			if le.timer[e] {
+				return &Violation{PropEndState, fmt.Sprintf("%s left its guard timer on %s armed", r, name)}
+			}
+		}
+	}
+	return nil
+}
+
+// checkGroupRefused checks the end of a run whose group the CF cannot serve: the sender
+// learns it with the status that says why, 404 for a group that does not exist (RFC 3261
+// §21.4.5) and 403 for one it may not write to (§21.4.4), and no member was invited.
+func (w *World) checkGroupRefused() *Violation {
+	want := 404
+	if w.cfg.Group == core.GroupForbidden {
+		want = 403
+	}
+	if got := w.obs.rest; got.Kind != core.Failed || got.Status != want {
+		return &Violation{PropOutcome, fmt.Sprintf("the CF cannot serve the group (%d), but the sender sees %s", want, got)}
+	}
+	for m := 0; m < w.cfg.Members; m++ {
+		if le := w.dialog(w.memberLeg(m, 3)); le != nil && le.invites > 0 {
+			return &Violation{PropOutcome, fmt.Sprintf("the CF cannot serve the group (%d), but it invited member %s", want, w.cfg.MemberURI(m))}
+		}
+	}
+	return nil
 }

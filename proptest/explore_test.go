@@ -5,26 +5,40 @@ import (
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/model"
 )
 
+// senders are the ways a sender may end its session: ours waits for every outcome; a
+// foreign one hangs up after its last 200, closing its connection or only with BYE.
+var senders = core.Senders
+
 // TestExploreNamedVariants explores every named variant in every interleaving: one member
-// with a two-chunk message, and two members over two PF-Bs. `cpmlink explore` goes to
-// three members.
+// with a two-chunk message under every rotation of the clients' a=setup choices and with
+// each way of ending the sender has, and two members over two PF-Bs with clients that
+// leave the choice. `cpmlink explore` goes to three members.
 func TestExploreNamedVariants(t *testing.T) {
-	for _, size := range []struct{ members, pfbs, chunks int }{{1, 1, 2}, {2, 2, 1}} {
+	for _, size := range []struct {
+		members, pfbs, chunks int
+		sender                core.Sender
+	}{{1, 1, 2, core.SenderWaits}, {1, 1, 2, core.SenderCloses}, {1, 1, 2, core.SenderHangsUp}, {2, 2, 1, core.SenderWaits}} {
 		for _, v := range fsm.Variants {
-			cfg := Config{Variant: v, Members: size.members, PFBs: size.pfbs, Chunks: size.chunks}
-			res, err := Explore(cfg, ExploreOptions{})
-			if err != nil {
-				t.Fatal(err)
+			cfgs := SetupRotations(Config{Variant: v, Members: size.members, PFBs: size.pfbs, Chunks: size.chunks, Sender: size.sender})
+			if size.members > 1 {
+				cfgs = []Config{{Variant: v, Members: size.members, PFBs: size.pfbs, Chunks: size.chunks, Sender: size.sender}}
 			}
-			if !res.OK() {
-				t.Errorf("%s, %d members over %d PF-Bs: %v\n%s", v.Name, size.members, size.pfbs, res.Violation, FormatTrace(cfg, res.Trace))
-				continue
-			}
-			if res.EndStates == 0 {
-				t.Errorf("%s: no end state was reached", v.Name)
+			for _, cfg := range cfgs {
+				res, err := Explore(cfg, ExploreOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.OK() {
+					t.Errorf("%s, %d members over %d PF-Bs, a=setup %s, sender %s: %v\n%s", v.Name, size.members, size.pfbs, cfg.SetupLabel(), size.sender, res.Violation, FormatTrace(cfg, res.Trace))
+					continue
+				}
+				if res.EndStates == 0 {
+					t.Errorf("%s: no end state was reached", v.Name)
+				}
 			}
 		}
 	}
@@ -32,7 +46,9 @@ func TestExploreNamedVariants(t *testing.T) {
 
 // TestExploreFindsPlantedBugs shows that the explorer's checkers fail when they should:
 // each variant of testdata/broken.yaml plants one bug, and the explorer must report the
-// property it breaks, with a shortest counterexample that replays.
+// property it breaks, with a shortest counterexample that replays. Each bug is looked for
+// with each way the sender may end (senders, in order): a bug in what happens after a
+// foreign sender hangs up shows only with such a sender.
 func TestExploreFindsPlantedBugs(t *testing.T) {
 	s, err := model.Load("testdata/broken.yaml")
 	if err != nil {
@@ -46,32 +62,37 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		t.Fatalf("only %d planted bugs", len(broken))
 	}
 	for _, v := range broken {
+		if v.Faults > 0 {
+			continue // a fault-path bug: TestExploreFindsFaultBugs
+		}
 		t.Run(v.Name, func(t *testing.T) {
-			cfg := Config{Variant: v.Variant, Members: 1, PFBs: 1, Chunks: 2}
-			res, err := Explore(cfg, ExploreOptions{})
-			if err != nil {
-				t.Fatal(err)
+			// The clients' a=setup choices and the sender's way of ending are dimensions the
+			// explorer covers: the first configuration that shows the bug (senders in order,
+			// each under every a=setup rotation) must show it as the expected property.
+			var cfg Config
+			var res *ExploreResult
+			states := 0
+		search:
+			for _, sender := range senders {
+				for _, c := range SetupRotations(Config{Variant: v.Variant, Members: 1, PFBs: 1, Chunks: 2, Sender: sender}) {
+					r, err := Explore(c, ExploreOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					states += r.States
+					if r.Violation != nil {
+						cfg, res = c, r
+						break search
+					}
+				}
 			}
-			if res.Violation == nil {
-				t.Fatalf("the explorer missed the planted bug (%d states)", res.States)
+			if res == nil {
+				t.Fatalf("the explorer missed the planted bug with every sender and a=setup rotation (%d states)", states)
 			}
 			if res.Violation.Property != v.Expect {
 				t.Errorf("found %v, want a %s violation", res.Violation, v.Expect)
 			}
-			steps, again, err := Replay(cfg, res.Path)
-			if err != nil || again == nil || *again != *res.Violation {
-				t.Errorf("replaying %v gave %v (err %v), want %v", res.Path, again, err, res.Violation)
-			}
-			if !reflect.DeepEqual(steps, res.Trace) {
-				t.Errorf("the replayed trace differs from the reported one")
-			}
-			// Breadth first: no shorter path reaches a violation. Every proper prefix of the
-			// path must end violation-free.
-			for n := 0; n < len(res.Path); n++ {
-				if _, v, err := Replay(cfg, res.Path[:n]); err != nil || v != nil {
-					t.Fatalf("prefix of %d steps already violates: %v (err %v)", n, v, err)
-				}
-			}
+			checkCounterexample(t, cfg, res)
 		})
 	}
 }
@@ -101,6 +122,42 @@ func TestCanonicalRunIsClean(t *testing.T) {
 		}
 		if len(steps) < 20 {
 			t.Errorf("%s: only %d steps", v.Name, len(steps))
+		}
+	}
+}
+
+// checkCounterexample: replaying a violation's path gives the same violation and the
+// same trace, and, the search being breadth first, no shorter path reaches a violation:
+// every proper prefix of the path ends violation-free.
+// exploreFinds explores cfg, requires a violation of prop, and requires its path to
+// replay to the same violation; it returns the search's result.
+func exploreFinds(t *testing.T, cfg Config, opt ExploreOptions, prop string) *ExploreResult {
+	t.Helper()
+	res, err := Explore(cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Violation == nil || res.Violation.Property != prop {
+		t.Fatalf("found %v, want a %s violation", res.Violation, prop)
+	}
+	if _, again, err := Replay(cfg, res.Path); err != nil || again == nil || *again != *res.Violation {
+		t.Errorf("replaying %v gave %v (err %v), want %v", res.Path, again, err, res.Violation)
+	}
+	return res
+}
+
+func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {
+	t.Helper()
+	steps, again, err := Replay(cfg, res.Path)
+	if err != nil || again == nil || *again != *res.Violation {
+		t.Errorf("replaying %v gave %v (err %v), want %v", res.Path, again, err, res.Violation)
+	}
+	if !reflect.DeepEqual(steps, res.Trace) {
+		t.Errorf("the replayed trace differs from the reported one")
+	}
+	for n := 0; n < len(res.Path); n++ {
+		if _, v, err := Replay(cfg, res.Path[:n]); err != nil || v != nil {
+			t.Fatalf("prefix of %d steps already violates: %v (err %v)", n, v, err)
 		}
 	}
 }

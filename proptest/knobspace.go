@@ -9,7 +9,10 @@ import (
 
 // KnobSpace enumerates every combination of knob values the generated code knows, in a
 // stable order (the last knob key varies fastest), and returns the possible ones (those
-// Variant.Check accepts) and how many were impossible.
+// Variant.Check accepts) and how many were impossible. The per-hop initiative knob is
+// enumerated as the figures use it, so that the map stays the size of the opener and
+// trigger space: negotiated on every hop with a client end (a standard client must be
+// followed there), and preset or negotiated on the hops between servers together.
 func KnobSpace() (possible []fsm.Variant, impossible int) {
 	keys := fsm.KnobKeys
 	idx := make([]int, len(keys))
@@ -20,9 +23,11 @@ func KnobSpace() (possible []fsm.Variant, impossible int) {
 				panic(err)
 			}
 		}
-		if v.Check() == nil {
+		switch {
+		case !mappedInitiative(v):
+		case v.Check() == nil:
 			possible = append(possible, v)
-		} else {
+		default:
 			impossible++
 		}
 		i := len(keys) - 1
@@ -49,8 +54,9 @@ type Class struct {
 }
 
 // Classify explores every variant for one configuration shape, in parallel, and reports
-// each one's class in the order given. progress, if not nil, is called after each.
-func Classify(vs []fsm.Variant, members, pfbs, chunks int, progress func(done int)) ([]Class, error) {
+// each one's class in the order given. progress, if not nil, is called after each with
+// how many are done and the index and class of the one just done, one call at a time.
+func Classify(vs []fsm.Variant, members, pfbs, chunks int, progress func(done, i int, c Class)) ([]Class, error) {
 	out := make([]Class, len(vs))
 	errs := make([]error, len(vs))
 	next := make(chan int)
@@ -62,7 +68,7 @@ func Classify(vs []fsm.Variant, members, pfbs, chunks int, progress func(done in
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				r, err := Explore(Config{Variant: vs[i], Members: members, PFBs: pfbs, Chunks: chunks}, ExploreOptions{})
+				r, err := Explore(Config{Variant: vs[i], Members: members, PFBs: pfbs, Chunks: chunks}, ExploreOptions{Workers: 1})
 				if err != nil {
 					errs[i] = err
 					continue
@@ -78,7 +84,7 @@ func Classify(vs []fsm.Variant, members, pfbs, chunks int, progress func(done in
 				if progress != nil {
 					mu.Lock()
 					done++
-					progress(done)
+					progress(done, i, c)
 					mu.Unlock()
 				}
 			}
@@ -95,4 +101,23 @@ func Classify(vs []fsm.Variant, members, pfbs, chunks int, progress func(done in
 		}
 	}
 	return out, nil
+}
+
+// mappedInitiative reports whether a variant's initiative is one the map covers: negotiated
+// on the hops with a client end, the same on the others.
+func mappedInitiative(v fsm.Variant) bool {
+	between := -1
+	for h := fsm.Hop(0); h < fsm.NumHops; h++ {
+		client := fsm.HopEnds[h][0] == fsm.RoleClientA || fsm.HopEnds[h][1] == fsm.RoleClientB
+		switch {
+		case client && v.Initiative[h] != fsm.InitiativeNegotiated:
+			return false
+		case client:
+		case between < 0:
+			between = int(v.Initiative[h])
+		case between != int(v.Initiative[h]):
+			return false
+		}
+	}
+	return true
 }

@@ -46,6 +46,11 @@ const (
 	fBind frameKind = iota
 	fChunk
 	fReport
+	// fAck is the 200 response to the last SEND of the message: with the responses to the
+	// SENDs before it (TCP keeps them in order), the receiving end took the whole message
+	// (RFC 4975 §7.1.1). It travels ahead of any REPORT on the message (a driver hands its
+	// machine a leg's responses before the REPORTs that follow them).
+	fAck
 )
 
 // frame is one MSRP request on a link. A link is a TCP connection: frames in one
@@ -59,8 +64,17 @@ type frame struct {
 	outcome core.Outcome
 	of      int
 	conn    core.ConnID
-	seq     uint64 // as item.seq
+	// asked is what a chunk's sender asked for (askSuccess, askFailure): the message's
+	// Success-Report and Failure-Report headers, which relays copy.
+	asked uint8
+	seq   uint64 // as item.seq
 }
+
+// Report requests a message carries (RFC 4975 §7.1.2).
+const (
+	askSuccess uint8 = 1 << iota
+	askFailure
+)
 
 // legState is everything about one leg: the network's view of its link (ends, frames in
 // flight in each direction, who listens, timers) and what the checkers saw on its wire.
@@ -79,12 +93,23 @@ type legState struct {
 	listen   [2]string
 	timer    [2]bool
 	received [2][]uint32
+	// asked is what the message received at each end asked for (askSuccess, askFailure).
+	asked [2]uint8
 
 	// Observations, written only by the end that sent or received what they count.
 	invites, oks, acksSent, okRecv, rejects, cancels, byes int
 	offerSDP, answerSDP                                    string
-	ackRecv, okSent, chunkRecv                             bool
+	offerSetup, answerSetup                                core.Setup
+	ackRecv, okSent, chunkRecv, byeRecv                    bool
 	up                                                     [2]bool
+	// seen marks, per end, the after steps of the variant's order rules that end took
+	// (bit i: orderCheck.after[i]); written only by the role at that end (order.go).
+	seen [2]uint64
+
+	// finalRecv: the offerer end received a final non-2xx response (faults.go reads it).
+	finalRecv bool
+	// failed marks the ends that learned their link failed (hostile.go reads it).
+	failed [2]bool
 }
 
 // connEntry is one connection an opener opened: to which address, and whether it opened.
@@ -100,6 +125,11 @@ type network struct {
 	bag   []item
 	legs  []legState
 	conns []connEntry
+	// faultsLeft is how many more fault steps this run may take (Config.FaultBudget at
+	// the start); harmed says that one taken may fail members (a timer fired early, a
+	// connection was refused or reset), where a duplicated message fails nobody.
+	faultsLeft int
+	harmed     bool
 }
 
 // put adds an item to the bag, keeping the bag sorted by its encoding so that the choices
@@ -113,8 +143,11 @@ func (n *network) put(it item) {
 }
 
 func (n *network) take(i int) item {
+	// In place: a world's bag is its own (cloneInto and loadNet copy into it).
 	it := n.bag[i]
-	n.bag = append(n.bag[:i:i], n.bag[i+1:]...)
+	copy(n.bag[i:], n.bag[i+1:])
+	n.bag[len(n.bag)-1] = item{}
+	n.bag = n.bag[:len(n.bag)-1]
 	return it
 }
 
@@ -141,27 +174,11 @@ func (n *network) cloneInto(dst *network) {
 		}
 	}
 	dst.conns = append(dst.conns[:0], n.conns...)
+	dst.faultsLeft, dst.harmed = n.faultsLeft, n.harmed
 }
 
 // encodeItem gives an item a canonical encoding, for sorting and for state hashing.
-func encodeItem(it item) []byte {
-	e := core.Enc{}
-	e.U(uint64(it.kind))
-	e.I(it.from)
-	e.I(it.to)
-	e.S(string(it.leg))
-	switch it.kind {
-	case itConnect:
-		e.S(string(it.conn))
-		e.Bool(it.reused)
-		e.SDP(it.peer)
-	case itFail:
-		e.I(it.status)
-	case itSIP:
-		encodeEvent(&e, it.ev)
-	}
-	return e.B
-}
+func encodeItem(it item) []byte { return encodeItemAs(it, nil) }
 
 // encodeEvent encodes the SIP events the network carries.
 func encodeEvent(e *core.Enc, ev fsm.Event) {

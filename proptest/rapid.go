@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
 	"pgregory.net/rapid"
 )
 
@@ -26,6 +27,20 @@ func DrawConfig(t *rapid.T, v fsm.Variant, s Sizes) Config {
 		Members: members,
 		PFBs:    rapid.IntRange(1, min(s.MaxPFBs, members)).Draw(t, "pfbs"),
 		Chunks:  rapid.IntRange(max(1, s.MinChunks), s.MaxChunks).Draw(t, "chunks"),
+		// Our own sender waits for every outcome; a foreign one hangs up after its last
+		// 200 (dropping its connection, or only with BYE), or, blind, asks for nothing and
+		// hangs up when its guard runs out; every member must still get what it handed over.
+		Sender: core.Senders[rapid.IntRange(0, len(core.Senders)-1).Draw(t, "sender")],
+	}
+	// The clients' a=setup on negotiated hops: standard clients may leave the choice
+	// (actpass, what shrinking tends to) or fix their role (RFC 6135, RFC 4975 §5.4).
+	choices := core.SetupChoices
+	cfg.SenderSetup = choices[rapid.IntRange(0, len(choices)-1).Draw(t, "setupA")]
+	// One choice per member the sizes allow, whatever the group drawn: the draws after
+	// these stay where they were when shrinking takes a member away, so that a
+	// counterexample shrinks to the smallest group (members beyond the group are unused).
+	for m := 0; m < max(members, s.MaxMembers); m++ {
+		cfg.MemberSetups = append(cfg.MemberSetups, choices[rapid.IntRange(0, len(choices)-1).Draw(t, fmt.Sprintf("setup%d", m))])
 	}
 	if s.Faults {
 		cfg.Timers = true
@@ -102,11 +117,17 @@ func RunDrawn(t *rapid.T, cfg Config) ([]Step, *Violation) {
 	return log, v
 }
 
-// FormatTrace renders steps one per line, for failure reports.
+// FormatTrace renders steps one per line, for failure reports, numbered as Diagram numbers
+// them, legs named in words; the step that broke a property is marked.
 func FormatTrace(cfg Config, steps []Step) string {
 	var b strings.Builder
+	d := cfg.Diagram("", steps)
 	for i, s := range steps {
-		fmt.Fprintf(&b, "%4d  %s -> %s: %s\n", i, cfg.DisplayName(s.From), cfg.DisplayName(s.To), s.Label)
+		mark := ""
+		if s.Violating {
+			mark = "   <- violates"
+		}
+		fmt.Fprintf(&b, "%4s  %s -> %s: %s%s\n", d.Arrows[i].Num, d.Arrows[i].From, d.Arrows[i].To, d.Arrows[i].Label, mark)
 	}
 	return b.String()
 }
@@ -118,8 +139,8 @@ func CheckVariant(v fsm.Variant, s Sizes) func(*rapid.T) {
 		cfg := DrawConfig(t, v, s)
 		steps, viol := RunDrawn(t, cfg)
 		if viol != nil {
-			t.Fatalf("%s with %d members over %d PF-Bs, %d chunks, faults %v:\n%v\ntrace:\n%s",
-				v.Name, cfg.Members, cfg.PFBs, cfg.Chunks, cfg.Faults, viol, FormatTrace(cfg, steps))
+			t.Fatalf("%s with %d members over %d PF-Bs, %d chunks, faults %v, a=setup %s, sender %s:\n%v\ntrace:\n%s",
+				v.Name, cfg.Members, cfg.PFBs, cfg.Chunks, cfg.Faults, cfg.SetupLabel(), cfg.Sender, strings.Join(cfg.Explain(viol), "\n"), FormatTrace(cfg, steps))
 		}
 	}
 }

@@ -108,6 +108,13 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 	// is far above what shrinking needs, so that it ends only when it can shrink no more.
 	// (The test is not parallel, so no other rapid check reads the flags meanwhile.)
 	settings := map[string]string{"rapid.nofailfile": "true", "rapid.shrinktime": "30m"}
+	// The clients' a=setup choices and the sender's way of ending multiply the draws: a
+	// bug that needs a foreign sender and a REPORT racing its hang-up (sender-told-unasked)
+	// takes a few hundred runs to meet. A run without a violation takes about a
+	// millisecond, so the larger budget costs little.
+	if flag.Lookup("rapid.checks").Value.String() == "100" {
+		settings["rapid.checks"] = "1000"
+	}
 	if flag.Lookup("rapid.seed").Value.String() == "0" {
 		settings["rapid.seed"] = plantedSeed
 	}
@@ -117,6 +124,11 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 		defer flag.Set(name, old)
 	}
 	for _, v := range broken {
+		if v.Faults > 0 {
+			// Fault-path bugs are the exhaustive search's (TestExploreFindsFaultBugs): rapid
+			// draws faults at random and is not required to meet them.
+			continue
+		}
 		t.Run(v.Name, func(t *testing.T) {
 			rec := &recorder{name: "planted/" + v.Name}
 			done := make(chan struct{})
@@ -127,12 +139,13 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 			<-done
 			out := rec.out.String()
 			if !rec.Failed() {
-				t.Fatalf("rapid did not find the planted bug of %s", v.Name)
+				t.Fatalf("rapid did not find the planted bug of %s:\n%s", v.Name, firstLines(out, 8))
 			}
 			// The explorer test pins the exact property; rapid may shrink to a smaller
-			// counterexample that shows the same bug as another property (a member that
-			// missed every chunk waits for ever: a deadlock rather than a gap).
-			if !strings.Contains(out, v.Expect+":") && !strings.Contains(out, PropDeadlock+":") {
+			// counterexample that shows the same bug as another property, one of liveness (a
+			// member that missed every chunk waits for ever: a deadlock rather than a gap; a
+			// relay that ends its onward dialog on the sender's BYE leaves that hop down).
+			if !strings.Contains(out, v.Expect+":") && !strings.Contains(out, PropDeadlock+":") && !strings.Contains(out, PropHopsUp+":") {
 				t.Errorf("rapid failed %s without naming %s:\n%s", v.Name, v.Expect, out)
 			}
 			// Shrinking brings the group down to the smallest that shows the bug.

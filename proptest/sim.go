@@ -24,7 +24,11 @@ type ChoiceKind uint8
 const (
 	ChooseItem  ChoiceKind = iota // a SIP message, connection attempt or link failure
 	ChooseFrame                   // the next MSRP frame of one direction of one link
-	ChooseTimer                   // a guard timer expires (only when nothing else can happen)
+	ChooseTimer                   // a guard timer expires (free when nothing else can happen; else a fault)
+	// Fault steps (faults.go), offered while the run's fault budget lasts.
+	ChooseDuplicate // a SIP message in flight is sent a second time (a retransmission)
+	ChooseRefuse    // a connection attempt in flight is refused
+	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
 )
 
 // Choice is one thing that can happen next. Choices of a state are listed in a canonical
@@ -34,15 +38,25 @@ type Choice struct {
 	item int
 	// leg and dir (the frame's direction, or the timer's end) name a frame or a timer.
 	leg, dir int
+	// early marks a timer offered while other things can happen: a fault step.
+	early bool
 }
 
 // Choices lists what can happen next.
-func (w *World) Choices() []Choice {
-	var out []Choice
+func (w *World) Choices() []Choice { return w.choicesInto(nil) }
+
+// choicesInto is Choices appending to out[:0], so that the explorer reuses one buffer.
+func (w *World) choicesInto(out []Choice) []Choice {
+	out = out[:0]
 	for i, it := range w.net.bag {
 		if it.kind == itConnect && it.reused {
 			if c := w.net.conn(it.from, it.conn); c != nil && c.state == connPending {
 				// A reused connection binds the session once the connection is open.
+				continue
+			}
+		}
+		if it.kind == itSIP {
+			if _, ok := it.ev.(fsm.CancelReceived); ok && w.inviteInFlight(it.leg) {
 				continue
 			}
 		}
@@ -55,16 +69,21 @@ func (w *World) Choices() []Choice {
 			}
 		}
 	}
-	if len(out) == 0 && w.cfg.Timers {
+	// A blind sender's guard is no fault but the end of its session (it is told nothing):
+	// it fires when nothing else can happen, as every guard does with Timers.
+	if blind := w.cfg.Sender == core.SenderBlind; len(out) == 0 && (w.cfg.Timers || blind) {
 		for i := range w.net.legs {
 			for d := 0; d < 2; d++ {
-				if w.net.legs[i].timer[d] {
+				if w.net.legs[i].timer[d] && (w.cfg.Timers || w.net.legs[i].ends[d] == idxClientA) {
 					out = append(out, Choice{Kind: ChooseTimer, leg: i, dir: d})
 				}
 			}
 		}
+		return out
 	}
-	return out
+	// Fault steps come after every other choice, so that a path without faults has the
+	// same choice numbers as in a run without a fault budget.
+	return w.faultChoices(out)
 }
 
 // choiceKey names a choice cheaply and stably: what it delivers, not where it is listed.
@@ -74,6 +93,10 @@ func (w *World) choiceKey(c Choice) string {
 		return string(w.net.bag[c.item].key)
 	case ChooseFrame:
 		return "f" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
+	case ChooseDuplicate, ChooseRefuse:
+		return "x" + strconv.Itoa(int(c.Kind)) + string(w.net.bag[c.item].key)
+	case ChooseReset:
+		return "r" + strconv.Itoa(c.leg)
 	}
 	return "t" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
 }
@@ -87,6 +110,11 @@ func (w *World) Describe(c Choice) string {
 	case ChooseFrame:
 		le := &w.net.legs[c.leg]
 		return fmt.Sprintf("%s -> %s: %s", w.names[le.ends[c.dir]], w.names[le.ends[1-c.dir]], frameLabel(le.chans[c.dir][0], w.legNames[c.leg]))
+	case ChooseDuplicate, ChooseRefuse, ChooseReset:
+		return w.describeFault(c)
+	}
+	if c.early {
+		return fmt.Sprintf("%s: early timeout on %s (a fault)", w.names[w.net.legs[c.leg].ends[c.dir]], w.legNames[c.leg])
 	}
 	return fmt.Sprintf("%s: timeout on %s", w.names[w.net.legs[c.leg].ends[c.dir]], w.legNames[c.leg])
 }
@@ -140,7 +168,15 @@ func frameLabel(f frame, leg core.LegID) string {
 		if f.last {
 			s += "$"
 		}
+		if f.asked&askSuccess != 0 {
+			s += " Success-Report"
+		}
 		return s + " (" + string(leg) + ")"
+	case fAck:
+		return "200 OK, every SEND (" + string(leg) + ")"
+	}
+	if f.member == "" {
+		return fmt.Sprintf("REPORT %s (%s)", f.outcome, leg)
 	}
 	return fmt.Sprintf("REPORT %s %s (%s)", f.member, f.outcome, leg)
 }
@@ -184,6 +220,8 @@ func (w *World) Earliest(choices []Choice) int {
 			s = w.net.bag[c.item].seq
 		case ChooseFrame:
 			s = w.net.legs[c.leg].chans[c.dir][0].seq
+		case ChooseDuplicate, ChooseRefuse, ChooseReset:
+			s = ^uint64(0)
 		default:
 			s = ^uint64(0) - 1
 		}
@@ -199,8 +237,12 @@ type Step struct {
 	From, To string
 	Label    string
 	// Link marks a connection opening (drawn dashed, in the direction of initiative);
-	// Media marks an MSRP frame; Note marks a timer or a dropped frame.
-	Link, Media, Note bool
+	// Media marks an MSRP frame; Note marks a timer or a dropped frame; Elided stands for
+	// MSRP frames a diagram leaves out.
+	Link, Media, Note, Elided bool
+	// Violating marks the step a property broke at: a delivery, or what a role tried to
+	// send in answer (which never went on the wire).
+	Violating bool
 }
 
 // SetLog makes the world record every step into log.
@@ -214,6 +256,13 @@ func (w *World) record(s Step) {
 
 // Apply delivers one choice and checks the properties; it returns the first violation.
 func (w *World) Apply(c Choice) *Violation {
+	if v := w.apply1(c); v != nil {
+		return v
+	}
+	return w.checkGuarded()
+}
+
+func (w *World) apply1(c Choice) *Violation {
 	switch c.Kind {
 	case ChooseItem:
 		it := w.net.take(c.item)
@@ -221,7 +270,11 @@ func (w *World) Apply(c Choice) *Violation {
 		case itSIP:
 			w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: sipLabel(it.ev)})
 			w.observeSIP(it)
-			return w.step(it.to, it.ev)
+			pre := w.beforeSIP(it)
+			if v := w.step(it.to, it.ev); v != nil {
+				return v
+			}
+			return w.afterSIP(it, pre)
 		case itConnect:
 			return w.connect(it)
 		case itFail:
@@ -234,8 +287,26 @@ func (w *World) Apply(c Choice) *Violation {
 		le := &w.net.legs[c.leg]
 		le.timer[c.dir] = false
 		r, leg := le.ends[c.dir], w.legNames[c.leg]
-		w.record(Step{From: w.names[r], To: w.names[r], Label: "timeout " + string(leg), Note: true})
-		return w.step(r, fsm.Timeout{Leg: leg})
+		label := "timeout " + string(leg)
+		if c.early {
+			// A guard that fires while messages are still in flight: they were slower
+			// than the guard's time-out, a fault.
+			w.net.faultsLeft--
+			w.net.harmed = true
+			label = "early " + label
+		}
+		w.record(Step{From: w.names[r], To: w.names[r], Label: label, Note: true})
+		before := append([]byte(nil), w.snaps[r]...)
+		pending := w.upPending(r, leg)
+		if v := w.step(r, fsm.Timeout{Leg: leg}); v != nil {
+			return v
+		}
+		if v := w.checkTimerC(r, leg, pending); v != nil {
+			return v
+		}
+		return w.checkGuardFired(r, c.leg, c.dir, before)
+	case ChooseDuplicate, ChooseRefuse, ChooseReset:
+		return w.applyFault(c)
 	}
 	return nil
 }
@@ -250,6 +321,10 @@ func (w *World) observeSIP(it item) {
 		lo.answerSDP = x.Answer.Path
 	case fsm.AckReceived:
 		lo.ackRecv = true
+	case fsm.ByeReceived:
+		lo.byeRecv = true
+	case fsm.RejectReceived:
+		lo.finalRecv = true
 	}
 }
 
@@ -271,6 +346,12 @@ func (w *World) refused(leg core.LegID) bool {
 }
 
 func (w *World) connect(it item) *Violation {
+	return w.connectOrRefuse(it, false)
+}
+
+// connectOrRefuse delivers a connection attempt; fault refuses it (faults.go), as a peer
+// that does not listen or a network that drops the SYN would.
+func (w *World) connectOrRefuse(it item, fault bool) *Violation {
 	le := w.dialog(it.leg)
 	end := w.endOf(it.from, it.leg)
 	h, _ := w.hopOf(it.leg)
@@ -281,7 +362,7 @@ func (w *World) connect(it item) *Violation {
 	p := it.to
 	c := w.net.conn(it.from, it.conn)
 	ok := p >= 0 && le.ends[1-end] == p && le.listen[1-end] == it.peer.Path && !le.closed[1-end]
-	refused := !it.reused && w.refused(it.leg) || c.state == connFailed
+	refused := !it.reused && (w.refused(it.leg) || fault) || c.state == connFailed
 	if !ok || refused {
 		status := 481
 		if refused {
@@ -343,10 +424,19 @@ func (w *World) frame(li, dir int) *Violation {
 			return &Violation{PropDelivery, fmt.Sprintf("%s received chunk %d on %s after %d chunks", w.names[to], f.chunk, leg, got)}
 		}
 		le.received[dest] = append(le.received[dest], f.sum)
+		le.asked[dest] = f.asked
 		if dest == 1 {
 			le.chunkRecv = true
 		}
-		v = w.step(to, fsm.SendReceived{Leg: leg, Chunk: f.chunk, Last: f.last})
+		if f.last && f.asked&askFailure != 0 {
+			// The receiving end's MSRP stack answers the last SEND with 200 as it takes it
+			// (RFC 4975 §7.1.1: only Failure-Report: yes earns 200s).
+			w.push(le, dest, frame{kind: fAck})
+		}
+		v = w.step(to, fsm.SendReceived{Leg: leg, Chunk: f.chunk, Last: f.last,
+			SuccessReport: f.asked&askSuccess != 0, FailureReport: f.asked&askFailure != 0})
+	case fAck:
+		v = w.step(to, fsm.MessageAcked{Leg: leg})
 	case fReport:
 		v = w.step(to, fsm.ReportReceived{Leg: leg, Member: f.member, Outcome: f.outcome, Of: f.of})
 	}
@@ -380,6 +470,14 @@ func (w *World) breakLink(leg core.LegID) {
 
 // step feeds an event to a role and carries out what it returns.
 func (w *World) step(i int, ev fsm.Event) *Violation {
+	if v := w.orderStep(i, ev.Kind(), ev.EventLeg()); v != nil {
+		return v
+	}
+	if x, ok := ev.(fsm.LinkFailed); ok {
+		if le := w.dialog(x.Leg); le != nil {
+			le.failed[w.endOf(i, x.Leg)] = true
+		}
+	}
 	acts, err := w.roles[i].Step(ev)
 	w.snaps[i] = w.roles[i].Snapshot(w.snaps[i][:0])
 	if w.tap != nil {
@@ -387,6 +485,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	}
 	for _, a := range acts {
 		if v := w.apply(i, a); v != nil {
+			w.recordAttempt(i, a)
 			return v
 		}
 	}
@@ -399,12 +498,18 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 // apply carries out one action of role r on the simulated network.
 func (w *World) apply(r int, a fsm.Action) *Violation {
 	leg := a.ActionLeg()
+	if v := w.orderStep(r, a.Kind(), leg); v != nil {
+		return v
+	}
 	switch x := a.(type) {
 	case core.Refuse:
 		return &Violation{PropProtocol, fmt.Sprintf("%s refused %s on leg %s in state %s/%s: %s", w.names[r], x.Event, x.Leg, x.Machine, x.State, x.Reason)}
 	case fsm.SendInvite, fsm.SendOK, fsm.SendReject, fsm.SendAck, fsm.SendCancel, fsm.SendBye:
 		return w.sendSIP(r, a)
 	case fsm.AcceptLink:
+		if v := w.checkEnded(r, leg, "accepted"); v != nil {
+			return v
+		}
 		w.leg(leg).listen[w.endOf(r, leg)] = x.Local.Path
 	case fsm.OpenLink:
 		return w.open(r, leg, x.Peer, x.Conn, false)
@@ -416,17 +521,32 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		w.closeEnd(r, leg, true)
 	case fsm.SendMessage:
 		le, end := w.leg(leg), w.endOf(r, leg)
+		// What the transmitter asks for (RFC 4975 §7.1.2): cpmlink's client success and
+		// failure REPORTs, the foreign clients that hang up after their last 200 failure
+		// reports only (and so the 200s), a blind one nothing (Failure-Report: no).
+		var asked uint8
+		switch w.cfg.Sender {
+		case core.SenderWaits:
+			asked = askSuccess | askFailure
+		case core.SenderBlind:
+		default:
+			asked = askFailure
+		}
 		for k := 1; k <= w.cfg.Chunks; k++ {
-			w.push(le, end, frame{kind: fChunk, chunk: k, sum: chunkSum(k), last: k == w.cfg.Chunks})
+			w.push(le, end, frame{kind: fChunk, chunk: k, sum: chunkSum(k), last: k == w.cfg.Chunks, asked: asked})
 		}
 	case fsm.RelayChunk:
-		recv := w.leg(x.From).received[w.endOf(r, x.From)]
+		upEnd := w.endOf(r, x.From)
+		recv, asked := w.leg(x.From).received[upEnd], w.leg(x.From).asked[upEnd]
 		le, end := w.leg(leg), w.endOf(r, leg)
 		for k := x.First; k <= x.Last; k++ {
 			if k < 1 || k > len(recv) {
 				return &Violation{PropDelivery, fmt.Sprintf("%s relayed chunk %d onto %s, but received %d chunks on %s", w.names[r], k, leg, len(recv), x.From)}
 			}
-			w.push(le, end, frame{kind: fChunk, chunk: k, sum: recv[k-1], last: k == x.Last && x.Final})
+			// The Success-Report travels as the sender set it; the Failure-Report is each
+			// hop's own: a relay asks its next hop for the 200s it builds the member's
+			// outcome from (§7.1.1), whatever its client asked of it (runtime's relay).
+			w.push(le, end, frame{kind: fChunk, chunk: k, sum: recv[k-1], last: k == x.Last && x.Final, asked: asked | askFailure})
 		}
 	case fsm.Deliver:
 		m := w.memberOf(r)
@@ -442,8 +562,23 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		}
 		mo.next++
 	case fsm.SendReport:
+		if v := w.checkReport(r, leg, x.Outcome); v != nil {
+			return v
+		}
+		if v := w.checkReportAfterSend(r, leg); v != nil {
+			return v
+		}
 		le, end := w.leg(leg), w.endOf(r, leg)
 		w.push(le, end, frame{kind: fReport, member: x.Member, outcome: x.Outcome, of: x.Of})
+	case fsm.ReportStatus:
+		if v := w.checkReport(r, leg, x.Outcome); v != nil {
+			return v
+		}
+		if v := w.checkReportAfterSend(r, leg); v != nil {
+			return v
+		}
+		le, end := w.leg(leg), w.endOf(r, leg)
+		w.push(le, end, frame{kind: fReport, outcome: x.Outcome})
 	case fsm.StartTimer:
 		w.leg(leg).timer[w.endOf(r, leg)] = true
 	case fsm.StopTimer:
@@ -492,10 +627,18 @@ func (w *World) sendSIP(r int, a fsm.Action) *Violation {
 		}
 		lo.ends = [2]int{r, to}
 		lo.invites++
+		lo.offerSetup = x.Offer.Setup
+		if v := w.checkSetup(r, leg, x.Offer.Setup, false); v != nil {
+			return v
+		}
 		ev = fsm.InviteReceived{Leg: leg, Target: x.Target, From: x.From, Offer: x.Offer, Members: x.Members}
 	case fsm.SendOK:
 		lo.oks++
 		lo.okSent = true
+		lo.answerSetup = x.Answer.Setup
+		if v := w.checkSetup(r, leg, x.Answer.Setup, true); v != nil {
+			return v
+		}
 		ev = fsm.OKReceived{Leg: leg, Answer: x.Answer}
 	case fsm.SendReject:
 		lo.rejects++
@@ -520,6 +663,9 @@ func (w *World) sendSIP(r int, a fsm.Action) *Violation {
 
 func (w *World) open(r int, leg core.LegID, peer core.SDP, conn core.ConnID, reused bool) *Violation {
 	if v := w.checkOpen(r, leg, peer, conn, reused); v != nil {
+		return v
+	}
+	if v := w.checkEnded(r, leg, "opened"); v != nil {
 		return v
 	}
 	le := w.leg(leg)

@@ -13,6 +13,8 @@ type NamedVariant struct {
 	fsm.Variant
 	// Expect is the property a planted variant must violate ("" when it must pass).
 	Expect string
+	// Faults is the fault budget a planted variant needs to show its bug (FaultConfigs).
+	Faults int
 }
 
 // VariantsOf converts the named variants of a spec file into values of the generated code.
@@ -34,6 +36,11 @@ func VariantsOf(s *model.Spec) ([]NamedVariant, error) {
 				return nil, fmt.Errorf("proptest: variant %s: %w", x.Name, err)
 			}
 		}
+		for _, o := range x.Orders {
+			if err := v.SetOrder(o); err != nil {
+				return nil, fmt.Errorf("proptest: variant %s: %w", x.Name, err)
+			}
+		}
 		for _, d := range x.Defects {
 			if err := v.SetDefect(d); err != nil {
 				return nil, fmt.Errorf("proptest: variant %s: %w", x.Name, err)
@@ -42,7 +49,7 @@ func VariantsOf(s *model.Spec) ([]NamedVariant, error) {
 		if err := v.Check(); err != nil {
 			return nil, fmt.Errorf("proptest: variant %s: %w", x.Name, err)
 		}
-		out = append(out, NamedVariant{Variant: v, Expect: x.Expect})
+		out = append(out, NamedVariant{Variant: v, Expect: x.Expect, Faults: x.Faults})
 	}
 	return out, nil
 }

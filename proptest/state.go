@@ -20,7 +20,13 @@ func (w *World) Save(dst []byte) []byte {
 // saveNet appends the network and the observations, the part of a state that is not the
 // roles' snapshots.
 func (w *World) saveNet(dst []byte) []byte {
-	e := core.Enc{B: dst}
+	e := core.Enc{B: dst, Rename: w.rename}
+	switch {
+	case w.internAs != nil:
+		e.Intern = w.internAs
+	case w.strs != nil:
+		e.Intern = w.strs.intern
+	}
 	n := &w.net
 	e.U(uint64(len(n.bag)))
 	for _, it := range n.bag {
@@ -28,41 +34,12 @@ func (w *World) saveNet(dst []byte) []byte {
 	}
 	e.U(uint64(len(n.legs)))
 	for i := range n.legs {
-		l := &n.legs[i]
-		for d := 0; d < 2; d++ {
-			e.I(l.ends[d])
-			e.Bool(l.closed[d])
-			e.S(l.listen[d])
-			e.Bool(l.timer[d])
-			e.Bool(l.up[d])
-			e.U(uint64(len(l.chans[d])))
-			for _, f := range l.chans[d] {
-				e.U(uint64(f.kind))
-				e.I(f.chunk)
-				e.U(uint64(f.sum))
-				e.Bool(f.last)
-				e.S(f.member)
-				e.Outcome(f.outcome)
-				e.I(f.of)
-				e.S(string(f.conn))
-			}
-			e.U(uint64(len(l.received[d])))
-			for _, s := range l.received[d] {
-				e.U(uint64(s))
-			}
+		if c := w.legEnc; c != nil && i < len(c.legs) && legDiff(&c.legs[i], &n.legs[i], false, 0) == 0 {
+			// Unchanged since the state the cache was filled from: its encoding is the same.
+			e.B = append(e.B, c.enc[c.off[i]:c.off[i+1]]...)
+			continue
 		}
-		e.Bool(l.established)
-		e.Bool(l.broken)
-		e.I(l.opener)
-		e.S(string(l.conn))
-		for _, v := range [...]int{l.frames, l.invites, l.oks, l.acksSent, l.okRecv, l.rejects, l.cancels, l.byes} {
-			e.I(v)
-		}
-		e.S(l.offerSDP)
-		e.S(l.answerSDP)
-		e.Bool(l.ackRecv)
-		e.Bool(l.okSent)
-		e.Bool(l.chunkRecv)
+		appendLeg(&e, &n.legs[i])
 	}
 	e.U(uint64(len(n.conns)))
 	for _, c := range n.conns {
@@ -77,7 +54,81 @@ func (w *World) saveNet(dst []byte) []byte {
 		e.Outcome(m.result)
 	}
 	e.Outcome(w.obs.rest)
+	e.I(n.faultsLeft)
+	e.Bool(n.harmed)
 	return e.B
+}
+
+// legEncCache holds the encodings of one state's legs, as saveNet writes them with the
+// world's string numbers: a step changes one or two legs, so the explorer encodes the
+// others once per state rather than once per successor. legDiff compares every field
+// (TestLegDiffSeesEveryField), so a leg it finds unchanged encodes to the same bytes.
+type legEncCache struct {
+	legs []legState
+	enc  []byte
+	off  []int
+}
+
+// fillLegEnc encodes legs (the world's, as saved in a memState) into the cache.
+func (w *World) fillLegEnc(c *legEncCache, legs []legState) {
+	e := core.Enc{B: c.enc[:0]}
+	if w.strs != nil {
+		e.Intern = w.strs.intern
+	}
+	c.off = append(c.off[:0], 0)
+	for i := range legs {
+		appendLeg(&e, &legs[i])
+		c.off = append(c.off, len(e.B))
+	}
+	c.enc, c.legs = e.B, legs
+}
+
+// appendLeg appends one leg's state as saveNet writes it.
+func appendLeg(e *core.Enc, l *legState) {
+	for d := 0; d < 2; d++ {
+		e.I(l.ends[d])
+		e.Bool(l.closed[d])
+		e.S(l.listen[d])
+		e.Bool(l.timer[d])
+		e.Bool(l.up[d])
+		e.U(uint64(len(l.chans[d])))
+		for _, f := range l.chans[d] {
+			e.U(uint64(f.kind))
+			e.I(f.chunk)
+			e.U(uint64(f.sum))
+			e.Bool(f.last)
+			e.S(f.member)
+			e.Outcome(f.outcome)
+			e.I(f.of)
+			e.S(string(f.conn))
+			e.U(uint64(f.asked))
+		}
+		e.U(uint64(l.asked[d]))
+		e.U(uint64(len(l.received[d])))
+		for _, s := range l.received[d] {
+			e.U(uint64(s))
+		}
+	}
+	e.Bool(l.established)
+	e.Bool(l.broken)
+	e.I(l.opener)
+	e.S(string(l.conn))
+	for _, v := range [...]int{l.frames, l.invites, l.oks, l.acksSent, l.okRecv, l.rejects, l.cancels, l.byes} {
+		e.I(v)
+	}
+	e.S(l.offerSDP)
+	e.S(l.answerSDP)
+	e.U(uint64(l.offerSetup))
+	e.U(uint64(l.answerSetup))
+	e.Bool(l.ackRecv)
+	e.Bool(l.okSent)
+	e.Bool(l.chunkRecv)
+	e.Bool(l.byeRecv)
+	e.U(l.seen[0])
+	e.U(l.seen[1])
+	e.Bool(l.finalRecv)
+	e.Bool(l.failed[0])
+	e.Bool(l.failed[1])
 }
 
 // Load restores a state Save produced. Roles whose snapshot did not change are left as
@@ -109,6 +160,10 @@ func (w *World) loadNet(b []byte) error {
 		it.key = start[:len(start)-len(d.B)]
 		n.bag = append(n.bag, it)
 	}
+	// Items are their own encodings; the rest may have its strings numbered.
+	if w.strs != nil {
+		d.Lookup = w.strs.lookup
+	}
 	cnt = d.U()
 	if cnt > uint64(len(d.B)) {
 		return core.ErrSnapshot
@@ -131,8 +186,9 @@ func (w *World) loadNet(b []byte) error {
 			}
 			for j := uint64(0); j < fc && d.Err == nil; j++ {
 				l.chans[dir] = append(l.chans[dir], frame{kind: frameKind(d.U()), chunk: d.I(), sum: uint32(d.U()), last: d.Bool(),
-					member: d.S(), outcome: d.Outcome(), of: d.I(), conn: core.ConnID(d.S())})
+					member: d.S(), outcome: d.Outcome(), of: d.I(), conn: core.ConnID(d.S()), asked: uint8(d.U())})
 			}
+			l.asked[dir] = uint8(d.U())
 			rc := d.U()
 			if rc > uint64(len(d.B)) {
 				return core.ErrSnapshot
@@ -152,7 +208,12 @@ func (w *World) loadNet(b []byte) error {
 			*p = d.I()
 		}
 		l.offerSDP, l.answerSDP = d.S(), d.S()
-		l.ackRecv, l.okSent, l.chunkRecv = d.Bool(), d.Bool(), d.Bool()
+		l.offerSetup, l.answerSetup = core.Setup(d.U()), core.Setup(d.U())
+		l.ackRecv, l.okSent, l.chunkRecv, l.byeRecv = d.Bool(), d.Bool(), d.Bool(), d.Bool()
+		l.seen[0], l.seen[1] = d.U(), d.U()
+
+		l.finalRecv = d.Bool()
+		l.failed[0], l.failed[1] = d.Bool(), d.Bool()
 		n.legs = append(n.legs, l)
 	}
 	cnt = d.U()
@@ -164,6 +225,7 @@ func (w *World) loadNet(b []byte) error {
 		w.obs.members[i] = memberObs{next: d.I(), result: d.Outcome()}
 	}
 	w.obs.rest = d.Outcome()
+	n.faultsLeft, n.harmed = d.I(), d.Bool()
 	if d.Err == nil && len(d.B) != 0 {
 		return core.ErrSnapshot
 	}

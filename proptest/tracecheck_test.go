@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -79,6 +80,11 @@ func TestValidateTraceRejectsImpossibleOrder(t *testing.T) {
 		_, got, err := ValidateTrace(cfg, recs, true)
 		if err == nil && (got == nil || got.Property != PropTrace) {
 			t.Fatalf("an impossible order validated: %v", got)
+		}
+		// What was deliverable is described once the replay is stuck, never left out.
+		if got != nil && (strings.Contains(got.Detail, stuckDeliverable) ||
+			strings.Contains(got.Detail, "could not deliver then") && !strings.Contains(got.Detail, "deliverable: ")) {
+			t.Fatalf("the violation does not say what was deliverable: %q", got.Detail)
 		}
 	})
 }

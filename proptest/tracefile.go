@@ -77,10 +77,12 @@ func ReadTrace(r io.Reader) (*Trace, error) {
 }
 
 // Diagram draws what happened: each event a machine took as an arrow from the other end
-// of its dialog, link openings dashed from the opener. Chunks in between the first and the
-// last of each link are left out.
+// of its dialog, link openings dashed from the opener. Of the chunks of each link, the
+// first and the last are drawn, and a dotted row says how many went between; on the
+// CF's and PF-Bs' links, which carry one member's copy each, the member is named.
 func (t *Trace) Diagram(cfg Config, title string) *seqdiag.Diagram {
 	ends := map[string][]string{}
+	member := map[string]string{}
 	for _, j := range t.raw {
 		if j.Dialog == "" {
 			continue
@@ -93,6 +95,11 @@ func (t *Trace) Diagram(cfg Config, title string) *seqdiag.Diagram {
 		if !found {
 			ends[j.Dialog] = append(e, j.Node)
 		}
+		// The INVITE of hop3 names the member's address of record; hop4's names its
+		// contact, whose user part is the same.
+		if tg, ok := j.Fields["Target"].(string); ok && j.Type == "InviteReceived" && (j.Hop == "hop3" || j.Hop == "hop4") {
+			member[j.Dialog] = userOf(tg)
+		}
 	}
 	other := func(j jsonRecord) string {
 		for _, n := range ends[j.Dialog] {
@@ -102,6 +109,15 @@ func (t *Trace) Diagram(cfg Config, title string) *seqdiag.Diagram {
 		}
 		return j.Node
 	}
+	forMember := func(j jsonRecord) string {
+		// On hop4 the arrow's end names the member already.
+		if m := member[j.Dialog]; m != "" && j.Hop != "hop4" {
+			return " for " + m
+		}
+		return ""
+	}
+	// seen counts the chunks each end received on each dialog.
+	seen := map[[2]string]int{}
 	var steps []Step
 	for _, j := range t.raw {
 		switch {
@@ -112,24 +128,41 @@ func (t *Trace) Diagram(cfg Config, title string) *seqdiag.Diagram {
 			if j.Type == "ReuseLink" {
 				label = j.Hop + ": reuse connection"
 			}
-			steps = append(steps, Step{From: j.Node, To: other(j), Label: label, Link: true})
+			steps = append(steps, Step{From: j.Node, To: other(j), Label: label + forMember(j), Link: true})
 		case j.Dir == "in" && j.Type == "SendReceived":
 			c, _ := j.Fields["Chunk"].(float64)
 			last, _ := j.Fields["Last"].(bool)
-			if c == 1 || last {
-				label := fmt.Sprintf("SEND chunk %d", int(c))
-				if last {
-					label += "$"
+			k := [2]string{j.Dialog, j.Node}
+			seen[k]++
+			from, to, who := other(j), j.Node, forMember(j)
+			switch {
+			case last && c == 1:
+				steps = append(steps, Step{From: from, To: to, Label: "SEND the only chunk" + who, Media: true})
+			case last:
+				if n := seen[k] - 2; n > 0 {
+					steps = append(steps, Step{From: from, To: to, Label: fmt.Sprintf("… %d chunks%s …", n, who), Elided: true})
 				}
-				steps = append(steps, Step{From: other(j), To: j.Node, Label: label, Media: true})
+				steps = append(steps, Step{From: from, To: to, Label: fmt.Sprintf("SEND last chunk (%d)%s", int(c), who), Media: true})
+			case c == 1:
+				steps = append(steps, Step{From: from, To: to, Label: fmt.Sprintf("SEND chunk 1 of %d%s", t.Chunks, who), Media: true})
 			}
 		case j.Dir == "in" && j.Type == "ReportReceived":
 			m, _ := j.Fields["Member"].(string)
 			o, _ := j.Fields["Outcome"].(string)
-			steps = append(steps, Step{From: other(j), To: j.Node, Label: "REPORT " + m + " " + o, Media: true})
+			steps = append(steps, Step{From: other(j), To: j.Node, Label: "REPORT " + userOf(m) + " " + o, Media: true})
 		}
 	}
 	return cfg.Diagram(title, steps)
+}
+
+// userOf shortens a SIP URI to its user part (sip:m3@b1.example to m3), which names a
+// member in a label that must fit between two lifelines.
+func userOf(uri string) string {
+	u := strings.TrimPrefix(strings.TrimPrefix(uri, "sips:"), "sip:")
+	if i := strings.IndexByte(u, '@'); i > 0 {
+		return u[:i]
+	}
+	return uri
 }
 
 func sipName(s string) string {

@@ -19,9 +19,69 @@ type Config struct {
 	Chunks int
 	// Faults, by member index, injects failures (rapid chooses them).
 	Faults map[int]Fault
-	// Timers lets guard timers fire; they fire only when nothing else can happen, which
-	// models time-outs longer than any message delay.
+	// Timers lets guard timers fire when nothing else can happen, which models time-outs
+	// longer than any message delay.
 	Timers bool
+	// FaultBudget is how many fault steps a run may take (faults.go): a guard timer that
+	// fires while messages are in flight, a duplicated SIP message, a refused connection,
+	// a link reset with frames in flight. 0: none, the runs of a fault-free search.
+	FaultBudget int
+	// Hostile probes every state for the input only a broken peer sends (hostile.go): each
+	// role must refuse each such input the wire allows in that state.
+	Hostile bool
+	// Group is what the CF finds for the group the sender writes to: the group
+	// (core.GroupOK, the default), no such group (core.GroupUnknown) or a group the sender
+	// may not write to (core.GroupForbidden). The sender must then be refused with 404 or
+	// 403 and no member invited (checkGroupRefused).
+	Group core.GroupStatus
+	// plant, when set (by tests only), wraps each role instance: a bug planted in the code
+	// the spec generates, where the spec cannot express it (a reject cell that ignores).
+	plant func(fsm.RoleKind, fsm.Role) fsm.Role
+	// SenderSetup is the a=setup the transmitter client uses on a negotiated hop1, and
+	// MemberSetups those of the members on hop4 (member m takes MemberSetups[m mod len];
+	// empty: actpass). They stand for standard clients that fix their role (RFC 6135).
+	SenderSetup  core.SetupChoice
+	MemberSetups []core.SetupChoice
+	// Sender is how the transmitter ends its session: cpmlink's own client waits for every
+	// outcome; a foreign one asks for no success REPORT and hangs up (closing its
+	// connection, or only with BYE) as soon as its last SEND has its 200.
+	Sender core.Sender
+}
+
+// MemberSetup is the a=setup choice of member m.
+func (c Config) MemberSetup(m int) core.SetupChoice {
+	if len(c.MemberSetups) == 0 {
+		return core.ChooseActpass
+	}
+	return c.MemberSetups[m%len(c.MemberSetups)]
+}
+
+// SetupRotations returns the configuration once per a=setup choice of the transmitter,
+// the members taking the choices in turn after it (member m of rotation k takes choice
+// k+1+m): every client choice is met on hop1 and, with one member or more, on hop4, in
+// len(core.SetupChoices) runs rather than one per combination.
+func SetupRotations(c Config) []Config {
+	n := len(core.SetupChoices)
+	out := make([]Config, 0, n)
+	for k := 0; k < n; k++ {
+		x := c
+		x.SenderSetup = core.SetupChoices[k]
+		x.MemberSetups = make([]core.SetupChoice, n)
+		for m := range x.MemberSetups {
+			x.MemberSetups[m] = core.SetupChoices[(k+1+m)%n]
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// SetupLabel names a configuration's client a=setup choices, for reports.
+func (c Config) SetupLabel() string {
+	s := "clientA " + c.SenderSetup.String() + ", members"
+	for m := 0; m < c.Members; m++ {
+		s += " " + c.MemberSetup(m).String()
+	}
+	return s
 }
 
 // FaultKind is a failure injected for one member.
@@ -83,6 +143,23 @@ type World struct {
 	legNames []core.LegID
 	// seq numbers what is sent, for the canonical schedule (not state).
 	seq uint64
+	// rename, when set, renames the strings saveNet writes (the symmetry reduction encodes
+	// a permuted copy of the network through it; see canon.go).
+	rename func(string) string
+	// strs, when set, numbers the strings of the network's encoding (the explorer's
+	// workers share one table).
+	strs *localStrings
+	// internAs, when set, numbers strings for saveNet instead of strs (the symmetry
+	// reduction renames numbered strings through it).
+	internAs func(string) uint64
+	// order is the variant's order rules (nil: none), configuration, not state.
+	order *orderCheck
+	// legEnc, when set, holds the encodings of the legs of the state the explorer is
+	// expanding, for saveNet (it is never set with rename or internAs).
+	legEnc *legEncCache
+	// takesKind caches, per role name and input kind, whether the role takes such input
+	// at all (hostile.go). A dictionary, not state.
+	takesKind map[string]bool
 	// tap, when set, sees every event a machine takes and every action it returns.
 	tap func(role int, ev fsm.Event, acts []fsm.Action)
 }
@@ -117,9 +194,21 @@ func NewWorld(cfg Config) (*World, error) {
 		kind, name, uri := w.roleAt(i)
 		c := core.Config{Name: name, URI: uri, MSRPHost: name, MSRPPort: 2855, Secret: "sim"}
 		if kind == fsm.RoleCF {
-			c.Groups = map[string]core.Group{GroupURI: {Members: members}}
+			switch cfg.Group {
+			case core.GroupUnknown:
+				c.Groups = map[string]core.Group{"sip:other@cf.example": {Members: members}}
+			case core.GroupForbidden:
+				c.Groups = map[string]core.Group{GroupURI: {Members: members, Senders: []string{"sip:someone-else@a.example"}}}
+			default:
+				c.Groups = map[string]core.Group{GroupURI: {Members: members}}
+			}
+		}
+		if kind == fsm.RoleClientA {
+			c.Setup = cfg.SenderSetup
+			c.Sender = cfg.Sender
 		}
 		if kind == fsm.RoleClientB {
+			c.Setup = cfg.MemberSetup(i - cfg.memberIdx(0))
 			f := cfg.Faults[i-cfg.memberIdx(0)]
 			switch f.Kind {
 			case Decline:
@@ -129,10 +218,18 @@ func NewWorld(cfg Config) (*World, error) {
 			}
 		}
 		w.roles[i] = fsm.New(kind, c, cfg.Variant)
+		if cfg.plant != nil {
+			w.roles[i] = cfg.plant(kind, w.roles[i])
+		}
 		w.names[i], w.uris[i] = name, uri
 		w.snaps[i] = w.roles[i].Snapshot(nil)
 	}
+	var err error
+	if w.order, err = newOrderCheck(cfg.Variant); err != nil {
+		return nil, err
+	}
 	w.obs.init(cfg)
+	w.net.faultsLeft = cfg.FaultBudget
 	for _, l := range []core.LegID{w.hopLeg(1), w.hopLeg(2)} {
 		w.leg(l)
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
@@ -116,7 +117,9 @@ func (m *Message) check() error {
 // timer fired: it cancels an INVITE still pending (or ends the dialog), aborts the link,
 // and every member without an outcome fails with 408; the session then ends through the
 // whole chain as a timeout would end it. Send returns what the transmitter learned either
-// way, complete once it has given up, with ctx's error.
+// way, complete once it has given up, with ctx's error. A transmitter whose policy is to
+// hang up after its last 200 (NodeConfig.Sender) learns no outcome: Send returns, with
+// none, once its session is over.
 func (n *Node) Send(ctx context.Context, target string, members []string, msg Message) (Outcome, error) {
 	if n.cfg.Kind != fsm.RoleClientA {
 		return Outcome{}, ErrNotTransmitter
@@ -127,15 +130,37 @@ func (n *Node) Send(ctx context.Context, target string, members []string, msg Me
 	if msg.To == "" {
 		msg.To = target
 	}
+	// key names the session Start made, read and written on the node's goroutine only:
+	// the session to watch is this one, not the last in key order (the keys sort as
+	// strings: clientA-10 before clientA-9), and not one that straggles on.
+	var key fsm.LegID
 	n.post(func() {
+		before := map[fsm.LegID]bool{}
+		for _, s := range n.role.Sessions() {
+			before[s.Key] = true
+		}
 		n.media.source = &msg
 		n.step(fsm.Start{Target: target, Members: members})
+		for _, s := range n.role.Sessions() {
+			if !before[s.Key] {
+				key = s.Key
+			}
+		}
 	})
+	hangsUp := n.cfg.Sender != core.SenderWaits
 	for {
+		_, stepped := n.state()
 		complete := make(chan bool, 1)
 		n.post(func() {
-			ss := n.role.Sessions()
-			complete <- len(ss) > 0 && ss[len(ss)-1].Results.Complete()
+			if key == "" {
+				// Start made no session: as before, the last one says.
+				ss := n.role.Sessions()
+				complete <- len(ss) > 0 && (ss[len(ss)-1].Results.Complete() || hangsUp && n.role.Terminal())
+				return
+			}
+			s := n.session(key)
+			// A session the node forgot was over (Node.lookBack).
+			complete <- s == nil || s.Results.Complete() || hangsUp && s.Over()
 		})
 		select {
 		case done := <-complete:
@@ -144,31 +169,48 @@ func (n *Node) Send(ctx context.Context, target string, members []string, msg Me
 				return Outcome{Members: ms, Rest: rest}, nil
 			}
 		case <-ctx.Done():
-			return n.giveUp(ctx)
+			return n.giveUp(ctx, &key)
 		}
 		select {
 		case <-n.results.changed:
+		case <-stepped:
 		case <-ctx.Done():
-			return n.giveUp(ctx)
+			return n.giveUp(ctx, &key)
 		}
 	}
 }
 
-// giveUp ends the transmitter's wait for the latest message now: every guard timer of its
-// session fires at once. That is the spec's own way for a sender to stop waiting (a
+// session returns the session of a key, nil if there is none (any more); on the node's
+// goroutine.
+func (n *Node) session(key fsm.LegID) *core.Session {
+	for _, s := range n.role.Sessions() {
+		if s.Key == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// giveUp ends the transmitter's wait for the message of session *key (read on the node's
+// goroutine) now: every guard timer of its session fires at once. That is the spec's own way for a sender to stop waiting (a
 // Timeout at the transmitter's down side), so giving up adds no path the machines do not
 // have. A side with no timer armed is not waiting, and is left alone.
-func (n *Node) giveUp(ctx context.Context) (Outcome, error) {
+func (n *Node) giveUp(ctx context.Context, key *fsm.LegID) (Outcome, error) {
 	done := make(chan struct{})
 	n.post(func() {
 		defer close(done)
-		ss := n.role.Sessions()
-		if len(ss) == 0 {
+		var s *core.Session
+		if *key != "" {
+			s = n.session(*key)
+		} else if ss := n.role.Sessions(); len(ss) > 0 {
+			s = ss[len(ss)-1]
+		}
+		if s == nil {
 			return
 		}
 		// The armed sides are listed first: a Timeout may arm new timers.
 		var legs []fsm.LegID
-		for _, d := range ss[len(ss)-1].Downs {
+		for _, d := range s.Downs {
 			if _, ok := n.timers[d.Leg]; ok {
 				legs = append(legs, d.Leg)
 			}
@@ -218,7 +260,45 @@ func (n *Node) WaitIdle(ctx context.Context) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("runtime: %s: waiting for every session to end: %w", n.cfg.Name, ctx.Err())
+			return fmt.Errorf("runtime: %s: waiting for every session to end (%s): %w", n.cfg.Name, n.pending(), ctx.Err())
 		}
+	}
+}
+
+// pending says which sessions are not over and where their machines stand, for an error
+// that must say what a node still waits for; it gives up after a second if the node's
+// goroutine is busy.
+func (n *Node) pending() string {
+	out := make(chan string, 1)
+	n.post(func() {
+		var b strings.Builder
+		for _, s := range n.role.Sessions() {
+			if _, over := n.forgets[s.Key]; over || s.Over() {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "session %s:", s.Key)
+			sides := s.Downs
+			if s.Up != nil {
+				sides = append([]*core.Side{s.Up}, sides...)
+			}
+			for _, sd := range sides {
+				fmt.Fprintf(&b, " %s", sd.Leg)
+				for _, m := range sd.M {
+					fmt.Fprintf(&b, " %s=%s", m.Def().Name, m.Name())
+				}
+			}
+		}
+		out <- b.String()
+	})
+	select {
+	case s := <-out:
+		return s
+	case <-time.After(time.Second):
+		return "its goroutine is busy"
+	case <-n.ctx.Done():
+		return "closed"
 	}
 }

@@ -1,5 +1,7 @@
 package runtime
 
+import "github.com/cpmlink/cpmlink/fsm"
+
 // HoldForTest makes n's goroutine stop, once it has run what is queued now, until release
 // is called (or n closes); until then, each post to n's inbox sends on posted, which never
 // blocks the poster. A test uses it to put the driver's events in an order that sockets
@@ -31,4 +33,42 @@ func HoldForTest(n *Node) (posted <-chan struct{}, release func()) {
 			close(gate)
 		}
 	}
+}
+
+// DialedForTest makes n call f (off its goroutine) each time one of its legs' MSRP
+// connections is dialed (or taken from the pool), before the bind is posted to n.
+func DialedForTest(n *Node, f func(leg string)) {
+	h := func(leg fsm.LegID) { f(string(leg)) }
+	n.media.dialed.Store(&h)
+}
+
+// ForgetForTest makes n send on forgot each time it forgets a session (Node.forget); it
+// never blocks n.
+func ForgetForTest(n *Node, forgot chan<- struct{}) {
+	done := make(chan struct{})
+	n.post(func() {
+		n.onForget = func() {
+			select {
+			case forgot <- struct{}{}:
+			default:
+			}
+		}
+		close(done)
+	})
+	<-done
+}
+
+// HeldForTest counts, on n's goroutine, the sessions its machine holds and the entries
+// its driver keeps per leg (node and media maps): what forgetting must bring to 0.
+func HeldForTest(n *Node) (sessions, legs int) {
+	done := make(chan struct{})
+	n.post(func() {
+		sessions = len(n.role.Sessions())
+		m := n.media
+		legs = len(n.upHeaders) + len(n.dialogs) + len(n.okSeen) + len(n.acked) + len(n.forgets) +
+			len(m.legs) + len(m.peers) + len(m.downs) + len(m.dead) + len(m.up) + len(m.held)
+		close(done)
+	})
+	<-done
+	return sessions, legs
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -31,10 +31,13 @@ const SenderURI = "sip:alice@a.example"
 // `cpmlink demo` and the tests run it. Names and topology follow the simulator's (member i
 // behind PF-B (i mod PFBs)+1), so that a run's trace can be replayed against the spec.
 type GroupConfig struct {
-	Variant   fsm.Variant
-	Members   int
-	PFBs      int
-	Transport string // "udp" or "tcp"
+	Variant fsm.Variant
+	Members int
+	PFBs    int
+	// Transport is "udp", "tcp" or "tls" for SIP. With "tls" every instance and the
+	// embedded core also take SIP over TLS with the TLS configuration (which must be set),
+	// and every hop of every request is TLS.
+	Transport string
 	// SIPCore is an external SIP/IP core (host:port); empty starts the embedded one.
 	SIPCore string
 	// BasePort, when not 0, gives every role instance fixed ports, so that an external
@@ -45,23 +48,63 @@ type GroupConfig struct {
 	BasePort int
 	// Senders are who may send to the pre-defined group (default: SenderURI only).
 	Senders []string
-	// CFProcess, if set, runs the CF in a child process made by this function (a program
-	// that calls RunRoleProcess), so that its memory can be measured alone; the CF's
-	// trace then stays in the child. Group.CF is nil.
-	CFProcess func() *exec.Cmd
+	// StartCF, if set, starts the CF outside this process from the NodeConfig the group
+	// made for it (deploy.CFProcess runs it in a child process, so that its memory can be
+	// measured alone); the CF's trace then stays there. Group.CF is nil and Group.RemoteCF
+	// holds it.
+	StartCF func(ctx context.Context, cfg NodeConfig) (RemoteRole, error)
+	// StartPFA and StartPFB, if set, start the PF-A and each PF-B outside this process
+	// as StartCF does the CF (deploy.RoleProcesses: one child process each), so that the
+	// servers' work does not share a Go runtime with the clients'. Group.PFA is then nil
+	// and Group.RemotePFA holds it; Group.PFBs is empty and Group.RemotePFBs holds them.
+	StartPFA func(ctx context.Context, cfg NodeConfig) (RemoteRole, error)
+	StartPFB func(ctx context.Context, cfg NodeConfig) (RemoteRole, error)
+	// StartCore, if set (and SIPCore not), starts the SIP/IP core outside this process
+	// (deploy.CoreProcess: a child process) from the ProxyConfig the group made for it;
+	// the group sets its routes once the roles run, and Group.RemoteCore holds it. Not
+	// with SIP over TLS.
+	StartCore func(ctx context.Context, cfg sipx.ProxyConfig) (RemoteCore, error)
 	// TLS makes every link msrps with this configuration (see LoopbackTLS). It cannot
-	// be combined with CFProcess.
+	// be combined with StartCF, StartPFA or StartPFB.
 	TLS *tls.Config
 	// Discard makes the members hash what they receive without storing it.
 	Discard bool
 	// Answers gives members a policy other than accepting (by member index).
-	Answers   map[int]core.Answer
-	StoreDir  string
-	ChunkSize int
-	Guard     time.Duration
-	Host      string
-	Trace     *Tracer
-	Logger    *slog.Logger
+	Answers map[int]core.Answer
+	// SenderSetup is the transmitter's a=setup on a negotiated hop1, Setups the members'
+	// on hop4 (by member index); the default, actpass, leaves the choice to the servers
+	// (RFC 6135). Others stand for standard clients that fix their role.
+	SenderSetup core.SetupChoice
+	Setups      map[int]core.SetupChoice
+	// Foreign lists members (by index) that the caller plays with a client outside
+	// cpmlink: they are not started, and the caller registers them with their PF-B
+	// (PFBs[i%PFBs]). Group.Members holds the members that were started.
+	Foreign map[int]bool
+	// Sender is how the transmitter ends its session (default: it waits for every
+	// outcome); the others play a foreign client that hangs up after its last 200.
+	Sender   core.Sender
+	StoreDir string
+	// Auth turns on trusted identity: every client gets digest credentials (a random
+	// password, realm its PF's domain), its PF challenges its REGISTER and, at the PF-A,
+	// its INVITE; the core and the server roles form an RFC 3325 trust domain of Host,
+	// and the clients bind ClientHost, outside it.
+	Auth bool
+	// ClientHost is the loopback address the clients bind: Host by default, 127.0.0.2
+	// with Auth (so that they are outside the trust domain).
+	ClientHost string
+	// Users are credentials added to the clients' own (probes of a test), with Auth.
+	Users []sipx.Credential
+	// LocationDir, if set, gives each PF a location store there (<name>.db), so that a
+	// restarted PF (RestartPFB) serves its members at once.
+	LocationDir     string
+	ChunkSize       int
+	Guard           time.Duration
+	Host, Advertise string
+	Trace           *Tracer
+	Logger          *slog.Logger
+
+	// MSRPLimits applies to every role instance of the group (NodeConfig.MSRPLimits).
+	MSRPLimits MSRPLimits
 }
 
 // Group is a running deployment.
@@ -73,16 +116,35 @@ type Group struct {
 	CF      *Node
 	PFBs    []*Node
 	Members []*Node
-	cfProc  *RoleProcess
+	// RemoteCF is the CF that GroupConfig.StartCF started, or nil.
+	RemoteCF RemoteRole
+	// RemotePFA and RemotePFBs are what GroupConfig.StartPFA and StartPFB started.
+	RemotePFA  RemoteRole
+	RemotePFBs []RemoteRole
+	// RemoteCore is the SIP/IP core that GroupConfig.StartCore started, or nil.
+	RemoteCore RemoteCore
+	// configs are what each node was started with, for a restart.
+	configs map[string]NodeConfig
+	ctx     context.Context
 }
 
-// StopCF stops a CF that runs in a child process and returns what it measured; it is
-// idempotent, and Close calls it.
-func (g *Group) StopCF() (RoleStats, error) {
-	if g.cfProc == nil {
-		return RoleStats{}, errors.New("runtime: the CF does not run in a process of its own")
-	}
-	return g.cfProc.Stop()
+// RemoteRole is a role instance that a Group runs outside its own process.
+type RemoteRole interface {
+	// SIPAddr is where the instance takes SIP.
+	SIPAddr() string
+	// Close stops the instance; it is idempotent.
+	Close() error
+}
+
+// RemoteCore is a SIP/IP core that runs elsewhere (deploy.CoreProcess: a child
+// process), told its routes once the roles' ports are known.
+type RemoteCore interface {
+	// SIPAddr is where the core takes SIP.
+	SIPAddr() string
+	// SetRoutes sets its static routes, domain to host:port (sipx.Proxy.SetRoutes).
+	SetRoutes(map[string]string) error
+	// Close stops it; it is idempotent.
+	Close() error
 }
 
 // MemberURI is the SIP URI of member i (from 0).
@@ -105,6 +167,9 @@ func (g *Group) CoreAddr() string {
 	if g.core != nil {
 		return g.core.UDPAddr()
 	}
+	if g.RemoteCore != nil {
+		return g.RemoteCore.SIPAddr()
+	}
 	return g.cfg.SIPCore
 }
 
@@ -114,8 +179,12 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	if cfg.Members < 1 || cfg.PFBs < 1 {
 		return nil, errors.New("runtime: a group needs at least one member and one PF-B")
 	}
-	if cfg.TLS != nil && cfg.CFProcess != nil {
-		return nil, errors.New("runtime: a CF in its own process cannot take the group's TLS configuration")
+	if cfg.TLS != nil && (cfg.StartCF != nil || cfg.StartPFA != nil || cfg.StartPFB != nil) {
+		return nil, errors.New("runtime: a role in its own process cannot take the group's TLS configuration")
+	}
+	sipTLS := strings.EqualFold(cfg.Transport, "tls")
+	if sipTLS && (cfg.TLS == nil || cfg.SIPCore != "") {
+		return nil, errors.New("runtime: SIP over TLS needs the group's TLS configuration and the embedded core")
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
@@ -130,7 +199,37 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 	if n := len(layout); cfg.BasePort != 0 && (cfg.BasePort < 1 || cfg.BasePort+2*n-1 > 65535) {
 		return nil, fmt.Errorf("runtime: base port %d: the group's %d instances need ports %d to %d", cfg.BasePort, n, cfg.BasePort, cfg.BasePort+2*n-1)
 	}
-	g = &Group{cfg: cfg}
+	if cfg.ClientHost == "" {
+		cfg.ClientHost = cfg.Host
+		if cfg.Auth {
+			cfg.ClientHost = "127.0.0.2"
+		}
+	}
+	var trusted []string
+	var creds *sipx.Credentials
+	passwords := map[string]string{}
+	if cfg.Auth {
+		trusted = []string{cfg.Host}
+		users := append([]sipx.Credential(nil), cfg.Users...)
+		for _, p := range cfg.Layout() {
+			if p.Domain != "" {
+				continue
+			}
+			uri := SenderURI
+			realm := "a.example"
+			if p.Name != "clientA" {
+				i, _ := strconv.Atoi(p.Name[1:])
+				uri = MemberURI(i-1, cfg.PFBs)
+				realm = fmt.Sprintf("b%d.example", (i-1)%cfg.PFBs+1)
+			}
+			passwords[p.Name] = randomHex(12)
+			users = append(users, sipx.Credential{Username: p.Name, Realm: realm, AOR: uri, Password: passwords[p.Name]})
+		}
+		if creds, err = sipx.NewCredentials(users); err != nil {
+			return nil, err
+		}
+	}
+	g = &Group{cfg: cfg, configs: map[string]NodeConfig{}, ctx: ctx}
 	// A failure returns a nil group: what was started is stopped through its own name.
 	started := g
 	defer func() {
@@ -139,32 +238,84 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 	}()
 	proxy := cfg.SIPCore
+	if proxy == "" && cfg.StartCore != nil {
+		if sipTLS {
+			return nil, errors.New("runtime: StartCore runs no SIP over TLS: the core's key would leave this process")
+		}
+		if g.RemoteCore, err = cfg.StartCore(ctx, sipx.ProxyConfig{Host: cfg.Host, Advertise: cfg.Advertise, TrustedHosts: trusted}); err != nil {
+			return nil, err
+		}
+		proxy = g.RemoteCore.SIPAddr()
+	}
 	if proxy == "" {
 		// The embedded core is started first with no routes; they are added once the
 		// roles' ports are known.
-		g.core, err = sipx.StartProxy(ctx, sipx.ProxyConfig{Host: cfg.Host, Routes: map[string]string{}, Logger: cfg.Logger})
+		pc := sipx.ProxyConfig{Host: cfg.Host, Advertise: cfg.Advertise, Routes: map[string]string{}, Logger: cfg.Logger, TrustedHosts: trusted}
+		if sipTLS {
+			pc.TLS = cfg.TLS
+		}
+		g.core, err = sipx.StartProxy(ctx, pc)
 		if err != nil {
 			return nil, err
 		}
 		proxy = g.core.UDPAddr()
+		if sipTLS {
+			proxy = g.core.TLSAddr()
+		}
 	}
 	config := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) NodeConfig {
-		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Variant: cfg.Variant, Proxy: proxy,
+		nc := NodeConfig{Kind: kind, Name: name, URI: uri, Host: cfg.Host, Advertise: cfg.Advertise, Variant: cfg.Variant, Proxy: proxy,
 			Transport: cfg.Transport, ChunkSize: cfg.ChunkSize, Guard: cfg.Guard, Trace: cfg.Trace, Logger: cfg.Logger,
-			SIPPort: layout[name].SIPPort, MSRPPort: layout[name].MSRPPort, TLS: cfg.TLS}
+			SIPPort: layout[name].SIPPort, MSRPPort: layout[name].MSRPPort, TLS: cfg.TLS, MSRPLimits: cfg.MSRPLimits}
+		switch kind {
+		case fsm.RoleClientA, fsm.RoleClientB:
+			if cfg.ClientHost != cfg.Host {
+				// A client outside the trust domain is reached at its own address.
+				nc.Host, nc.Advertise = cfg.ClientHost, ""
+			}
+			if cfg.Auth {
+				nc.AuthUser, nc.AuthPassword = name, passwords[name]
+			}
+		default:
+			nc.TrustedHosts = trusted
+			if kind != fsm.RoleCF {
+				if cfg.Auth {
+					nc.Auth = &sipx.AuthConfig{Realm: layout[name].Domain, Credentials: creds}
+				}
+				if cfg.LocationDir != "" {
+					nc.LocationStore = filepath.Join(cfg.LocationDir, name+".db")
+				}
+			}
+		}
+		if sipTLS {
+			nc.SIPTLS = cfg.TLS
+		}
 		if extra != nil {
 			extra(&nc)
 		}
 		return nc
 	}
 	node := func(kind fsm.RoleKind, name, uri string, extra func(*NodeConfig)) (*Node, error) {
-		return StartNode(ctx, config(kind, name, uri, extra))
+		nc := config(kind, name, uri, extra)
+		n, err := StartNode(ctx, nc)
+		if err == nil {
+			g.configs[name] = nc
+		}
+		return n, err
 	}
 	var members []string
 	for i := 0; i < cfg.Members; i++ {
 		members = append(members, MemberURI(i, cfg.PFBs))
 	}
-	if g.PFA, err = node(fsm.RolePFA, "pfa", "sip:pf@a.example", nil); err != nil {
+	if cfg.StartPFA != nil {
+		var pfa RemoteRole
+		if pfa, err = cfg.StartPFA(ctx, config(fsm.RolePFA, "pfa", "sip:pf@a.example", nil)); err == nil {
+			g.RemotePFA = pfa
+		}
+	} else {
+		g.PFA, err = node(fsm.RolePFA, "pfa", "sip:pf@a.example", nil)
+	}
+	if err != nil {
 		return nil, err
 	}
 	cfCfg := config(fsm.RoleCF, "cf", "sip:cf@cf.example", func(c *NodeConfig) {
@@ -174,8 +325,11 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 		c.Groups = map[string]core.Group{GroupURI: {Members: members, Senders: senders}}
 	})
-	if cfg.CFProcess != nil {
-		g.cfProc, err = StartRoleProcess(ctx, cfg.CFProcess(), cfCfg)
+	if cfg.StartCF != nil {
+		var cf RemoteRole
+		if cf, err = cfg.StartCF(ctx, cfCfg); err == nil {
+			g.RemoteCF = cf
+		}
 	} else {
 		g.CF, err = StartNode(ctx, cfCfg)
 	}
@@ -183,22 +337,50 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		return nil, err
 	}
 	for j := 0; j < cfg.PFBs; j++ {
-		n, err := node(fsm.RolePFB, "pfb"+strconv.Itoa(j+1), fmt.Sprintf("sip:pf@b%d.example", j+1), nil)
+		name, uri := "pfb"+strconv.Itoa(j+1), fmt.Sprintf("sip:pf@b%d.example", j+1)
+		if cfg.StartPFB != nil {
+			r, err := cfg.StartPFB(ctx, config(fsm.RolePFB, name, uri, nil))
+			if err != nil {
+				return nil, err
+			}
+			g.RemotePFBs = append(g.RemotePFBs, r)
+			continue
+		}
+		n, err := node(fsm.RolePFB, name, uri, nil)
 		if err != nil {
 			return nil, err
 		}
 		g.PFBs = append(g.PFBs, n)
 	}
+	if g.RemoteCore != nil {
+		if err := g.RemoteCore.SetRoutes(g.Routes()); err != nil {
+			return nil, err
+		}
+	}
 	if g.core != nil {
 		if err := g.core.SetRoutes(g.Routes()); err != nil {
 			return nil, err
 		}
+		if sipTLS {
+			// TLS only: the core cannot fall back to UDP or TCP on its way to a role.
+			for d, n := range g.routed() {
+				if err := g.core.SetTargets(d, []sipx.Target{{Transport: "TLS", Addr: n.SIPAddrTLS()}}); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	for i := 0; i < cfg.Members; i++ {
-		pfb := g.PFBs[i%cfg.PFBs]
+		if cfg.Foreign[i] {
+			continue
+		}
 		n, err := node(fsm.RoleClientB, "m"+strconv.Itoa(i+1), members[i], func(c *NodeConfig) {
-			c.OriginatingPF = pfb.SIPAddr()
+			c.OriginatingPF = g.pfbAddr(i % cfg.PFBs)
+			if sipTLS {
+				c.OriginatingPF = g.PFBs[i%cfg.PFBs].SIPAddrTLS()
+			}
 			c.Answer = cfg.Answers[i]
+			c.Setup = cfg.Setups[i]
 			c.Discard = cfg.Discard
 			if cfg.StoreDir != "" {
 				c.StoreDir = filepath.Join(cfg.StoreDir, "m"+strconv.Itoa(i+1))
@@ -209,7 +391,14 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 		g.Members = append(g.Members, n)
 	}
-	if g.ClientA, err = node(fsm.RoleClientA, "clientA", SenderURI, func(c *NodeConfig) { c.OriginatingPF = g.PFA.SIPAddr() }); err != nil {
+	if g.ClientA, err = node(fsm.RoleClientA, "clientA", SenderURI, func(c *NodeConfig) {
+		c.OriginatingPF = g.pfaAddr()
+		c.Setup = cfg.SenderSetup
+		c.Sender = cfg.Sender
+		if sipTLS {
+			c.OriginatingPF = g.PFA.SIPAddrTLS()
+		}
+	}); err != nil {
 		return nil, err
 	}
 	for _, n := range append([]*Node{g.ClientA}, g.Members...) {
@@ -218,6 +407,30 @@ func StartGroup(ctx context.Context, cfg GroupConfig) (g *Group, err error) {
 		}
 	}
 	return g, nil
+}
+
+// RestartPFB stops PF-B j (from 0) and starts it again on the same ports with the same
+// configuration: with LocationDir its members are served at once, without registering
+// again (issue 11: a restart loses no registration).
+func (g *Group) RestartPFB(j int) error {
+	if g.RemotePFBs != nil {
+		return errors.New("runtime: a PF-B in its own process is not restarted by the group")
+	}
+	old := g.PFBs[j]
+	nc := g.configs[old.Name()]
+	_, sport, _ := net.SplitHostPort(old.SIPAddr())
+	_, mport, _ := net.SplitHostPort(old.MSRPAddr())
+	nc.SIPPort, _ = strconv.Atoi(sport)
+	nc.MSRPPort, _ = strconv.Atoi(mport)
+	if err := old.Close(); err != nil {
+		return err
+	}
+	n, err := StartNode(g.ctx, nc)
+	if err != nil {
+		return err
+	}
+	g.PFBs[j] = n
+	return nil
 }
 
 // Placement is where one role instance of a Group listens.
@@ -258,7 +471,10 @@ func (c GroupConfig) FixedRoutes() map[string]string {
 	if c.BasePort == 0 {
 		return nil
 	}
-	host := c.Host
+	host := c.Advertise
+	if host == "" {
+		host = c.Host
+	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
@@ -277,12 +493,44 @@ func (g *Group) Routes() map[string]string {
 	cf := ""
 	if g.CF != nil {
 		cf = g.CF.SIPAddr()
-	} else if g.cfProc != nil {
-		cf = g.cfProc.SIPAddr()
+	} else if g.RemoteCF != nil {
+		cf = g.RemoteCF.SIPAddr()
 	}
-	r := map[string]string{"a.example": g.PFA.SIPAddr(), "cf.example": cf}
+	r := map[string]string{"a.example": g.pfaAddr(), "cf.example": cf}
+	for j := range max(len(g.PFBs), len(g.RemotePFBs)) {
+		r[fmt.Sprintf("b%d.example", j+1)] = g.pfbAddr(j)
+	}
+	return r
+}
+
+// pfaAddr is the PF-A's SIP address, in this process or not.
+func (g *Group) pfaAddr() string {
+	if g.RemotePFA != nil {
+		return g.RemotePFA.SIPAddr()
+	}
+	return g.PFA.SIPAddr()
+}
+
+// pfbAddr is PF-B j's (from 0) SIP address, in this process or not.
+func (g *Group) pfbAddr(j int) string {
+	if g.RemotePFBs != nil {
+		return g.RemotePFBs[j].SIPAddr()
+	}
+	return g.PFBs[j].SIPAddr()
+}
+
+// routed are the instances a SIP/IP core routes to, by domain (the CF only when it runs
+// in this process).
+func (g *Group) routed() map[string]*Node {
+	r := map[string]*Node{}
+	if g.PFA != nil {
+		r["a.example"] = g.PFA
+	}
+	if g.CF != nil {
+		r["cf.example"] = g.CF
+	}
 	for j, n := range g.PFBs {
-		r[fmt.Sprintf("b%d.example", j+1)] = n.SIPAddr()
+		r[fmt.Sprintf("b%d.example", j+1)] = n
 	}
 	return r
 }
@@ -295,12 +543,16 @@ func (g *Group) Close() error {
 			errs = append(errs, n.Close())
 		}
 	}
-	if g.cfProc != nil {
-		_, err := g.cfProc.Stop()
-		errs = append(errs, err)
+	for _, r := range append([]RemoteRole{g.RemotePFA, g.RemoteCF}, g.RemotePFBs...) {
+		if r != nil {
+			errs = append(errs, r.Close())
+		}
 	}
 	if g.core != nil {
 		errs = append(errs, g.core.Close())
+	}
+	if g.RemoteCore != nil {
+		errs = append(errs, g.RemoteCore.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/proptest"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/deploy"
 	"github.com/cpmlink/cpmlink/runtime/sipx"
 	"go.uber.org/goleak"
 )
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 	sipx.SetLibraryLogger(slog.New(slog.DiscardHandler))
 	if os.Getenv(roleProcessEnv) != "" {
 		// Re-executed as a role process (see cfProcess).
-		if err := runtime.RunRoleProcess(context.Background(), os.Stdin, os.Stdout); err != nil {
+		if err := deploy.RunRoleProcess(context.Background(), os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -108,13 +111,7 @@ func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig) *gro
 		if err := g.Close(); err != nil {
 			t.Errorf("closing the group: %v", err)
 		}
-		// CPMLINK_TRACE_DIR keeps the traces of failed runs for a look.
-		if dir := os.Getenv("CPMLINK_TRACE_DIR"); dir != "" && t.Failed() {
-			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".ndjson")
-			if err := os.WriteFile(name, r.trace.Bytes(), 0o644); err == nil {
-				t.Logf("trace in %s", name)
-			}
-		}
+		keepTrace(t, r.trace.Bytes())
 	})
 	for i := 0; i < cfg.Members; i++ {
 		r.members = append(r.members, runtime.MemberURI(i, cfg.PFBs))
@@ -280,5 +277,85 @@ func TestMSRPOverTLS(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// keepTrace keeps the trace of a failed run in CPMLINK_TRACE_DIR, if set, for a look.
+func keepTrace(t *testing.T, trace []byte) {
+	t.Helper()
+	if dir := os.Getenv("CPMLINK_TRACE_DIR"); dir != "" && t.Failed() {
+		name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".ndjson")
+		if err := os.WriteFile(name, trace, 0o644); err == nil {
+			t.Logf("trace in %s", name)
+		}
+	}
+}
+
+// lockedBuffer is a trace sink that a test may read while the group still writes to it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// TestTracerOnly: a tracer that keeps only LinkUps (bench's, which times the set-up by
+// the last one) gets every LinkUp the full trace of the same group has, and nothing else.
+func TestTracerOnly(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	v, _ := fsm.VariantByName("fig1")
+	var all, only []runtime.Record
+	full := runtime.NewTracer(nil, &all)
+	linkUps := runtime.NewTracer(nil, &only)
+	linkUps.Only = []string{"LinkUp"}
+	for _, tr := range []*runtime.Tracer{full, linkUps} {
+		g, err := runtime.StartGroup(ctx, runtime.GroupConfig{Variant: v, Members: 3, PFBs: 2, Transport: "tcp", Trace: tr, StoreDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("only the link-ups")
+		if _, err := g.ClientA.Send(ctx, runtime.GroupURI, nil, runtime.Message{Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(msg)), nil
+		}, Size: int64(len(msg)), ContentType: "text/plain"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(recs []runtime.Record) map[string]int {
+		n := map[string]int{}
+		for _, r := range recs {
+			if r.Type == "LinkUp" {
+				n[r.Node]++
+			}
+		}
+		return n
+	}
+	if len(only) == 0 || len(all) <= len(only) {
+		t.Fatalf("%d records kept of %d", len(only), len(all))
+	}
+	for _, r := range only {
+		if r.Type != "LinkUp" {
+			t.Errorf("kept a %s record", r.Type)
+		}
+	}
+	if a, o := count(all), count(only); !maps.Equal(a, o) {
+		t.Errorf("LinkUps per node: %v with every record, %v with only them", a, o)
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -24,11 +24,41 @@ import (
 	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
 
-// Extension headers of the REPORTs that carry one member's outcome upstream.
+// Extension headers of the group REPORTs that carry one member's outcome from server to
+// server (and to cpmlink's own sender). A member's own REPORT is standard and has none.
 const (
 	memberHeader  = "CPM-Member"
 	membersHeader = "CPM-Members"
 )
+
+// The content types a node's SDP advertises (sdpPart: a=accept-types and
+// a=accept-wrapped-types, RFC 4975 §8.6). Each session is told them, so that a
+// message the SDP did not allow is refused with 415 and never stored or relayed.
+var (
+	offeredTypes   = []string{cpimType}
+	offeredWrapped = []string{"*"}
+)
+
+// MSRPLimits are the limits an operator sets on a role instance's MSRP side.
+// Zero fields take runtime/msrp's defaults (msrp.Config documents each);
+// negative ones remove the bound where msrp.Config allows it.
+type MSRPLimits struct {
+	// MaxConns bounds the connections the MSRP listener holds at a time; one
+	// more is closed as soon as it is accepted (default 4096).
+	MaxConns int
+	// MaxConnsPerHost bounds the accepted connections from one source IP
+	// address (default 1024). On loopback every role shares one address.
+	MaxConnsPerHost int
+	// FirstFrameTimeout closes an accepted connection that sends no complete
+	// MSRP frame within it (default 10 s).
+	FirstFrameTimeout time.Duration
+	// MaxSessions bounds the instance's concurrent MSRP sessions (default
+	// 8192); a leg beyond it fails its link with 403 (LinkFailed).
+	MaxSessions int
+	// MaxHeaderBytes bounds an MSRP header section; a request over it is
+	// answered 413 (default 16 KiB).
+	MaxHeaderBytes int
+}
 
 // storeWindow is how many chunks a relay holds at most between its slowest and its
 // fastest consumer.
@@ -65,6 +95,10 @@ type media struct {
 	// arrived is closed (and replaced) each time a message is stored.
 	arrived chan struct{}
 
+	// dialed, when set (by tests only, export_test.go), is called off the node's
+	// goroutine each time a leg's connection is dialed, before its bind is posted.
+	dialed atomic.Pointer[func(fsm.LegID)]
+
 	wg sync.WaitGroup
 }
 
@@ -77,6 +111,45 @@ type legMedia struct {
 	out *relayOut
 	// file receives the message (a receiver's up leg).
 	file *delivery
+	// sending is set while a message goes out on the leg and its MessageAcked (or
+	// failure) has not reached the machine; held keeps the REPORTs that arrived after the
+	// last 200 meanwhile. The machine takes a leg's events in wire order, as the spec's
+	// model of a link has them, whichever of the two paths (the transaction layer, the
+	// REPORT callback) reaches the node first: a REPORT read after the 200s waits for
+	// MessageAcked, one read before (a member that declined early) goes through at once.
+	sending bool
+	held    []fsm.ReportReceived
+	// wire is what the leg's MSRP reader may read while a REPORT arrives.
+	wire *legWire
+	// bound is closed once the leg's bind is written (or could not be), for the legs
+	// that reuse its connection (an opener's leg; nil until its LinkUp).
+	bound chan struct{}
+}
+
+// legWire is shared with the leg's MSRP callbacks, which run on the connection's reader:
+// the message going out on the leg, so that a REPORT can tell whether it came after the
+// 200s to every SEND of it (the reader takes frames in wire order).
+type legWire struct {
+	// done is closed once every SEND of the message going out is answered
+	// (msrp.Outgoing.Done, or what Send passes to msrp.Message.Started).
+	done atomic.Pointer[<-chan struct{}]
+}
+
+func (w *legWire) sending(done <-chan struct{}) { w.done.Store(&done) }
+
+// afterAcks reports whether every SEND of the message going out on the leg was answered
+// before now.
+func (w *legWire) afterAcks() bool {
+	done := w.done.Load()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-*done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Received describes a message a receiver stored.
@@ -97,7 +170,10 @@ func startMedia(n *Node, addr string) (*media, error) {
 	m := &media{n: n, ln: ln, legs: map[fsm.LegID]*legMedia{}, peers: map[fsm.LegID]fsm.SDP{},
 		downs: map[fsm.LegID][]fsm.LegID{}, dead: map[fsm.LegID]bool{},
 		up: map[fsm.LegID]bool{}, held: map[fsm.LegID][]func(){}, arrived: make(chan struct{})}
-	m.ep = msrp.NewEndpoint(msrp.Config{ChunkSize: n.cfg.ChunkSize, TLSConfig: n.cfg.TLS})
+	lim := n.cfg.MSRPLimits
+	m.ep = msrp.NewEndpoint(msrp.Config{ChunkSize: n.cfg.ChunkSize, TLSConfig: n.cfg.TLS, Logger: n.log,
+		MaxConns: lim.MaxConns, MaxConnsPerHost: lim.MaxConnsPerHost, FirstFrameTimeout: lim.FirstFrameTimeout,
+		MaxSessions: lim.MaxSessions, Limits: msrp.Limits{MaxHeaderBytes: lim.MaxHeaderBytes}})
 	served := ln
 	if n.cfg.TLS != nil {
 		// msrps: the listener accepts TLS only, and every URI of ours says so.
@@ -122,7 +198,7 @@ func (m *media) close() error {
 	err := m.ep.Close()
 	for _, lm := range m.legs {
 		if lm.file != nil {
-			lm.file.pw.CloseWithError(errClosing)
+			lm.file.src.stop(errClosing)
 		}
 	}
 	m.wg.Wait()
@@ -147,9 +223,14 @@ func (m *media) learned(leg fsm.LegID, p fsm.SDP) {
 }
 
 // session returns the leg's session, creating it with our parameters and, if known, the
-// peer's.
-func (m *media) session(leg fsm.LegID, local fsm.SDP) (*legMedia, error) {
+// peer's. active marks the leg's opener (OpenLink, ReuseLink): its session is bound only
+// by its own dial, so that a peer that connects too gets 506 for what it sends on its own
+// connection, never a 200 for chunks the machine never sees.
+func (m *media) session(leg fsm.LegID, local fsm.SDP, active bool) (*legMedia, error) {
 	if lm := m.legs[leg]; lm != nil {
+		if active {
+			lm.sess.SetActive()
+		}
 		return lm, nil
 	}
 	lu, err := msrp.ParseURI(local.Path)
@@ -162,7 +243,9 @@ func (m *media) session(leg fsm.LegID, local fsm.SDP) (*legMedia, error) {
 	if m.n.cfg.Variant.Reuse == fsm.ReuseOn {
 		policy = msrp.ReuseAuthority
 	}
-	cfg := msrp.SessionConfig{Local: lu, ChunkSize: m.n.cfg.ChunkSize, DetachedReports: true, Reuse: &policy,
+	wire := &legWire{}
+	cfg := msrp.SessionConfig{Local: lu, ChunkSize: m.n.cfg.ChunkSize, DetachedReports: true, Reuse: &policy, Active: active,
+		AcceptTypes: offeredTypes, AcceptWrappedTypes: offeredWrapped,
 		OnLinkUp: func(l msrp.Link) {
 			if !l.Active {
 				m.n.event(fsm.LinkUp{Leg: leg, Conn: fsm.ConnID(l.RemoteAddr.String()), Reused: l.Reused})
@@ -171,7 +254,7 @@ func (m *media) session(leg fsm.LegID, local fsm.SDP) (*legMedia, error) {
 		OnLinkDown: func(err error) {
 			m.n.post(func() { m.linkFailed(leg, "link-down", "failed", err) })
 		},
-		OnReport: func(f *msrp.Frame) { m.onReport(leg, f) },
+		OnReport: func(f *msrp.Frame) { m.onReport(leg, wire, f) },
 		Accept:   func(im *msrp.IncomingMessage) (msrp.Sink, error) { return m.accept1(leg, im) },
 	}
 	if p, ok := m.peers[leg]; ok {
@@ -183,7 +266,7 @@ func (m *media) session(leg fsm.LegID, local fsm.SDP) (*legMedia, error) {
 	if err != nil {
 		return nil, err
 	}
-	lm := &legMedia{sess: s}
+	lm := &legMedia{sess: s, wire: wire}
 	m.legs[leg] = lm
 	return lm, nil
 }
@@ -197,17 +280,29 @@ func statusOf(err error) int {
 
 // accept makes the leg ready for the peer's connection (the passive party).
 func (m *media) accept(leg fsm.LegID, local fsm.SDP) error {
-	_, err := m.session(leg, local)
-	return err
+	_, err := m.session(leg, local, false)
+	return m.overLimit(leg, err)
+}
+
+// overLimit turns a session refused by MSRPLimits.MaxSessions into the leg's link
+// failure, which the machine handles as any other (403: the operator's policy
+// forbids it); other errors are returned.
+func (m *media) overLimit(leg fsm.LegID, err error) error {
+	if !errors.Is(err, msrp.ErrLimit) {
+		return err
+	}
+	refused := &msrp.StatusError{Code: msrp.StatusForbidden, Comment: "session limit", Err: err}
+	m.n.post(func() { m.linkFailed(leg, "limit", "refused", refused) })
+	return nil
 }
 
 // open opens (or, with reuse, binds to an existing) connection for the leg (the active
 // party); the outcome reaches the machine as LinkUp or LinkFailed.
 func (m *media) open(leg fsm.LegID, local, peer fsm.SDP, conn fsm.ConnID, reuse bool) error {
 	m.peers[leg] = peer
-	lm, err := m.session(leg, local)
+	lm, err := m.session(leg, local, true)
 	if err != nil {
-		return err
+		return m.overLimit(leg, err)
 	}
 	path, err := msrp.ParsePath(peer.Path)
 	if err != nil {
@@ -226,51 +321,80 @@ func (m *media) open(leg fsm.LegID, local, peer fsm.SDP, conn fsm.ConnID, reuse 
 		defer cancel()
 		link, err := lm.sess.Dial(ctx)
 		if err != nil {
-			m.n.post(func() {
-				m.n.note(leg, "connect", "failed", err.Error())
-				m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
-			})
+			// Through linkFailed, which marks the leg dead: the legs whose binds wait for
+			// this leg's LinkUp (they reuse the connection it was to open) are released to
+			// bind on their own, instead of waiting for a LinkUp that never comes.
+			m.n.post(func() { m.linkFailed(leg, "connect", "failed", err) })
 			return
+		}
+		if h := m.dialed.Load(); h != nil {
+			(*h)(leg)
 		}
 		m.n.post(func() { m.bind(lm, leg, conn, reuse, link) })
 	}()
 	return nil
 }
 
-// bind sends the bind of a dialed link and hands the machine its LinkUp (on the node's
-// goroutine); a bind the peer refuses later is a link failure.
+// bind hands the machine the LinkUp of a dialed link, then sends the bind that tells
+// the peer off the node's goroutine (RFC 4975 §7.1.1: the bodiless SEND); a bind that
+// cannot be written, or that the peer refuses, is a link failure later.
+//
+// The machine learns of its link before the peer can, as the spec's model of an opener
+// has it: the bind is written only after the LinkUp step. It is written off the node's
+// goroutine because on a connection that other legs share (reuse: on, one connection per
+// PF-B for all its members) it waits for the chunks already going out on it: a CF that
+// wrote each member's bind inline took its members' 200s one after another, each behind a
+// relay chunk (profiled: 12.9 s of its driver's 16 s at 1000 members, docs/performance.md).
+// Nothing else is written on the session before the bind is answered: every sender waits
+// for the session's link, which only the bind's 200 brings up (msrp.Session.Bind).
 func (m *media) bind(lm *legMedia, leg fsm.LegID, conn fsm.ConnID, reuse bool, link msrp.Link) {
 	if m.dead[leg] {
 		return
 	}
-	if base := fsm.LegID(conn); reuse && base != leg && !m.up[base] && !m.dead[base] {
+	base := fsm.LegID(conn)
+	// A base leg the node forgot (its session over) was up long ago: nothing to wait for.
+	if reuse && base != leg && !m.up[base] && !m.dead[base] && m.legs[base] != nil {
 		m.held[base] = append(m.held[base], func() { m.bind(lm, leg, conn, reuse, link) })
 		return
 	}
-	ctx, cancel := context.WithTimeout(m.n.ctx, m.n.cfg.Guard)
-	defer cancel()
-	answered, err := lm.sess.Bind(ctx)
-	if err != nil {
-		m.n.note(leg, "connect", "failed", err.Error())
-		m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
-		return
+	// A leg that reuses the connection another leg opened writes its bind after that
+	// leg's: the peer then sees the connection carry the opener's session first, as the
+	// machines on both ends do.
+	var after <-chan struct{}
+	if reuse && base != leg {
+		if b := m.legs[base]; b != nil && b.bound != nil {
+			after = b.bound
+		}
 	}
+	lm.bound = make(chan struct{})
+	if link.Reused != reuse {
+		m.n.note(leg, "pool", "", fmt.Sprintf("the machine asked reuse=%v, the pool reused=%v", reuse, link.Reused))
+	}
+	m.linkUp(fsm.LinkUp{Leg: leg, Conn: conn, Reused: link.Reused})
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		select {
-		case err = <-answered:
-		case <-m.n.ctx.Done():
-			return
+		ctx, cancel := context.WithTimeout(m.n.ctx, m.n.cfg.Guard)
+		defer cancel()
+		if after != nil {
+			select {
+			case <-after:
+			case <-ctx.Done():
+			}
+		}
+		answered, err := lm.sess.Bind(ctx)
+		close(lm.bound)
+		if err == nil {
+			select {
+			case err = <-answered:
+			case <-m.n.ctx.Done():
+				return
+			}
 		}
 		if err != nil {
 			m.n.post(func() { m.linkFailed(leg, "bind", "failed", err) })
 		}
 	}()
-	if link.Reused != reuse {
-		m.n.note(leg, "pool", "", fmt.Sprintf("the machine asked reuse=%v, the pool reused=%v", reuse, link.Reused))
-	}
-	m.linkUp(fsm.LinkUp{Leg: leg, Conn: conn, Reused: link.Reused})
 }
 
 // linkUp hands the machine a LinkUp, then those of the legs that waited for it.
@@ -287,6 +411,27 @@ func (m *media) release(leg fsm.LegID) {
 	for _, bind := range held {
 		bind()
 	}
+}
+
+// forget drops what media kept for a leg of a session the node forgot (Node.forget):
+// its link is closed by then; closing it again is a no-op.
+func (m *media) forget(leg fsm.LegID) {
+	if lm := m.legs[leg]; lm != nil && lm.sess != nil {
+		lm.sess.Close()
+	}
+	delete(m.legs, leg)
+	delete(m.peers, leg)
+	delete(m.downs, leg)
+	// A leg with no parent (a transmitter's) is listed under "" (invited).
+	if up := parentLeg(leg); up == "" {
+		m.downs[up] = slices.DeleteFunc(m.downs[up], func(l fsm.LegID) bool { return l == leg })
+		if len(m.downs[up]) == 0 {
+			delete(m.downs, up)
+		}
+	}
+	delete(m.dead, leg)
+	delete(m.up, leg)
+	delete(m.held, leg)
 }
 
 // close1 ends a leg's link; abort makes the peer see it fail.
@@ -341,7 +486,7 @@ func (m *media) kill(leg fsm.LegID, err error) {
 		if lm.file != nil {
 			// The store's writer ends with the link: a message that stops arriving is
 			// not stored, and nothing waits for the rest of it.
-			lm.file.pw.CloseWithError(err)
+			lm.file.src.stop(err)
 		}
 	}
 }
@@ -356,8 +501,9 @@ func (m *media) invited(leg fsm.LegID) {
 // a receiver for its file. Each chunk is told to the machine, which decides where it goes.
 func (m *media) accept1(leg fsm.LegID, im *msrp.IncomingMessage) (msrp.Sink, error) {
 	type res struct {
-		st  *chunkStore
-		err error
+		st   *chunkStore
+		file *delivery
+		err  error
 	}
 	ch := make(chan res, 1)
 	// The store is set up on the node's goroutine, which owns the maps.
@@ -394,7 +540,7 @@ func (m *media) accept1(leg fsm.LegID, im *msrp.IncomingMessage) (msrp.Sink, err
 				m.n.step(fsm.LinkFailed{Leg: fsm.LegID(slow), Status: 408})
 			})
 		})
-		ch <- res{st: lm.store}
+		ch <- res{st: lm.store, file: lm.file}
 	}) {
 		return nil, &msrp.StatusError{Code: 481, Comment: "closing"}
 	}
@@ -407,7 +553,7 @@ func (m *media) accept1(leg fsm.LegID, im *msrp.IncomingMessage) (msrp.Sink, err
 	if r.err != nil {
 		return nil, r.err
 	}
-	return &storeSink{m: m, leg: leg, st: r.st}, nil
+	return &storeSink{m: m, leg: leg, st: r.st, file: r.file}, nil
 }
 
 // storeSink is the MSRP sink of an up leg: it keeps each chunk and tells the machine.
@@ -415,15 +561,56 @@ type storeSink struct {
 	m   *media
 	leg fsm.LegID
 	st  *chunkStore
+	// file is a receiver's store, nil at a relay.
+	file *delivery
 }
 
 func (s *storeSink) WriteChunk(c *msrp.Chunk) error {
 	last := c.Flag == msrp.FlagEnd
-	k, err := s.st.add(s.m.n.ctx, c.Start, c.Body, last)
+	k, err := s.st.add(s.m.n.ctx, c)
 	if err != nil {
 		return &msrp.StatusError{Code: 413, Comment: err.Error()}
 	}
-	s.m.n.event(fsm.SendReceived{Leg: s.leg, Chunk: k, Last: last})
+	// What the sender asked for travels with each chunk; the spec decides who reports.
+	im := s.st.msg
+	ev := fsm.SendReceived{Leg: s.leg, Chunk: k, Last: last,
+		SuccessReport: im.SuccessReport, FailureReport: im.FailureReport != msrp.ReportNo}
+	if !last {
+		s.m.n.event(ev)
+		return nil
+	}
+	// The 200 to the last SEND goes out as the machine takes the chunk, on its goroutine:
+	// what the machine sent before (a member's failure REPORT) is then on the wire before
+	// it, what it sends on taking it or later comes after, in the order the spec's model
+	// of a link has them (the 200 travels ahead of what follows the last chunk), and a
+	// sender that closes on that 200 finds the message complete here. A receiver answers
+	// only once the message is stored (below).
+	taken := make(chan struct{})
+	s.m.n.post(func() {
+		defer close(taken)
+		if s.file == nil {
+			c.Answer()
+		}
+		s.m.n.step(ev)
+	})
+	select {
+	case <-taken:
+	case <-s.m.n.ctx.Done():
+		return &msrp.StatusError{Code: 481, Comment: "closing"}
+	}
+	if s.file != nil {
+		// A receiver's 200 to the last SEND is what tells PF-B the member has the
+		// message (RFC 4975 §7.1.1), so it goes out only once the message is stored; a
+		// store that fails is answered with an error instead.
+		select {
+		case <-s.file.done:
+		case <-s.m.n.ctx.Done():
+			return &msrp.StatusError{Code: 481, Comment: "closing"}
+		}
+		if s.file.err != nil {
+			return &msrp.StatusError{Code: 403, Comment: "the message could not be stored"}
+		}
+	}
 	return nil
 }
 
@@ -484,19 +671,26 @@ func (r *relayOut) run() {
 		r.mu.Unlock()
 		for ; next <= want; next++ {
 			c, err := r.st.get(ctx, next)
+			last := false
 			if err == nil {
-				err = r.out.WriteChunk(ctx, c.start, c.body, c.last)
+				last = c.last()
+				err = r.out.WriteRetained(ctx, c.rc)
+				r.st.put(c)
 			}
 			if err != nil {
 				r.fail(err)
 				return
 			}
 			r.st.passed(string(r.leg), next)
-			if c.last {
+			if last {
 				res := r.out.Wait(ctx)
 				if !res.Delivered() {
 					r.fail(res.Err)
+					return
 				}
+				// A relay always asks for Failure-Report: yes (relay, below), so the 200s
+				// to every SEND are the peer's MessageAcked (RFC 4975 §7.1.1).
+				r.m.n.post(func() { r.m.sent(r.leg, true) })
 				return
 			}
 		}
@@ -514,7 +708,40 @@ func (r *relayOut) run() {
 }
 
 func (r *relayOut) fail(err error) {
-	r.m.n.post(func() { r.m.linkFailed(r.leg, "relay-failed", "", err) })
+	r.m.n.post(func() {
+		r.m.linkFailed(r.leg, "relay-failed", "", err)
+		r.m.sent(r.leg, false)
+	})
+}
+
+// sent ends a message going out on a leg: with acked, every SEND had its 200 and the
+// machine gets MessageAcked (not for a leg we closed meanwhile: its machine is done with
+// it); then the REPORTs held back meanwhile. It runs on the node's goroutine.
+func (m *media) sent(leg fsm.LegID, acked bool) {
+	lm := m.legs[leg]
+	if lm == nil {
+		return
+	}
+	lm.sending = false
+	if acked && !m.dead[leg] {
+		m.n.step(fsm.MessageAcked{Leg: leg})
+	}
+	held := lm.held
+	lm.held = nil
+	for _, ev := range held {
+		m.n.step(ev)
+	}
+}
+
+// reportIn hands the machine a REPORT from downstream; one that came after the 200s to
+// the message going out on the leg waits for its MessageAcked (see legMedia.sending). It
+// runs on the node's goroutine.
+func (m *media) reportIn(ev fsm.ReportReceived, afterAcks bool) {
+	if lm := m.legs[ev.Leg]; lm != nil && lm.sending && afterAcks {
+		lm.held = append(lm.held, ev)
+		return
+	}
+	m.n.step(ev)
 }
 
 // relay forwards chunks First..Last of the up leg's message onto a down leg, keeping the
@@ -526,12 +753,20 @@ func (m *media) relay(x fsm.RelayChunk) error {
 	}
 	if down.out == nil {
 		im := up.store.msg
+		// The sender's Success-Report goes to the member unchanged (RFC 4975 §7.1.2):
+		// whether the member reports success is the sender's choice. The Failure-Report is
+		// each hop's own: this role builds the member's outcome from the 200s of its next
+		// hop (§7.1.1), so it asks for them whatever its client asked of it (a blind
+		// sender's Failure-Report: no); what reaches the client is the spec's to decide
+		// (flag.failure-report at PF-A). proptest's relay does the same.
 		out, err := down.sess.BeginMessage(msrp.OutgoingHeader{ID: im.MessageID, ContentType: im.ContentType, Total: im.Total,
-			FailureReport: msrp.ReportYes, Headers: im.Headers})
+			FailureReport: msrp.ReportYes, SuccessReport: im.SuccessReport, Headers: im.Headers})
 		if err != nil {
 			return err
 		}
 		down.out = &relayOut{m: m, leg: x.Leg, st: up.store, out: out, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		down.sending = true
+		down.wire.sending(out.Done())
 		m.wg.Add(1)
 		go down.out.run()
 	}
@@ -576,14 +811,22 @@ func (m *media) sendMessage(leg fsm.LegID) error {
 		return errors.New("no link or nothing to send")
 	}
 	src := *m.source
+	lm.sending = true
 	h := cpim.Header{From: "<" + m.n.cfg.URI + ">", To: "<" + src.To + ">", DateTime: time.Now().UTC(),
 		ContentType: src.ContentType, ContentLength: src.Size}
+	// The Message-ID is chosen here rather than by the MSRP session, so that the
+	// transmitter's session record names the one every role relays.
+	id, size := randomHex(10), cpim.WrappedSize(h, src.Size)
+	m.n.obs.sending(leg, id, size)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		body, err := src.Open()
 		if err != nil {
-			m.n.post(func() { m.n.step(fsm.LinkFailed{Leg: leg, Status: 500}) })
+			m.n.post(func() {
+				m.n.step(fsm.LinkFailed{Leg: leg, Status: 500})
+				m.sent(leg, false)
+			})
 			return
 		}
 		defer body.Close()
@@ -599,13 +842,29 @@ func (m *media) sendMessage(leg fsm.LegID) error {
 				m.n.post(func() { m.n.progress(leg) })
 			}
 		}}
-		res, err := lm.sess.Send(m.n.ctx, &msrp.Message{ContentType: cpimType, Body: cpim.Wrap(h, payload),
-			Size: cpim.WrappedSize(h, src.Size), FailureReport: msrp.ReportYes})
+		// cpmlink's own sender asks for success REPORTs to learn every member's
+		// outcome; a sender that hangs up after its last 200 asks for none (the spec's
+		// policy.sender); a blind one asks for no response either (Failure-Report: no,
+		// RFC 4975 §7.1.1), and Send returns once the message is written.
+		fr := msrp.ReportYes
+		if m.n.cfg.Sender == core.SenderBlind {
+			fr = msrp.ReportNo
+		}
+		res, err := lm.sess.Send(m.n.ctx, &msrp.Message{ID: id, ContentType: cpimType, Body: cpim.Wrap(h, payload),
+			Size: size, FailureReport: fr, SuccessReport: m.n.cfg.Sender == core.SenderWaits,
+			Started: lm.wire.sending})
 		m.n.post(func() {
 			m.n.note(leg, "sent", "SEND", fmt.Sprintf("%d bytes, status %d", res.Bytes, res.Status))
-			if err != nil {
+			// A leg the machine closed or that failed already is not reported again (as in
+			// linkFailed): the last chunk's 200 can still be on its way when every member's
+			// REPORT is in and the machine closes the link (the peer writes REPORTs at once
+			// and its responses coalesced), and closing fails the send locally.
+			if err != nil && !m.dead[leg] {
 				m.n.step(fsm.LinkFailed{Leg: leg, Status: statusOf(err)})
 			}
+			// Only Failure-Report: yes earns the 200s that make MessageAcked; a blind
+			// sender's message written out is no news from its peer.
+			m.sent(leg, err == nil && fr == msrp.ReportYes)
 		})
 	}()
 	return nil
@@ -614,15 +873,15 @@ func (m *media) sendMessage(leg fsm.LegID) error {
 // delivery writes a received message to the receiver's store, unwrapping CPIM on the way,
 // and hashes the payload.
 type delivery struct {
-	pw     *io.PipeWriter
+	// src is what the machine delivered so far, read on the delivery's goroutine.
+	src    *storeReader
 	done   chan struct{}
 	result Received
 	err    error
 }
 
 func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
-	var f io.WriteCloser = nopWriteCloser{io.Discard}
-	name := ""
+	var f messageFile = discardFile{}
 	if !m.n.cfg.Discard {
 		dir := m.n.cfg.StoreDir
 		if dir == "" {
@@ -631,57 +890,38 @@ func (m *media) newDelivery(im *msrp.IncomingMessage) (*delivery, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		file, err := createUnique(dir, safeName(im.MessageID))
+		// Written under a temporary name, named only when whole (storefile.go).
+		file, err := createPartial(dir, safeName(im.MessageID), m.n.log.With("message-id", im.MessageID))
 		if err != nil {
 			return nil, err
 		}
-		f, name = file, file.Name()
+		f = file
 	}
-	pr, pw := io.Pipe()
-	d := &delivery{pw: pw, done: make(chan struct{}), result: Received{MessageID: im.MessageID, File: name}}
+	src := newStoreReader(m.n.ctx)
+	d := &delivery{src: src, done: make(chan struct{}), result: Received{MessageID: im.MessageID}}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer close(d.done)
-		h, payload, err := cpim.Read(pr)
+		defer src.close()
+		h, payload, err := cpim.Read(src)
 		if err != nil {
-			f.Close()
+			f.abort(err)
 			d.err = err
-			pr.CloseWithError(err)
 			return
 		}
 		sum := sha256.New()
 		n, err := io.Copy(io.MultiWriter(f, sum), payload)
-		pr.CloseWithError(err)
-		if cerr := f.Close(); err == nil {
-			err = cerr // a store that cannot be written is not a delivery
+		if err != nil {
+			f.abort(err)
+			d.err = err
+			return
 		}
-		d.err = err
+		// A store that cannot be written is not a delivery.
+		d.result.File, d.err = f.commit()
 		d.result.From, d.result.Bytes, d.result.SHA256, d.result.At = h.From, n, hex.EncodeToString(sum.Sum(nil)), time.Now()
 	}()
 	return d, nil
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
-
-// createUnique creates a new file named base in dir, or base-2, base-3 … if that name is
-// taken: a message never overwrites one stored before it, whatever Message-ID its sender
-// chose (two senders may choose the same, and safeName maps several IDs to one name).
-func createUnique(dir, base string) (*os.File, error) {
-	const most = 10000
-	for i := 1; i <= most; i++ {
-		name := base
-		if i > 1 {
-			name = base + "-" + strconv.Itoa(i)
-		}
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if !errors.Is(err, fs.ErrExist) {
-			return f, err
-		}
-	}
-	return nil, fmt.Errorf("runtime: %d files named %s in %s already", most, base, dir)
 }
 
 func safeName(id string) string {
@@ -703,19 +943,20 @@ func (m *media) deliver(x fsm.Deliver) error {
 	if lm == nil || lm.store == nil || lm.file == nil {
 		return errors.New("nothing to deliver")
 	}
-	c, err := lm.store.get(m.n.ctx, x.Chunk)
-	if err != nil {
-		return err
+	f := lm.file
+	select {
+	case <-f.done:
+		// The delivery ended before the message did: the CPIM or the file failed.
+		if f.err != nil {
+			return fmt.Errorf("storing the message: %w", f.err)
+		}
+		return errors.New("the message went on after its end")
+	default:
 	}
-	if _, err := lm.file.pw.Write(c.body); err != nil {
-		return err
-	}
-	lm.store.passed(deliverer, x.Chunk)
+	f.src.deliver(lm.store, x.Chunk, x.Last)
 	if x.Last {
 		// The file is complete before the machine goes on to report the delivery: a
 		// member counts as delivered only once the message is stored.
-		lm.file.pw.Close()
-		f := lm.file
 		select {
 		case <-f.done:
 		case <-m.n.ctx.Done():
@@ -760,8 +1001,28 @@ func (m *media) report(x fsm.SendReport) error {
 	return lm.sess.SendReport(ctx, nil, im.MessageID, br, code, comment, hdrs)
 }
 
-// onReport turns a REPORT from downstream into the machine's ReportReceived.
-func (m *media) onReport(leg fsm.LegID, f *msrp.Frame) {
+// reportStatus sends a receiver's standard REPORT on the whole message (RFC 4975 §7.1.2):
+// no group headers, only the status.
+func (m *media) reportStatus(x fsm.ReportStatus) error {
+	lm := m.legs[x.Leg]
+	if lm == nil || lm.store == nil {
+		return errors.New("no message to report on")
+	}
+	im := lm.store.msg
+	total := max(im.Total, 0)
+	code, comment := 200, "OK"
+	if x.Outcome.Kind != core.Delivered {
+		code, comment = x.Outcome.Status, msrp.StatusText(x.Outcome.Status)
+	}
+	ctx, cancel := context.WithTimeout(m.n.ctx, 5*time.Second)
+	defer cancel()
+	return lm.sess.SendReport(ctx, nil, im.MessageID, msrp.ByteRange{Start: 1, End: total, Total: total}, code, comment, nil)
+}
+
+// onReport turns a REPORT from downstream into the machine's ReportReceived: a server's
+// group report names its member; a member's standard REPORT names none and is about the
+// leg's own member.
+func (m *media) onReport(leg fsm.LegID, wire *legWire, f *msrp.Frame) {
 	member, of := "", 1
 	for _, h := range f.Headers {
 		switch {
@@ -773,14 +1034,17 @@ func (m *media) onReport(leg fsm.LegID, f *msrp.Frame) {
 			}
 		}
 	}
-	if member == "" || f.ReportStatus == nil {
-		return // not one of ours: an end-to-end REPORT of a peer outside cpmlink
+	if f.ReportStatus == nil {
+		return // a REPORT without a Status is malformed (RFC 4975 §7.1.2); the codec answers it
 	}
 	o := core.DeliveredOutcome()
 	if f.ReportStatus.Code != 200 {
 		o = core.FailedOutcome(f.ReportStatus.Code)
 	}
-	m.n.event(fsm.ReportReceived{Leg: leg, Member: member, Outcome: o, Of: of})
+	ev := fsm.ReportReceived{Leg: leg, Member: member, Outcome: o, Of: of}
+	// A success REPORT answers what was acknowledged: it always comes after the 200s.
+	after := wire.afterAcks() || o.Kind == core.Delivered
+	m.n.post(func() { m.reportIn(ev, after) })
 }
 
 // receivedMessages lists what a receiver stored, and a channel closed at the next one.

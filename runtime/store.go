@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -13,12 +14,21 @@ import (
 var errStalled = errors.New("runtime: a downstream stalled the relay")
 
 // storedChunk is one chunk of an incoming message, held until every consumer that may
-// still need it has it.
+// still need it has it. Its body is the MSRP reader's own buffer, kept by reference
+// (msrp.Chunk.Retain), never copied: a 256 MB message through a relay was 256 MB of
+// copies and garbage before (docs/performance.md).
 type storedChunk struct {
-	start int64
-	body  []byte
-	last  bool
+	rc *msrp.RetainedChunk
+	// users counts the consumers between get and put: the buffer goes back to the MSRP
+	// reader's pool only once it left the window (gone) and none of them still writes it
+	// (a consumer dropped for stalling may be in the middle of a write).
+	users int
+	gone  bool
 }
+
+func (c *storedChunk) body() []byte { return c.rc.Body }
+func (c *storedChunk) start() int64 { return c.rc.Range.Start }
+func (c *storedChunk) last() bool   { return c.rc.Flag == msrp.FlagEnd }
 
 // chunkStore holds the chunks of one message arriving on an up leg, between the MSRP
 // reader that receives them and the consumers the machine sends them to: the relay
@@ -33,7 +43,7 @@ type chunkStore struct {
 	limit int64
 	stall time.Duration
 
-	chunks []storedChunk // chunks base+1 .. base+len(chunks)
+	chunks []*storedChunk // chunks base+1 .. base+len(chunks)
 	base   int
 	count  int
 	bytes  int64
@@ -59,7 +69,7 @@ func newChunkStore(msg msrp.IncomingMessage, consumers []string, limit int64, st
 // add stores the next chunk and returns its index (from 1). It waits while the store is
 // full; when a consumer holds it full past the stall timeout, that consumer is dropped and
 // reported. ctx ends the wait.
-func (s *chunkStore) add(ctx context.Context, start int64, body []byte, last bool) (int, error) {
+func (s *chunkStore) add(ctx context.Context, c *msrp.Chunk) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	deadline := time.Now().Add(s.stall)
@@ -84,10 +94,10 @@ func (s *chunkStore) add(ctx context.Context, start int64, body []byte, last boo
 	if s.err != nil {
 		return 0, s.err
 	}
-	s.chunks = append(s.chunks, storedChunk{start: start, body: append([]byte(nil), body...), last: last})
+	s.chunks = append(s.chunks, &storedChunk{rc: c.Retain()})
 	s.count++
-	s.bytes += int64(len(body))
-	if last {
+	s.bytes += int64(len(c.Body))
+	if c.Flag == msrp.FlagEnd {
 		s.done = true
 	}
 	s.cond.Broadcast()
@@ -118,23 +128,35 @@ func (s *chunkStore) slowest() string {
 }
 
 // get returns chunk k, waiting until it arrived (bounded by ctx). It fails when the chunk
-// was released (a consumer asked for what it said it had) or the message failed.
-func (s *chunkStore) get(ctx context.Context, k int) (storedChunk, error) {
+// was released (a consumer asked for what it said it had) or the message failed. The
+// caller puts the chunk back when it is done with its body.
+func (s *chunkStore) get(ctx context.Context, k int) (*storedChunk, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k > s.count && s.err == nil {
 		if ctx.Err() != nil {
-			return storedChunk{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 		s.waitUntil(time.Now().Add(time.Second))
 	}
 	if k <= s.count && k > s.base {
-		return s.chunks[k-s.base-1], nil
+		c := s.chunks[k-s.base-1]
+		c.users++
+		return c, nil
 	}
 	if s.err != nil {
-		return storedChunk{}, s.err
+		return nil, s.err
 	}
-	return storedChunk{}, errors.New("runtime: chunk already released")
+	return nil, errors.New("runtime: chunk already released")
+}
+
+// put ends a get: the caller no longer reads the chunk's body.
+func (s *chunkStore) put(c *storedChunk) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.users--; c.gone && c.users == 0 {
+		c.rc.Release()
+	}
 }
 
 // passed records that a consumer has chunk k.
@@ -176,8 +198,12 @@ func (s *chunkStore) release() {
 		}
 	}
 	for s.base+1 < lowest && len(s.chunks) > 0 {
-		s.bytes -= int64(len(s.chunks[0].body))
-		s.chunks[0] = storedChunk{}
+		c := s.chunks[0]
+		s.bytes -= int64(len(c.body()))
+		if c.gone = true; c.users == 0 {
+			c.rc.Release()
+		}
+		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
 		s.base++
 	}
@@ -189,4 +215,104 @@ func (s *chunkStore) held() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
+}
+
+// storeReader is a receiver's message as an io.Reader: the chunks the machine delivered
+// (Deliver), in order, read from the up leg's store on the delivery's own goroutine. The
+// node's goroutine only says how far the machine has delivered: it never waits for the
+// file or the hash of a chunk, which before took it a synchronous pipe hand-off per
+// 32 KiB (docs/performance.md).
+type storeReader struct {
+	ctx  context.Context
+	wake chan struct{} // capacity 1: something below changed
+
+	mu   sync.Mutex
+	st   *chunkStore
+	want int   // the machine delivered chunks 1..want
+	last int   // the last chunk's index once delivered, else 0
+	err  error // set by stop: the read ends with it
+
+	// The reading goroutine's own.
+	next int          // the next chunk to read
+	from *chunkStore  // where cur comes from
+	cur  *storedChunk // the chunk being read, held (get) until read whole
+	off  int
+}
+
+func newStoreReader(ctx context.Context) *storeReader {
+	return &storeReader{ctx: ctx, wake: make(chan struct{}, 1), next: 1}
+}
+
+func (r *storeReader) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver says the machine delivered chunks up to k of st, k being the last when last.
+func (r *storeReader) deliver(st *chunkStore, k int, last bool) {
+	r.mu.Lock()
+	r.st = st
+	r.want = max(r.want, k)
+	if last {
+		r.last = k
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// stop ends the read with err (the link failed, the node closes) unless it ended already.
+func (r *storeReader) stop(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *storeReader) Read(p []byte) (int, error) {
+	for {
+		if c := r.cur; c != nil {
+			if body := c.body(); r.off < len(body) {
+				n := copy(p, body[r.off:])
+				r.off += n
+				return n, nil
+			}
+			r.cur = nil
+			r.from.put(c)
+			r.from.passed(deliverer, r.next)
+			r.next++
+		}
+		r.mu.Lock()
+		st, want, last, err := r.st, r.want, r.last, r.err
+		r.mu.Unlock()
+		switch {
+		case err != nil:
+			return 0, err
+		case last != 0 && r.next > last:
+			return 0, io.EOF
+		case r.next > want:
+			select {
+			case <-r.wake:
+			case <-r.ctx.Done():
+				return 0, r.ctx.Err()
+			}
+			continue
+		}
+		c, err := st.get(r.ctx, r.next)
+		if err != nil {
+			return 0, err
+		}
+		r.from, r.cur, r.off = st, c, 0
+	}
+}
+
+// close gives back the chunk being read, if any, once the reading goroutine is done.
+func (r *storeReader) close() {
+	if r.cur != nil {
+		r.from.put(r.cur)
+		r.cur = nil
+	}
 }

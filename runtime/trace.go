@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
 )
 
 // Record is one line of a trace (NDJSON): an event a role's machine took or an action it
@@ -45,6 +47,11 @@ type Tracer struct {
 	// which link when, and how each member fared, but cannot be validated against the
 	// spec. Set it before the tracer is used.
 	Summary bool
+	// Only, if not empty, keeps only the records of these types ("LinkUp"): a caller that
+	// needs one kind of record (bench, which times the set-up by its last LinkUp) does not
+	// pay, on every driver's goroutine, for building the others. Set it before the tracer
+	// is used.
+	Only []string
 
 	mu   sync.Mutex
 	w    io.Writer
@@ -60,6 +67,14 @@ func NewTracer(w io.Writer, keep *[]Record) *Tracer {
 		t.enc = json.NewEncoder(w)
 	}
 	return t
+}
+
+// wants reports whether the tracer keeps records of type typ.
+func (t *Tracer) wants(typ string) bool {
+	if t == nil {
+		return false
+	}
+	return len(t.Only) == 0 || slices.Contains(t.Only, typ)
 }
 
 func (t *Tracer) add(r Record) {
@@ -105,6 +120,10 @@ func fieldsOf(v any) map[string]any {
 		switch x := val.(type) {
 		case fsm.SDP:
 			val = x.Path
+			// The a=setup the SDP carried (RFC 6135), beside the path: "OfferSetup".
+			if x.Setup != core.SetupNone {
+				out[f.Name+"Setup"] = x.Setup.String()
+			}
 		case fsm.Outcome:
 			val = x.String()
 		}
@@ -155,8 +174,10 @@ func msrpOf(v any) string {
 		return "failed"
 	case fsm.SendReceived, fsm.RelayChunk, fsm.SendMessage:
 		return "SEND"
-	case fsm.ReportReceived, fsm.SendReport:
+	case fsm.ReportReceived, fsm.SendReport, fsm.ReportStatus:
 		return "REPORT"
+	case fsm.MessageAcked:
+		return "200 (every SEND)"
 	case fsm.CloseLink:
 		return "close"
 	case fsm.AbortLink:

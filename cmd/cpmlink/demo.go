@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,45 +73,56 @@ type demoJSON struct {
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", stderr)
 	variant := fs.String("variant", "fig1", "variant `name` (see docs/variants.md)")
-	members := fs.Int("members", 5, "group members")
-	pfbs := fs.Int("pfbs", 2, "terminating PFs the members are spread over")
-	size := fs.String("size", "2MB", "message size (K, M, G are powers of 1024)")
-	transport := fs.String("transport", "udp", "SIP transport: udp or tcp")
+	specPath := fs.String("spec", "", "spec `file` the variant comes from; it must compile to the generated code, as a spec\n"+
+		"that only adds variants (extends: default) does (default: the embedded spec)")
+	members := intFlag(fs, "members", defaultMembers, "group `members`")
+	pfbs := intFlag(fs, "pfbs", defaultPFBs, "terminating `PFs` the members are spread over")
+	size := sizeFlag(fs, "size", "2MiB", "message `size`")
+	transport := fs.String("transport", "udp", "SIP `transport`: udp, tcp, or tls (SIP over TLS and msrps, with a throw-away loopback certificate)")
 	sipCore := fs.String("sip-core", "", "external SIP/IP core `host:port` (default: the embedded one); see docs/kamailio.md")
-	basePort := fs.Int("base-port", 0, "fixed loopback ports from `port` on, so that an external SIP/IP core can route to the roles:\n"+
+	basePort := intFlag(fs, "base-port", 0, "fixed loopback ports from `port` on, so that an external SIP/IP core can route to the roles:\n"+
 		"the i-th instance of pfa, cf, pfb1.., clientA, m1.. takes SIP port+i (UDP and TCP) and MSRP port+n+i (n instances)\n"+
 		"(default: free ports chosen at start)")
 	printRoutes := fs.Bool("print-routes", false, "print where each instance listens and the SIP/IP core's routing table, then exit (needs --base-port)")
 	out := fs.String("out", "cpmlink-demo", "`directory` for the trace, the diagrams and the members' stores")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	chunk := fs.String("chunk", "64KiB", "MSRP chunk size")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	chunk := sizeFlag(fs, "chunk-size", "64KiB", "MSRP chunk `size`, at most 1MiB")
+	alias(fs, "chunk", "chunk-size")
+	timeout := durationFlag(fs, "timeout", 2*time.Minute, "give up after this `long`, e.g. 90s or 5m")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	v, ok := fsm.VariantByName(*variant)
-	if !ok {
-		return fail(stderr, "unknown variant %q", *variant)
+	if err := errors.Join(atLeast("members", *members, 1, "a group has at least 1 member"),
+		atLeast("pfbs", *pfbs, 1, "a group has at least 1 PF-B"),
+		oneOf("transport", *transport, "udp", "tcp", "tls"),
+		inRange("base-port", *basePort, 0, 65535, "0 (free ports) or a port up to 65535, leaving room for every instance"),
+		sizeRange("chunk-size", *chunk, 1, 1<<20, "between 1B and 1MiB"),
+		positive("timeout", *timeout)); err != nil {
+		return refusal(stderr, "demo", err)
 	}
-	n, err := runtime.ParseSize(*size)
+	all, err := loadVariants(*specPath)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return fail(stderr, "demo: --spec: %v", err)
 	}
-	chunkSize, err := runtime.ParseSize(*chunk)
-	if err != nil || chunkSize < 1 {
-		return fail(stderr, "bad --chunk %q", *chunk)
+	nv, err := pickVariant(all, *variant)
+	if err != nil {
+		return refusal(stderr, "demo", err)
 	}
-	if *transport != "udp" && *transport != "tcp" {
-		return fail(stderr, "--transport must be udp or tcp")
-	}
+	v, n, chunkSize := nv.Variant, *size, *chunk
 	gcfg := runtime.GroupConfig{Variant: v, Members: *members, PFBs: *pfbs, Transport: *transport,
 		SIPCore: *sipCore, BasePort: *basePort, StoreDir: filepath.Join(*out, "members"), ChunkSize: int(chunkSize)}
+	if *transport == "tls" {
+		// SIP over TLS runs through the embedded core, which takes the group's certificate.
+		if *sipCore != "" || *printRoutes {
+			return refusal(stderr, "demo", errors.New("--transport tls runs the embedded SIP/IP core (it serves the throw-away certificate): leave out --sip-core and --print-routes"))
+		}
+		if gcfg.TLS, err = runtime.LoopbackTLS(); err != nil {
+			return fail(stderr, "demo: %v", err)
+		}
+	}
 	if *printRoutes {
 		if *basePort == 0 {
-			return fail(stderr, "--print-routes needs --base-port: without it the ports are chosen at start")
-		}
-		if *members < 1 || *pfbs < 1 {
-			return fail(stderr, "a group needs at least one member and one PF-B")
+			return refusal(stderr, "demo", errors.New("--print-routes needs --base-port: without it the ports are chosen at start"))
 		}
 		printLayout(stdout, gcfg, *asJSON)
 		return 0
@@ -156,7 +169,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 	res := demoJSON{Variant: v.Name, Members: *members, PFBs: *pfbs, Transport: *transport, Bytes: n, SHA256Sent: sent,
 		Trace: filepath.Join(*out, "trace.ndjson"), Out: *out, SIPCore: g.CoreAddr(), External: *sipCore != "", Routes: g.Routes()}
-	ok = sendErr == nil && idleErr == nil
+	ok := sendErr == nil && idleErr == nil
 	var last time.Time
 	for i, m := range g.Members {
 		row := memberRow{Member: runtime.MemberURI(i, *pfbs), Outcome: outcome.Of(runtime.MemberURI(i, *pfbs)).String()}
@@ -244,6 +257,9 @@ func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, 
 	// INVITE, on hop3 and hop4), from the records of both ends.
 	ends := map[string][]string{}
 	target := map[[2]string]string{}
+	// hop4's INVITE targets the member's registered contact (sip:m1@127.0.0.1:45127);
+	// the table names the member by its address of record, from hop3's INVITE.
+	aor := map[string]string{}
 	var lastUp time.Time
 	for _, r := range recs {
 		if r.Dialog != "" && !slices.Contains(ends[r.Dialog], r.Node) {
@@ -251,6 +267,9 @@ func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, 
 		}
 		if t, ok := r.Fields["Target"].(string); ok && (r.Type == "SendInvite" || r.Type == "InviteReceived") {
 			target[[2]string{r.Node, r.Leg}] = t
+			if r.Hop == "hop3" {
+				aor[userPart(t)] = t
+			}
 		}
 		if r.Dir == "in" && r.Type == "LinkUp" && r.Time.After(lastUp) {
 			lastUp = r.Time
@@ -267,6 +286,9 @@ func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, 
 			if h >= int(fsm.Hop3) {
 				row.Member = target[[2]string{r.Node, r.Leg}]
 			}
+			if a, ok := aor[userPart(row.Member)]; ok {
+				row.Member = a
+			}
 		}
 		for _, n := range ends[r.Dialog] {
 			if n != r.Node {
@@ -279,6 +301,11 @@ func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, 
 		if rows[i].Hop != rows[j].Hop {
 			return rows[i].Hop < rows[j].Hop
 		}
+		// m2 before m10: members in the order they were numbered.
+		a, b := memberNo(rows[i].Member), memberNo(rows[j].Member)
+		if a != b {
+			return a < b
+		}
 		return rows[i].Member < rows[j].Member
 	})
 	var setup int64
@@ -286,6 +313,24 @@ func hopTable(v fsm.Variant, recs []runtime.Record, start time.Time) ([]hopRow, 
 		setup = lastUp.Sub(start).Milliseconds()
 	}
 	return rows, setup
+}
+
+// userPart returns the user of a SIP URI (m1 of sip:m1@127.0.0.1:45127).
+func userPart(uri string) string {
+	u := strings.TrimPrefix(strings.TrimPrefix(uri, "sips:"), "sip:")
+	if i := strings.IndexByte(u, '@'); i >= 0 {
+		return u[:i]
+	}
+	return ""
+}
+
+// memberNo is the number of a member's URI (10 of sip:m10@b2.example), or -1.
+func memberNo(uri string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(userPart(uri), "m"))
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func hopIndex(name string) int {
@@ -308,17 +353,31 @@ func printDemo(w io.Writer, r demoJSON) {
 		fmt.Fprintf(w, " %s=%s", d, r.Routes[d])
 	}
 	fmt.Fprint(w, "\n\n")
-	fmt.Fprintf(w, "%-5s %-20s %-8s %-8s %-14s %s\n", "hop", "for member", "opener", "peer", "trigger", "connection")
+	// Columns as wide as their widest cell, so that long names keep the table aligned.
+	width := func(head string, cell func(hopRow) string) int {
+		n := len(head)
+		for _, h := range r.Hops {
+			n = max(n, len(cell(h)))
+		}
+		return n
+	}
+	member := func(h hopRow) string {
+		if h.Member == "" {
+			return "(all)"
+		}
+		return h.Member
+	}
+	wm := width("for member", member)
+	wo := width("opener", func(h hopRow) string { return h.Opener })
+	wp := width("peer", func(h hopRow) string { return h.Peer })
+	wt := width("trigger", func(h hopRow) string { return h.Trigger })
+	fmt.Fprintf(w, "%-5s %-*s %-*s %-*s %-*s %s\n", "hop", wm, "for member", wo, "opener", wp, "peer", wt, "trigger", "connection")
 	for _, h := range r.Hops {
 		conn := "new"
 		if h.Reused {
 			conn = "reused"
 		}
-		member := h.Member
-		if member == "" {
-			member = "(all)"
-		}
-		fmt.Fprintf(w, "%-5s %-20s %-8s %-8s %-14s %s\n", h.Hop, member, h.Opener, h.Peer, h.Trigger, conn)
+		fmt.Fprintf(w, "%-5s %-*s %-*s %-*s %-*s %s\n", h.Hop, wm, member(h), wo, h.Opener, wp, h.Peer, wt, h.Trigger, conn)
 	}
 	fmt.Fprintf(w, "\ntimings: all hops up %d ms after the INVITE, last byte delivered at %d ms, sessions ended at %d ms\n\n", r.SetupMS, r.DeliveryMS, r.TeardownMS)
 	fmt.Fprintf(w, "%-22s %-64s %s\n", "sender", r.SHA256Sent, "")
@@ -398,7 +457,7 @@ func validateRun(cfg proptest.Config, t *proptest.Trace, complete bool) string {
 	case err != nil:
 		return "error: " + err.Error()
 	case viol != nil:
-		return "VIOLATED " + viol.Error()
+		return "VIOLATED " + strings.Join(cfg.Explain(viol), "\n  ")
 	}
 	return fmt.Sprintf("ok (%d events replayed through the spec's checkers)", len(t.Records))
 }

@@ -30,7 +30,8 @@ import (
 )
 
 // deployTestYAML is docs/deploy.yaml's deployment with free ports (%d: core, pfa sip, pfa
-// msrp, cf sip, cf msrp, pfb1 sip, pfb1 msrp), plus dave, a member who never runs.
+// msrp, cf sip, cf msrp, pfb1 sip, pfb1 msrp): pfa and pfb1 authenticate their clients
+// against docs/deploy-credentials.txt, and the trust domain is the default one.
 const deployTestYAML = `variant: fig1
 core:
   listen: 127.0.0.1:%d
@@ -43,6 +44,7 @@ roles:
     uri: sip:pf@a.example
     sip: 127.0.0.1:%d
     msrp: 127.0.0.1:%d
+    auth: {credentials: deploy-credentials.txt}
   - name: cf
     role: cf
     uri: sip:cf@cf.example
@@ -57,14 +59,13 @@ roles:
     uri: sip:pf@b1.example
     sip: 127.0.0.1:%d
     msrp: 127.0.0.1:%d
+    auth: {credentials: deploy-credentials.txt}
 clients:
   - uri: sip:alice@a.example
     pf: pfa
   - uri: sip:bob@b1.example
     pf: pfb1
   - uri: sip:carol@b1.example
-    pf: pfb1
-  - uri: sip:dave@b1.example
     pf: pfb1
 `
 
@@ -289,6 +290,18 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The page's credentials file, and each client's password in a file of its own.
+	creds, err := os.ReadFile(filepath.Join("..", "..", "docs", "deploy-credentials.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := func(user string) string { return filepath.Join(dir, user+".password") }
+	for name, text := range map[string]string{filepath.Join(dir, "deploy-credentials.txt"): string(creds),
+		pw("alice"): "alice-example-password\n", pw("bob"): "bob-example-password\n", pw("carol"): "carol-example-password\n", pw("wrong"): "guess\n"} {
+		if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	trace := filepath.Join(dir, "pfb1.ndjson")
 
 	servers := []*proc{
@@ -304,8 +317,8 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 		t.Errorf("serve core,cf printed\n%s", strings.Join(servers[0].out, "\n"))
 	}
 
-	bob := startProc(t, bin, "recv bob", nil, "recv", "--config", cfg, "--as", "sip:bob@b1.example", "--dir", filepath.Join(dir, "bob"), "--count", "3")
-	carol := startProc(t, bin, "recv carol", nil, "recv", "--config", cfg, "--as", "sip:carol@b1.example", "--dir", filepath.Join(dir, "carol"))
+	bob := startProc(t, bin, "recv bob", nil, "recv", "--config", cfg, "--as", "sip:bob@b1.example", "--password-file", pw("bob"), "--dir", filepath.Join(dir, "bob"), "--count", "3")
+	carol := startProc(t, bin, "recv carol", nil, "recv", "--config", cfg, "--as", "sip:carol@b1.example", "--password-file", pw("carol"), "--dir", filepath.Join(dir, "carol"))
 	bob.expect(ctx, t, "registered sip:bob@b1.example with pfb1")
 	carol.expect(ctx, t, "registered sip:carol@b1.example with pfb1")
 
@@ -313,7 +326,7 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 	file := filepath.Join(dir, "payload.bin")
 	sum1 := randomFile(t, file, 1<<20+12345)
 	start := time.Now()
-	send := startProc(t, bin, "send --to", nil, "send", "--config", cfg, "--from", "sip:alice@a.example", "--to", "sip:team@cf.example", "--file", file)
+	send := startProc(t, bin, "send --to", nil, "send", "--config", cfg, "--from", "sip:alice@a.example", "--password-file", pw("alice"), "--to", "sip:team@cf.example", "--file", file)
 	code, out := send.wait(ctx, t)
 	t.Logf("send to the group: %v", time.Since(start))
 	if code != 0 || !strings.Contains(out, "sha256 "+sum1) || !strings.Contains(out, "2 of 2 members delivered") {
@@ -332,7 +345,7 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 	rand.Read(stdin)
 	s2 := sha256.Sum256(stdin)
 	sum2 := hex.EncodeToString(s2[:])
-	send = startProc(t, bin, "send --members -", bytes.NewReader(stdin), "send", "--config", cfg, "--from", "sip:alice@a.example",
+	send = startProc(t, bin, "send --members -", bytes.NewReader(stdin), "send", "--config", cfg, "--from", "sip:alice@a.example", "--password-file", pw("alice"),
 		"--members", "sip:bob@b1.example,sip:carol@b1.example", "--file", "-")
 	if code, out := send.wait(ctx, t); code != 0 || !strings.Contains(out, "sha256 "+sum2+"  200000 bytes") {
 		t.Fatalf("send --members --file -: exit %d\n%s\nstderr:\n%s", code, out, send.stderr.String())
@@ -340,10 +353,29 @@ func testDeploy(t *testing.T, bin string, withTLS bool) {
 	storedLine(t, "bob", bob.expect(ctx, t, "message 2: "), sum2, 200_000)
 	storedLine(t, "carol", carol.expect(ctx, t, "message 2: "), sum2, 200_000)
 
+	// A wrong password: refused at the PF-A, nothing sent (bob and carol store nothing:
+	// their next messages are number 3).
+	send = startProc(t, bin, "send wrong password", nil, "send", "--config", cfg, "--from", "sip:alice@a.example", "--password-file", pw("wrong"),
+		"--to", "sip:team@cf.example", "--file", file)
+	if code, out := send.wait(ctx, t); code != 1 || !strings.Contains(send.stderr.String(), "registering with pfa: sipx: REGISTER answered 401") {
+		t.Errorf("send with a wrong password: exit %d\n%s\nstderr:\n%s", code, out, send.stderr.String())
+	}
+
+	// The PF-B restarted: its members are served at once from its state dir (the recv
+	// processes do not register again within the test).
+	if out := servers[2].stop(ctx, t); !strings.HasSuffix(out, "stopped") {
+		t.Errorf("%s:\n%s", servers[2].name, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cpmlink.state", "pfb1.db")); err != nil {
+		t.Errorf("pfb1's location store: %v", err)
+	}
+	servers[2] = startProc(t, bin, "serve pfb1 again", nil, "serve", "--config", cfg, "--role", "pfb1")
+	servers[2].expect(ctx, t, "ready: ")
+
 	// 3. A member who is not registered: the others still get it, and send says who did
 	// not, with the status, and exits 1.
 	sum3 := randomFile(t, file, 5000)
-	send = startProc(t, bin, "send to dave", nil, "send", "--config", cfg, "--from", "sip:alice@a.example",
+	send = startProc(t, bin, "send to dave", nil, "send", "--config", cfg, "--from", "sip:alice@a.example", "--password-file", pw("alice"),
 		"--members", "sip:bob@b1.example,sip:dave@b1.example", "--file", file)
 	code, out = send.wait(ctx, t)
 	if code != 1 || !outcomeLine(out, "sip:dave@b1.example", "failed (480 Temporarily Unavailable)") || !outcomeLine(out, "sip:bob@b1.example", "delivered") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,8 @@ func canonicalDiagram(v proptest.NamedVariant, members, pfbs int, full bool) (*s
 	if viol != nil {
 		return nil, fmt.Errorf("%s: the canonical run violates %v", v.Name, viol)
 	}
-	d := cfg.Diagram(v.Name, steps)
+	// Numbered as the patent numbers its figures' steps (S101…).
+	d := cfg.FigureDiagram(v.Name, steps)
 	if !full {
 		d = setupOnly(d)
 	}
@@ -50,30 +52,35 @@ func canonicalDiagram(v proptest.NamedVariant, members, pfbs int, full bool) (*s
 
 func runDiagram(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("diagram", stderr)
-	variant := fs.String("variant", "fig1", "variant `name`")
+	variant := fs.String("variant", "fig1", "variant `name` (one; docs/variants.md lists them)")
 	specPath := fs.String("spec", "", "spec `file` the variant comes from (default: the embedded spec)")
-	format := fs.String("format", "mermaid", "mermaid or svg")
-	members := fs.Int("members", 1, "group members")
-	pfbs := fs.Int("pfbs", 1, "terminating PFs")
+	format := fs.String("format", "mermaid", "output `format`: mermaid or svg")
+	members := intFlag(fs, "members", defaultMembers, "group `members`")
+	pfbs := intFlag(fs, "pfbs", defaultPFBs, "terminating `PFs` the members are spread over")
 	full := fs.Bool("full", false, "draw everything (MSRP frames, REPORTs, BYE), not only the set-up the figures show")
 	out := fs.String("out", "-", "file to write (- for standard output)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	*format = strings.ToLower(*format)
+	if err := errors.Join(atLeast("members", *members, 1, "a group has at least 1 member"),
+		atLeast("pfbs", *pfbs, 1, "a group has at least 1 PF-B"), oneOf("format", *format, "mermaid", "svg")); err != nil {
+		return refusal(stderr, "diagram", err)
+	}
 	all, err := loadVariants(*specPath)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return fail(stderr, "diagram: --spec: %v", err)
 	}
-	vs, err := pickVariants(all, *variant)
-	if err != nil || len(vs) != 1 {
-		return fail(stderr, "need one variant: %v", err)
+	v, err := pickVariant(all, *variant)
+	if err != nil {
+		return refusal(stderr, "diagram", err)
 	}
-	d, err := canonicalDiagram(vs[0], *members, *pfbs, *full)
+	d, err := canonicalDiagram(v, *members, *pfbs, *full)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	var b []byte
-	switch strings.ToLower(*format) {
+	switch *format {
 	case "mermaid":
 		b = []byte(d.Mermaid())
 	case "svg":

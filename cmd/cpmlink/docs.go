@@ -42,6 +42,14 @@ func variantsDoc() (string, error) {
 	fmt.Fprintf(&b, "its text names. Each is a point of the knob space (see [spec.md](spec.md) for the knobs and\n")
 	fmt.Fprintf(&b, "[variant-map.md](variant-map.md) for the whole space). Regenerate with `go generate ./...`.\n\n")
 	fmt.Fprintf(&b, "An opener is written `end/trigger`: the hop's INVITE sender (`offerer`) or receiver\n(`answerer`), and the trigger it opens the link on.\n\n")
+	fmt.Fprintf(&b, "In the diagrams, `->>` is a SIP request or response, `-->>` an MSRP link opening drawn from\n")
+	fmt.Fprintf(&b, "the party that opens it, `-)` an MSRP request. Each step carries the number of the patent's\n")
+	fmt.Fprintf(&b, "text that sends it: the SIP messages FIG. 1's S101–S111 (the text of FIG. 2–7 takes FIG. 1's\n")
+	fmt.Fprintf(&b, "negotiation over), a link opening the step of its solution that establishes that hop's link:\n")
+	fmt.Fprintf(&b, "S105, S106, S110, S111 in solution 1 (the INVITE's sender opens), S204…S201 in solution 2 (its\n")
+	fmt.Fprintf(&b, "receiver opens), S301…S304 in solution 3 (the clients open). An alternative keeps its hop's\n")
+	fmt.Fprintf(&b, "step. A step number may come out of order where the variant sends the message earlier or\n")
+	fmt.Fprintf(&b, "later than FIG. 1 does (the CF's 200 OK, S103, waits for the member in FIG. 2).\n\n")
 	fmt.Fprintf(&b, "| variant | hop1 | hop2 | hop3 | hop4 |")
 	var others []string
 	for _, k := range fsm.KnobKeys {
@@ -70,6 +78,17 @@ func variantsDoc() (string, error) {
 		x := s.Variant(v.Name)
 		if x != nil && x.Base != "" {
 			fmt.Fprintf(&b, "Based on [%s](#%s).\n\n", x.Base, x.Base)
+		}
+		if rules := v.Order.Rules(); len(rules) > 0 {
+			fmt.Fprintf(&b, "The figure's step order, which the checkers hold every path to ([orders](spec.md#orders-the-figures-step-order)):\n\n")
+			for _, r := range rules {
+				var after []string
+				for _, t := range r.After {
+					after = append(after, "`"+t.Text+"`")
+				}
+				fmt.Fprintf(&b, "- %s (`%s`): `%s` only after %s\n", r.Cite, r.Name, r.Then.Text, strings.Join(after, " or "))
+			}
+			fmt.Fprintln(&b)
 		}
 		fmt.Fprintf(&b, "Set-up with one member, as the canonical schedule (first sent, first delivered) runs it:\n\n```mermaid\n%s```\n", d.Mermaid())
 	}

@@ -80,7 +80,7 @@ func TestDemoWithKamailio(t *testing.T) {
 
 // TestPrintRoutesNeedsBasePort: without fixed ports there is no table to print.
 func TestPrintRoutesNeedsBasePort(t *testing.T) {
-	if code, _, stderr := cli(t, "demo", "--print-routes"); code != 1 || !strings.Contains(stderr, "--base-port") {
+	if code, _, stderr := cli(t, "demo", "--print-routes"); code != 2 || !strings.Contains(stderr, "--base-port") {
 		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }

@@ -11,19 +11,17 @@
 //	cpmlink map       classify every combination of knob values (docs/variant-map.md)
 //	cpmlink docs      regenerate docs/variants.md
 //	cpmlink gen       compile a spec into role machines
+//	cpmlink version   print the module version and the VCS revision it was built from
 //
 // Run `cpmlink COMMAND -h` for a command's flags.
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
@@ -47,6 +45,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	stop := startProfiles(args[0])
+	defer stop()
 	return c.run(args[1:], stdout, stderr)
 }
 
@@ -77,29 +80,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'cpmlink COMMAND -h' for a command's flags.")
-}
-
-// newFlags returns a flag set that reports errors to stderr and never exits.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("cpmlink "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parse parses flags and reports whether to go on; the status is 0 for -h, 2 otherwise.
-func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
-		return 2, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected arguments: %s\n", fs.Name(), strings.Join(fs.Args(), " "))
-		return 2, false
-	}
-	return 0, true
+	fmt.Fprintln(w, "Run 'cpmlink COMMAND -h' for a command's flags; docs/cli.md lists them all.")
 }
 
 func fail(stderr io.Writer, format string, args ...any) int {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/deploy"
 )
 
 func init() {
@@ -30,21 +31,27 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	df := addDeployFlags(fs)
 	as := fs.String("as", "", "the receiver's `URI`: a client of the configuration registered with a pfb")
 	dir := fs.String("dir", "", "`directory` to store received messages in (created if missing)")
-	count := fs.Int("count", 0, "exit after `N` messages (0: run until SIGINT or SIGTERM)")
-	expires := fs.Duration("expires", 10*time.Minute, "registration lifetime; it is renewed at half of it")
-	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long a message in flight may take to arrive")
+	count := intFlag(fs, "count", 0, "exit after `N` messages (0: run until SIGINT or SIGTERM)")
+	expires := durationFlag(fs, "expires", 10*time.Minute, "registration `lifetime`, e.g. 10m; it is renewed at half of it")
+	grace := durationFlag(fs, "grace", 10*time.Second, "on SIGINT or SIGTERM, how `long` a message in flight may take to arrive, e.g. 10s")
+	passwordFile := addPasswordFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if err := df.refused(); err != nil {
+		return refusal(stderr, "recv", err)
+	}
 	switch {
 	case *as == "":
-		return fail(stderr, "recv: --as URI is required")
+		return refusal(stderr, "recv", errors.New("--as URI is required: the receiver, a client of the configuration registered with a pfb"))
 	case *dir == "":
-		return fail(stderr, "recv: --dir DIR is required")
-	case *count < 0:
-		return fail(stderr, "recv: --count must not be negative")
-	case *expires < 2*time.Second:
-		return fail(stderr, "recv: --expires must be at least 2s")
+		return refusal(stderr, "recv", errors.New("--dir DIR is required: where the messages are stored (created if missing)"))
+	}
+	if err := errors.Join(atLeast("count", *count, 0, "0 (run until stopped) or more"), positive("grace", *grace)); err != nil {
+		return refusal(stderr, "recv", err)
+	}
+	if *expires < 2*time.Second {
+		return refusal(stderr, "recv", errors.New(refuse("expires", expires.String(), "is too short: at least 2s, since it is renewed at half of it")))
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return fail(stderr, "%v", err)
@@ -55,18 +62,26 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	}
 	defer closeTrace()
 	pf, _ := cfg.ClientPF(*as)
+	password, err := clientPassword(cfg, *as, *passwordFile)
+	if err != nil {
+		return fail(stderr, "recv: %v", err)
+	}
 
 	sig, stopSignals := signalled()
 	defer stopSignals()
 	life, endLife := context.WithCancel(context.Background())
 	defer endLife()
-	node, err := cfg.StartClient(life, *as, runtime.ClientOptions{StoreDir: *dir, Trace: tr, Logger: log})
+	node, err := cfg.StartClient(life, *as, deploy.ClientOptions{StoreDir: *dir, Password: password, Trace: tr, Logger: log})
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	if node.Kind() != fsm.RoleClientB {
 		node.Close()
 		return fail(stderr, "recv: %s registers with %s, a PF-A: it transmits (cpmlink send --from %s)", *as, pf, *as)
+	}
+	if err := probeRegisterPath(sig, cfg, *as, pf, *df.config); err != nil {
+		node.Close()
+		return fail(stderr, "recv: %v", err)
 	}
 	if err := registerClient(sig, node, *expires); err != nil {
 		node.Close()

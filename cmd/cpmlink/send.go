@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -16,6 +17,7 @@ import (
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/runtime"
+	"github.com/cpmlink/cpmlink/runtime/deploy"
 	"github.com/cpmlink/cpmlink/runtime/msrp"
 	"github.com/cpmlink/cpmlink/runtime/sipx"
 )
@@ -35,9 +37,13 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	members := fs.String("members", "", "an ad-hoc group: comma-separated member `URIs`")
 	file := fs.String("file", "", "the `path` of the payload, or - to read it from stdin")
 	ctype := fs.String("type", "", "the payload's content `type` (default: from the file name, else application/octet-stream)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	timeout := durationFlag(fs, "timeout", 5*time.Minute, "give up after this `long`, e.g. 90s or 5m")
+	passwordFile := addPasswordFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if err := df.refused(); err != nil {
+		return refusal(stderr, "send", err)
 	}
 	var list []string
 	for _, m := range strings.Split(*members, ",") {
@@ -47,13 +53,14 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case *from == "":
-		return fail(stderr, "send: --from URI is required")
+		return refusal(stderr, "send", errors.New("--from URI is required: the transmitter, a client of the configuration registered with a pfa"))
 	case (*to == "") == (len(list) == 0):
-		return fail(stderr, "send: give either --to GROUP-URI or --members URI,...")
+		return refusal(stderr, "send", errors.New("give either --to GROUP-URI or --members URI,... (an ad-hoc group), not both"))
 	case *file == "":
-		return fail(stderr, "send: --file PATH (or --file - for stdin) is required")
-	case *timeout <= 0:
-		return fail(stderr, "send: --timeout must be positive")
+		return refusal(stderr, "send", errors.New("--file PATH (or --file - for stdin) is required"))
+	}
+	if err := positive("timeout", *timeout); err != nil {
+		return refusal(stderr, "send", err)
 	}
 	cfg, tr, log, closeTrace, err := df.open()
 	if err != nil {
@@ -75,6 +82,10 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "send: %v", err)
 	}
 	defer cleanup()
+	password, err := clientPassword(cfg, *from, *passwordFile)
+	if err != nil {
+		return fail(stderr, "send: %v", err)
+	}
 	if *ctype == "" {
 		*ctype = "application/octet-stream"
 		if t := mime.TypeByExtension(filepath.Ext(*file)); t != "" && *file != "-" {
@@ -88,7 +99,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	life, endLife := context.WithCancel(context.Background())
 	defer endLife()
-	node, err := cfg.StartClient(life, *from, runtime.ClientOptions{Trace: tr, Logger: log})
+	node, err := cfg.StartClient(life, *from, deploy.ClientOptions{Password: password, Trace: tr, Logger: log})
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -97,8 +108,20 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	if node.Kind() != fsm.RoleClientA {
 		return fail(stderr, "send: %s registers with %s, a PF-B: it receives (cpmlink recv --as %s)", *from, pf, *from)
 	}
+	// Nothing listening is said in a second or two, not after the REGISTER's deadline.
+	if err := probeRegisterPath(ctx, cfg, *from, pf, *df.config); err != nil {
+		return fail(stderr, "send: %v", err)
+	}
 	// Registered for as long as the send may take, as a client is while it sends.
 	if err := registerClient(ctx, node, *timeout+time.Minute); err != nil {
+		// The PF may have bound us although its answer never arrived (lost, or refused by
+		// the transport): the binding would outlive the send, and enough of them lock
+		// the user out. A sender's binding ends with the send, whatever happened.
+		unreg, cancelUnreg := context.WithTimeout(context.Background(), unregisterTimeout)
+		defer cancelUnreg()
+		if uerr := node.Register(unreg, 0); uerr != nil {
+			fmt.Fprintf(stderr, "cpmlink: send: removing the registration: %v\n", uerr)
+		}
 		return fail(stderr, "send: %s registering with %s: %v", *from, pf, err)
 	}
 

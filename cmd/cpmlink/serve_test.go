@@ -14,7 +14,7 @@ var exampleConfig = filepath.Join("..", "..", "docs", "deploy.yaml")
 // without serving.
 func TestServeRefuses(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(bad, []byte("variant: fig1\nsip-core: 127.0.0.1:5060\nroles:\n  - name: pfa\n    role: pfa\n    uri: sip:pf@a.example\n    sip: 192.0.2.1:5061\n    msrp: 127.0.0.1:2856\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("variant: fig1\nsip-core: 127.0.0.1:5060\nroles:\n  - name: pfa\n    role: pfa\n    uri: sip:pf@a.example\n    sip: 0.0.0.0:5061\n    msrp: 0.0.0.0:2856\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -22,12 +22,12 @@ func TestServeRefuses(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "no such file"},
-		{[]string{"--config", bad}, 1, bad + ":7: roles[0] (pfa): sip: \"192.0.2.1:5061\": cpmlink binds loopback addresses only"},
+		{[]string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "--config: no deployment file"},
+		{[]string{"--config", bad}, 1, bad + ":7: roles[0] (pfa): sip 0.0.0.0:5061 binds every interface, which names no address a peer could use: set roles[0].advertise"},
 		{[]string{"--config", exampleConfig, "--role", "pfb9"}, 1, `no such instance: "pfb9" (the configuration has core, pfa, cf, pfb1)`},
 		{[]string{"--config", exampleConfig, "--role", "bob"}, 1, "bob is a client: run it with cpmlink send --from or cpmlink recv --as sip:bob@b1.example"},
-		{[]string{"--config", exampleConfig, "--log", "loud"}, 1, `--log "loud"`},
-		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"--config", exampleConfig, "--log", "loud"}, 2, `--log: "loud" is not one of debug, info, warn, error, off`},
+		{[]string{"--bogus"}, 2, "--bogus: no such flag"},
 	} {
 		code, stdout, stderr := cli(t, append([]string{"serve"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || stdout != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,21 +40,60 @@ func knobLine(v fsm.Variant) string {
 func runMap(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("map", stderr)
 	out := fs.String("out", "docs/variant-map.md", "file to write (- for standard output)")
-	members := fs.Int("members", 1, "group members each combination is explored with")
-	pfbs := fs.Int("pfbs", 1, "terminating PFs")
+	// One member over one PF-B, not the two over two of the other commands: this explores
+	// every combination, and at two over two that takes hours (see defaultMembers).
+	members := intFlag(fs, "members", 1, "group `members` each combination is explored with")
+	pfbs := intFlag(fs, "pfbs", 1, "terminating `PFs`")
 	// A prime stride, so that the sample varies every knob (the last knobs of the
 	// enumeration cycle with power-of-two periods).
-	every := fs.Int("cross-check-every", 1021, "also explore one combination in every N with 2 members over 2 PF-Bs (0: none)")
-	quiet := fs.Bool("q", false, "no progress on standard error")
+	every := intFlag(fs, "cross-check-every", 1021, "also explore one combination in every `N` with 2 members over 2 PF-Bs (0: none)")
+	quiet := fs.Bool("q", false, "no progress line, even on a terminal")
+	first := intFlag(fs, "first", 0, "explore only the first `N` possible combinations (0: all), to time or try a larger size")
+	stream := fs.String("stream", "", "append each combination's class to this `file` as it is found, flushed (default: OUT.classes; - for none)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if err := errors.Join(atLeast("members", *members, 1, "a group has at least 1 member"),
+		atLeast("pfbs", *pfbs, 1, "a group has at least 1 PF-B"),
+		atLeast("cross-check-every", *every, 0, "0 (no cross-check) or more"),
+		atLeast("first", *first, 0, "0 (every combination) or more")); err != nil {
+		return refusal(stderr, "map", err)
+	}
+	limitMemory()
 	start := time.Now()
 	possible, impossible := proptest.KnobSpace()
-	progress := func(done int) {
-		if !*quiet && (done%2000 == 0 || done == len(possible)) {
-			fmt.Fprintf(stderr, "map: %d/%d combinations explored (%v)\n", done, len(possible), time.Since(start).Round(time.Second))
+	if *first > 0 && *first < len(possible) {
+		impossible += len(possible) - *first
+		possible = possible[:*first]
+	}
+	// Each class is written as it is found, so that a long run (2 members over 2 PF-Bs)
+	// shows its results early and keeps them if it is stopped.
+	if *stream == "" && *out != "-" {
+		*stream = *out + ".classes"
+	}
+	var log *os.File
+	if *stream != "" && *stream != "-" {
+		f, err := os.Create(*stream)
+		if err != nil {
+			return fail(stderr, "map: --stream: %v", err)
 		}
+		defer f.Close()
+		log = f
+		fmt.Fprintf(log, "# cpmlink map: %d members over %d PF-Bs; index, class, states, knobs, detail\n", *members, *pfbs)
+	}
+	// Minutes of work: a progress line on a terminal, nothing in a log.
+	status := newStatusLine(stderr)
+	if *quiet {
+		status.on = false
+	}
+	progress := func(done, i int, c proptest.Class) {
+		if log != nil {
+			fmt.Fprintf(log, "%d\t%s\t%d\t%s\t%s\n", i, c.Result, c.States, knobLine(c.Variant), c.Detail)
+			_ = log.Sync()
+		}
+		elapsed := time.Since(start)
+		eta := time.Duration(float64(elapsed) / float64(done) * float64(len(possible)-done))
+		status.show("map: %d of %d combinations explored (%v, about %v left)", done, len(possible), elapsed.Round(time.Second), eta.Round(time.Second))
 	}
 	classes, err := proptest.Classify(possible, *members, *pfbs, 1, progress)
 	if err != nil {
@@ -61,13 +101,17 @@ func runMap(args []string, stdout, stderr io.Writer) int {
 	}
 	var sample []fsm.Variant
 	var sampleIdx []int
-	if *every > 0 {
+	if *every > 0 && (*members != 2 || *pfbs != 2) {
 		for i := 0; i < len(possible); i += *every {
 			sample = append(sample, possible[i])
 			sampleIdx = append(sampleIdx, i)
 		}
 	}
-	cross, err := proptest.Classify(sample, 2, 2, 1, nil)
+	crossProgress := func(done, _ int, _ proptest.Class) {
+		status.show("map: cross-check, %d of %d combinations explored with 2 members over 2 PF-Bs (%v)", done, len(sample), time.Since(start).Round(time.Second))
+	}
+	cross, err := proptest.Classify(sample, 2, 2, 1, crossProgress)
+	status.clear()
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -77,7 +121,7 @@ func runMap(args []string, stdout, stderr io.Writer) int {
 	} else if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if !*quiet {
+	if status.on {
 		fmt.Fprintf(stderr, "map: done in %v\n", time.Since(start).Round(time.Second))
 	}
 	return 0
@@ -98,6 +142,9 @@ func renderMap(classes []proptest.Class, impossible, members, pfbs int, cross []
 	fmt.Fprintf(&b, "classified **live** (every property holds in every interleaving, and every run ends with\n")
 	fmt.Fprintf(&b, "all hops up, the message delivered and the session torn down), **deadlock** (some\n")
 	fmt.Fprintf(&b, "interleaving gets stuck), or by the other property it violates.\n\n")
+	fmt.Fprintf(&b, "The per-hop initiative knob is mapped as the figures use it (`proptest.KnobSpace`): negotiated\n")
+	fmt.Fprintf(&b, "on the legs that face a client, and preset or negotiated on the legs between servers together.\n")
+	fmt.Fprintf(&b, "Clients that leave the a=setup choice (actpass) are simulated.\n\n")
 	fmt.Fprintf(&b, "| | combinations |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| knob combinations | %d |\n", total)
 	fmt.Fprintf(&b, "| impossible (a hop opened on a trigger its opener can never observe; `Variant.Check`) | %d |\n", impossible)

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"errors"
+	"sort"
 )
 
 // ErrSnapshot is returned when a snapshot cannot be decoded.
@@ -10,7 +11,20 @@ var ErrSnapshot = errors.New("fsm: corrupt snapshot")
 
 // Enc appends a compact, canonical encoding of role state. Equal states encode to equal
 // bytes, which is what the explorer's visited-state hashing relies on.
-type Enc struct{ B []byte }
+//
+// Rename, when set, maps every string written (leg ids, URIs, MSRP hosts and paths,
+// connection ids): the explorer encodes a state as it would be with interchangeable
+// members renamed, for its symmetry reduction. Lists of names are then written sorted, as
+// the renamed state keeps them (see EncodeSessions).
+//
+// Intern, when set, numbers strings: S writes the number instead of the string (the
+// explorer keeps millions of states, whose strings come from a small set). A Dec with the
+// matching Lookup reads it back.
+type Enc struct {
+	B      []byte
+	Rename func(string) string
+	Intern func(string) uint64
+}
 
 // U appends an unsigned integer.
 func (e *Enc) U(v uint64) { e.B = binary.AppendUvarint(e.B, v) }
@@ -29,6 +43,13 @@ func (e *Enc) Bool(v bool) {
 
 // S appends a string.
 func (e *Enc) S(s string) {
+	if e.Rename != nil {
+		s = e.Rename(s)
+	}
+	if e.Intern != nil {
+		e.U(e.Intern(s))
+		return
+	}
 	e.U(uint64(len(s)))
 	e.B = append(e.B, s...)
 }
@@ -51,6 +72,20 @@ func (e *Enc) Outcome(o Outcome) {
 // Strings appends a list of strings.
 func (e *Enc) Strings(l []string) {
 	e.U(uint64(len(l)))
+	if e.Rename != nil {
+		// A list of names (a group's members) is fixed for a run; renamed, it is written
+		// as a set.
+		r := make([]string, len(l))
+		for i, s := range l {
+			r[i] = e.Rename(s)
+		}
+		sort.Strings(r)
+		for _, s := range r {
+			e.U(uint64(len(s)))
+			e.B = append(e.B, s...)
+		}
+		return
+	}
 	for _, s := range l {
 		e.S(s)
 	}
@@ -61,7 +96,22 @@ func (e *Enc) Results(r *Results) {
 	e.I(r.Expect)
 	e.Outcome(r.Rest)
 	e.U(uint64(len(r.Members)))
-	for _, m := range r.Members {
+	ms := r.Members
+	if e.Rename != nil {
+		// Kept sorted by member: renamed, sorted again.
+		ms = append([]MemberOutcome(nil), ms...)
+		for i := range ms {
+			ms[i].Member = e.Rename(ms[i].Member)
+		}
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Member < ms[j].Member })
+		for _, m := range ms {
+			e.U(uint64(len(m.Member)))
+			e.B = append(e.B, m.Member...)
+			e.Outcome(m.Outcome)
+		}
+		return
+	}
+	for _, m := range ms {
 		e.S(m.Member)
 		e.Outcome(m.Outcome)
 	}
@@ -71,6 +121,8 @@ func (e *Enc) Results(r *Results) {
 type Dec struct {
 	B   []byte
 	Err error
+	// Lookup reads strings an Enc wrote as numbers (Enc.Intern).
+	Lookup func(uint64) (string, bool)
 }
 
 func (d *Dec) fail() {
@@ -115,6 +167,13 @@ func (d *Dec) Bool() bool {
 
 // S reads a string.
 func (d *Dec) S() string {
+	if d.Lookup != nil {
+		s, ok := d.Lookup(d.U())
+		if !ok {
+			d.fail()
+		}
+		return s
+	}
 	n := d.U()
 	if n > uint64(len(d.B)) {
 		d.fail()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -125,7 +126,14 @@ type Engine struct {
 	nextKey  int
 	out      []Action
 	errs     []error
+	// spare holds sides of sessions a Restore dropped, by up (1) and down (0), for AddSide
+	// to reuse: the explorer restores states with and without a session millions of times,
+	// and building a side's machines anew is most of what creating one costs.
+	spare [2][]*Side
 }
+
+// maxSpare bounds the sides kept for reuse, per kind.
+const maxSpare = 64
 
 // NewEngine returns an engine with no sessions.
 func NewEngine(cfg Config, layout *Layout) Engine {
@@ -185,9 +193,20 @@ func (e *Engine) AddSide(s *Session, up bool, leg LegID, hop int, member string)
 	if up {
 		defs = e.layout.Up
 	}
-	sd := &Side{M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
-	for i, d := range defs {
-		sd.M[i] = d.New()
+	var sd *Side
+	if k := b2i(up); len(e.spare[k]) > 0 {
+		sd = e.spare[k][len(e.spare[k])-1]
+		e.spare[k] = e.spare[k][:len(e.spare[k])-1]
+		*sd = Side{M: sd.M, Had: sd.Had, enc: sd.enc[:0]}
+		for i, m := range sd.M {
+			m.Reset()
+			sd.Had[i] = 0
+		}
+	} else {
+		sd = &Side{M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
+		for i, d := range defs {
+			sd.M[i] = d.New()
+		}
 	}
 	sd.Leg, sd.Up, sd.Hop, sd.Member = leg, up, hop, member
 	if up {
@@ -198,6 +217,13 @@ func (e *Engine) AddSide(s *Session, up bool, leg LegID, hop int, member string)
 	e.legs[leg] = sd
 	e.owner[leg] = s
 	return sd
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Sessions returns the sessions ordered by key.
@@ -253,12 +279,17 @@ func (e *Engine) Send(sd *Side, col int, ev uint8, a Action) bool {
 func (e *Engine) Emit(a Action) { e.out = append(e.out, a) }
 
 // OwnSDP returns the parameters this instance offers (offer) or answers with on a side.
-// With negotiated initiative an offer carries actpass and an answer the side's party
-// (RFC 6135 §4.1); preset initiative sends no a=setup.
-func (e *Engine) OwnSDP(sd *Side, negotiated bool) SDP {
+// When the spec has the side announce its a=setup (RFC 6135 §4.1, RFC 4145 §4.1), an offer
+// carries actpass, or the role a client configured (Config.Setup), and an answer the
+// side's settled party: active or passive. Otherwise the SDP has no a=setup.
+func (e *Engine) OwnSDP(sd *Side, announce bool) SDP {
 	setup := SetupNone
-	if negotiated {
+	if announce {
 		switch {
+		case !sd.Up && e.Cfg.Setup == ChooseActive:
+			setup = SetupActive
+		case !sd.Up && e.Cfg.Setup == ChoosePassive:
+			setup = SetupPassive
 		case !sd.Up:
 			setup = SetupActpass
 		case sd.Party == PartyActive:
@@ -274,28 +305,19 @@ func (e *Engine) OwnSDP(sd *Side, negotiated bool) SDP {
 	return e.Cfg.OwnSDP(sd.Leg, kind, setup)
 }
 
-// Learn stores the peer's parameters from SDP the side received and, when initiative is
-// negotiated, settles the side's party: an answerer takes the role it prefers (open says
-// it prefers to be active); an offerer takes the complement of the answer's a=setup, and
-// is active when the answer has none (RFC 4975 §5.4: the offerer connects).
-func (e *Engine) Learn(sd *Side, p SDP, negotiated, open bool) {
+// Learn stores the peer's parameters, with its a=setup, from SDP the side received. Who
+// is active on a negotiated hop is the spec's to settle (the party statement).
+func (e *Engine) Learn(sd *Side, p SDP) {
 	sd.Peer, sd.PeerKnown = p, true
-	if !negotiated {
-		return
+}
+
+// PresetParty is the party a side's end of its hop takes by the variant's opener knob:
+// the figure's link-initiative rule.
+func PresetParty(sd *Side, answererOpens bool) Party {
+	if sd.Up == answererOpens {
+		return PartyActive
 	}
-	if sd.Up {
-		if open {
-			sd.Party = PartyActive
-		} else {
-			sd.Party = PartyPassive
-		}
-		return
-	}
-	if p.Setup == SetupActive {
-		sd.Party = PartyPassive
-	} else {
-		sd.Party = PartyActive
-	}
+	return PartyPassive
 }
 
 // Open chooses the connection for a link this side opens: with reuse, a live connection
@@ -369,6 +391,40 @@ func (e *Engine) Terminal() bool {
 	return true
 }
 
+// Over reports whether every machine of the session is terminal: nothing it receives
+// can make it act again.
+func (s *Session) Over() bool {
+	for _, sd := range sideList(s) {
+		for _, m := range sd.M {
+			if !m.Terminal() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Forget drops a session that is over, with its legs: afterwards an event on one of
+// them is an error, as for a leg the engine never saw. It keeps, and reports false for,
+// a session that is not over or a key that names none. The machines never call it: it
+// is for a driver that runs for months and must not hold every session it ever had
+// (the explorer keeps them all, to check them at the end).
+func (e *Engine) Forget(key LegID) bool {
+	s := e.sessions[key]
+	if s == nil || !s.Over() {
+		return false
+	}
+	for _, sd := range sideList(s) {
+		delete(e.legs, sd.Leg)
+		delete(e.owner, sd.Leg)
+	}
+	delete(e.sessions, key)
+	if i := slices.Index(e.order, key); i >= 0 {
+		e.order = slices.Delete(e.order, i, i+1)
+	}
+	return true
+}
+
 // Snapshot appends the engine's state to dst in a canonical encoding: the sessions in key
 // order, each a header and its sides, each length-prefixed. It also remembers each part's
 // bytes, so that Restore can skip the parts that did not change.
@@ -393,6 +449,56 @@ func (e *Engine) Snapshot(dst []byte) []byte {
 		}
 	}
 	return enc.B
+}
+
+// EncodeSessions encodes sessions as Snapshot does, with nextKey, but through enc: with
+// enc.Rename set, every string renamed, sessions ordered by renamed key, down sides by
+// renamed leg, and each side's Last mark left out (it only says which member is last in
+// the group list, which renaming members does not change). The explorer uses it to hash a
+// state as it would be with interchangeable members swapped. With no Rename it writes
+// exactly what Snapshot writes, which lets a caller check it sees all of a role's state.
+func EncodeSessions(enc *Enc, nextKey int, sessions []*Session) {
+	enc.I(nextKey)
+	enc.U(uint64(len(sessions)))
+	rn := enc.Rename
+	if rn != nil {
+		sessions = append([]*Session(nil), sessions...)
+		sort.Slice(sessions, func(i, j int) bool { return rn(string(sessions[i].Key)) < rn(string(sessions[j].Key)) })
+	}
+	part := Enc{Rename: rn}
+	for _, s := range sessions {
+		part.B = part.B[:0]
+		encodeSession(&part, s)
+		enc.U(uint64(len(part.B)))
+		enc.B = append(enc.B, part.B...)
+		sides := sideList(s)
+		if rn != nil {
+			sides = append([]*Side(nil), sides...)
+			downs := sides
+			if s.Up != nil {
+				downs = sides[1:]
+			}
+			sort.Slice(downs, func(i, j int) bool { return rn(string(downs[i].Leg)) < rn(string(downs[j].Leg)) })
+		}
+		for _, sd := range sides {
+			part.B = part.B[:0]
+			if rn != nil && sd.Last {
+				c := *sd
+				c.Last = false
+				encodeSide(&part, &c)
+			} else {
+				encodeSide(&part, sd)
+			}
+			enc.U(uint64(len(part.B)))
+			enc.B = append(enc.B, part.B...)
+		}
+	}
+}
+
+// NextKey reads the session counter a snapshot starts with.
+func NextKey(snap []byte) int {
+	d := Dec{B: snap}
+	return d.I()
 }
 
 func encodeSession(enc *Enc, s *Session) {
@@ -491,9 +597,17 @@ func (e *Engine) Restore(b []byte) error {
 				if up {
 					defs = e.layout.Up
 				}
-				sd = &Side{Leg: leg, Up: up, M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
-				for c, def := range defs {
-					sd.M[c] = def.New()
+				if k := b2i(up); len(e.spare[k]) > 0 {
+					// Every field but Leg and Up is decoded below: enc is cleared so that
+					// the side cannot pass for unchanged.
+					sd = e.spare[k][len(e.spare[k])-1]
+					e.spare[k] = e.spare[k][:len(e.spare[k])-1]
+					sd.Leg, sd.Up, sd.enc = leg, up, sd.enc[:0]
+				} else {
+					sd = &Side{Leg: leg, Up: up, M: make([]*Machine, len(defs)), Had: make([]uint32, len(defs))}
+					for c, def := range defs {
+						sd.M[c] = def.New()
+					}
 				}
 				e.legs[leg] = sd
 			}
@@ -534,6 +648,9 @@ func (e *Engine) Restore(b []byte) error {
 		for _, sd := range sideList(s) {
 			delete(e.legs, sd.Leg)
 			delete(e.owner, sd.Leg)
+			if k := b2i(sd.Up); len(e.spare[k]) < maxSpare {
+				e.spare[k] = append(e.spare[k], sd)
+			}
 		}
 		delete(e.sessions, key)
 	}

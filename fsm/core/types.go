@@ -67,6 +67,52 @@ func ParseSetup(v string) (Setup, error) {
 	return SetupNone, fmt.Errorf("fsm: a=setup: unknown value %q", v)
 }
 
+// SetupChoice is what a client puts in a=setup on a negotiated hop: the policy by which
+// it negotiates who opens the link (RFC 6135, RFC 4145 §4.1).
+type SetupChoice uint8
+
+// Setup choices.
+const (
+	// ChooseActpass leaves the choice: an offer carries actpass; an answer to actpass
+	// follows the variant's link-initiative rule, an answer to a fixed role complements it.
+	ChooseActpass SetupChoice = iota
+	// ChooseActive and ChoosePassive fix the client's role: an offer carries it, and the
+	// client keeps it; an answer to actpass takes it.
+	ChooseActive
+	ChoosePassive
+	// ChooseNone sends no a=setup, as a plain RFC 4975 client: the offerer connects (RFC
+	// 4975 §5.4), whatever the other side says.
+	ChooseNone
+)
+
+// SetupChoices are the choices in order, for enumeration.
+var SetupChoices = []SetupChoice{ChooseActpass, ChooseActive, ChoosePassive, ChooseNone}
+
+func (c SetupChoice) String() string {
+	switch c {
+	case ChooseActive:
+		return "active"
+	case ChoosePassive:
+		return "passive"
+	case ChooseNone:
+		return "none"
+	}
+	return "actpass"
+}
+
+// ParseSetupChoice reads a choice by its name (actpass, active, passive, none; "" is actpass).
+func ParseSetupChoice(v string) (SetupChoice, error) {
+	for _, c := range SetupChoices {
+		if v == c.String() {
+			return c, nil
+		}
+	}
+	if v == "" {
+		return ChooseActpass, nil
+	}
+	return ChooseActpass, fmt.Errorf("fsm: setup choice: unknown value %q (actpass, active, passive, none)", v)
+}
+
 // SDP is the MSRP media description one party puts in an offer or answer: where to reach
 // it (c= and the m= port), its MSRP URI (a=path) and, when initiative is negotiated, its
 // a=setup. These are the patent's "MSRP connection parameters".
@@ -172,6 +218,54 @@ func (a Answer) DeclineStatus() int {
 	return a.Status
 }
 
+// Sender is how a transmitter ends its session (the spec's policy.sender).
+type Sender uint8
+
+// Sender policies. SenderWaits is cpmlink's own client: it asks for success REPORTs
+// (RFC 4975 §7.1.2) and hangs up once it knows every member's outcome. SenderCloses and
+// SenderHangsUp are common foreign clients that ask for no success REPORT and hang up as
+// soon as every SEND of the message has its 200: SenderCloses drops the MSRP connection
+// and sends BYE, SenderHangsUp sends BYE. SenderBlind asks for nothing at all
+// (Success-Report: no, Failure-Report: no: no 200 to its SENDs and no REPORT, RFC 4975
+// §7.1.1, §7.1.2), so nothing tells it the message arrived: it hangs up when its guard
+// timer runs out.
+const (
+	SenderWaits Sender = iota
+	SenderCloses
+	SenderHangsUp
+	SenderBlind
+)
+
+// Senders lists every sender policy, in order.
+var Senders = []Sender{SenderWaits, SenderCloses, SenderHangsUp, SenderBlind}
+
+func (s Sender) String() string {
+	switch s {
+	case SenderCloses:
+		return "closes"
+	case SenderHangsUp:
+		return "hangs-up"
+	case SenderBlind:
+		return "blind"
+	}
+	return "waits"
+}
+
+// ParseSender reads a sender policy name; the empty string is SenderWaits.
+func ParseSender(v string) (Sender, error) {
+	switch v {
+	case "", "waits":
+		return SenderWaits, nil
+	case "closes":
+		return SenderCloses, nil
+	case "hangs-up":
+		return SenderHangsUp, nil
+	case "blind":
+		return SenderBlind, nil
+	}
+	return SenderWaits, fmt.Errorf("fsm: unknown sender policy %q (waits, closes, hangs-up, blind)", v)
+}
+
 // Group is a pre-defined group at the CF.
 type Group struct {
 	Members []string
@@ -197,6 +291,11 @@ type Config struct {
 	Groups map[string]Group
 	// Answer is a receiver's answering policy.
 	Answer Answer
+	// Setup is a client's a=setup on a negotiated hop (RFC 6135). A server leaves it at
+	// ChooseActpass, the default: it can do either.
+	Setup SetupChoice
+	// Sender is a transmitter's policy for ending its session.
+	Sender Sender
 }
 
 // Resolve returns the members a CF fans out to: the ad-hoc list when the INVITE carries

@@ -1,6 +1,7 @@
 // Package seqdiag draws message sequence diagrams, as Mermaid text and as standalone SVG,
 // in the style of the patent's figures: one lifeline per role, SIP as solid arrows, link
-// openings as dashed arrows in the direction of initiative, MSRP as open arrows.
+// openings as dashed arrows in the direction of initiative, MSRP as open arrows, each step
+// numbered in a left-hand column (S101… in the figures' diagrams, 1, 2, 3… in traces).
 //
 // It knows nothing about roles or protocols; the explorer, `cpmlink diagram` and the
 // runtime's traces feed it arrows. It must never import fsm, runtime or model.
@@ -8,7 +9,6 @@ package seqdiag
 
 import (
 	"fmt"
-	"html"
 	"strings"
 )
 
@@ -25,6 +25,9 @@ const (
 	Media
 	// Note is a remark over one lifeline (a timer, a dropped frame).
 	Note
+	// Elided stands for several MSRP requests left out of the drawing ("… 31 chunks …"),
+	// drawn dotted between the two ends of their link.
+	Elided
 )
 
 // Arrow is one step of a diagram.
@@ -32,6 +35,11 @@ type Arrow struct {
 	From, To string
 	Label    string
 	Style    Style
+	// Num is the step's number, drawn in the left-hand column ("S101", "12"); "" draws
+	// none.
+	Num string
+	// Highlight marks the step a counterexample ends in: the one that broke a property.
+	Highlight bool
 }
 
 // Diagram is a titled sequence of arrows between participants, drawn left to right in
@@ -40,6 +48,9 @@ type Diagram struct {
 	Title        string
 	Participants []string
 	Arrows       []Arrow
+	// Footer is text drawn under the last step (a counterexample's verdict), one entry a
+	// line.
+	Footer []string
 }
 
 // participants returns the declared participants, then any other in order of appearance.
@@ -73,89 +84,104 @@ func mermaidID(s string) string {
 	return b.String()
 }
 
-// mermaidText escapes what Mermaid would read as syntax in a label.
+// mermaidText makes a label safe for Mermaid without entity codes, so that the text reads
+// the same on a terminal as rendered: a semicolon ends a statement and a '#' followed by a
+// name and a semicolon is an entity, so semicolons become commas (which makes every '#'
+// harmless); a line break ends the message, so it becomes a space. Colons need nothing:
+// Mermaid takes everything after the first ": " of a message line as its text.
 func mermaidText(s string) string {
-	r := strings.NewReplacer(";", ",", "#", "#35;", "\n", " ", ":", "#58;")
-	return r.Replace(s)
+	return strings.NewReplacer(";", ",", "\n", " ", "\r", " ").Replace(s)
 }
 
-// Mermaid renders the diagram as a Mermaid sequenceDiagram.
+// numbered prefixes a label with its step number.
+func numbered(a Arrow) string {
+	if a.Num == "" {
+		return a.Label
+	}
+	return a.Num + " " + a.Label
+}
+
+// LegendItem is one entry of a legend: what an arrow of a style means; Highlight is the
+// entry for the step a counterexample ends in.
+type LegendItem struct {
+	Style     Style
+	Highlight bool
+	Text      string
+}
+
+// Legend says what each arrow style of the diagram means, in the order the SVG draws
+// them: SIP, link openings and MSRP always, elided rows, notes and the violating step
+// where the diagram has them.
+func (d *Diagram) Legend() []LegendItem {
+	out := []LegendItem{
+		{Style: Solid, Text: "SIP request or response"},
+		{Style: Dashed, Text: "MSRP link opening, from the party that opens it"},
+		{Style: Media, Text: "MSRP request (SEND, REPORT)"},
+	}
+	var elided, note, hot bool
+	for _, a := range d.Arrows {
+		elided = elided || a.Style == Elided
+		note = note || a.Style == Note || a.From == a.To
+		hot = hot || a.Highlight
+	}
+	if elided {
+		out = append(out, LegendItem{Style: Elided, Text: "MSRP requests left out"})
+	}
+	if note {
+		out = append(out, LegendItem{Style: Note, Text: "event at one role (timer, failure)"})
+	}
+	if hot {
+		out = append(out, LegendItem{Style: Solid, Highlight: true, Text: "the step that broke a property"})
+	}
+	return out
+}
+
+// Mermaid renders the diagram as a Mermaid sequenceDiagram. Step numbers lead the labels;
+// a highlighted step is wrapped in a red rect; elided requests are a note over both ends
+// of their link; the legend is a comment at the top.
 func (d *Diagram) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("sequenceDiagram\n")
 	if d.Title != "" {
 		fmt.Fprintf(&b, "    title %s\n", mermaidText(d.Title))
 	}
+	b.WriteString("    %% ->> SIP, -->> link opening (from the opener), -) MSRP request\n")
 	for _, p := range d.participants() {
 		fmt.Fprintf(&b, "    participant %s as %s\n", mermaidID(p), mermaidText(p))
 	}
 	for _, a := range d.Arrows {
-		from, to, label := mermaidID(a.From), mermaidID(a.To), mermaidText(a.Label)
-		switch a.Style {
-		case Note:
-			fmt.Fprintf(&b, "    Note over %s: %s\n", from, label)
-		case Dashed:
-			fmt.Fprintf(&b, "    %s-->>%s: %s\n", from, to, label)
-		case Media:
-			fmt.Fprintf(&b, "    %s-)%s: %s\n", from, to, label)
+		from, to, label := mermaidID(a.From), mermaidID(a.To), mermaidText(numbered(a))
+		ind := "    "
+		if a.Highlight {
+			b.WriteString("    rect rgb(255, 215, 215)\n")
+			ind = "        "
+		}
+		switch {
+		case a.Style == Note || a.From == a.To:
+			fmt.Fprintf(&b, "%sNote over %s: %s\n", ind, from, label)
+		case a.Style == Elided:
+			fmt.Fprintf(&b, "%sNote over %s,%s: %s\n", ind, from, to, label)
+		case a.Style == Dashed:
+			fmt.Fprintf(&b, "%s%s-->>%s: %s\n", ind, from, to, label)
+		case a.Style == Media:
+			fmt.Fprintf(&b, "%s%s-)%s: %s\n", ind, from, to, label)
 		default:
-			fmt.Fprintf(&b, "    %s->>%s: %s\n", from, to, label)
+			fmt.Fprintf(&b, "%s%s->>%s: %s\n", ind, from, to, label)
+		}
+		if a.Highlight {
+			b.WriteString("    end\n")
+		}
+	}
+	if len(d.Footer) > 0 {
+		parts := d.participants()
+		over := mermaidID(parts[0])
+		if len(parts) > 1 {
+			over += "," + mermaidID(parts[len(parts)-1])
+		}
+		// One note a line: a <br/> would read as markup on a terminal.
+		for _, l := range d.Footer {
+			fmt.Fprintf(&b, "    Note over %s: %s\n", over, mermaidText(l))
 		}
 	}
 	return b.String()
-}
-
-// Layout of the SVG, in pixels.
-const (
-	colWidth  = 150
-	rowHeight = 26
-	top       = 70
-	margin    = 40
-)
-
-// SVG renders the diagram as a standalone SVG document.
-func (d *Diagram) SVG() []byte {
-	parts := d.participants()
-	col := map[string]int{}
-	for i, p := range parts {
-		col[p] = i
-	}
-	x := func(p string) int { return margin + col[p]*colWidth + colWidth/2 }
-	width := margin*2 + len(parts)*colWidth
-	height := top + (len(d.Arrows)+1)*rowHeight + margin
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", width, height, width, height)
-	b.WriteString(`<defs><marker id="solid" markerWidth="10" markerHeight="7" refX="10" refY="3.5" orient="auto"><polygon points="0 0, 10 3.5, 0 7"/></marker>` +
-		`<marker id="open" markerWidth="10" markerHeight="7" refX="10" refY="3.5" orient="auto"><polyline points="0 0, 10 3.5, 0 7" fill="none" stroke="black"/></marker></defs>` + "\n")
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
-	if d.Title != "" {
-		fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", margin, html.EscapeString(d.Title))
-	}
-	for _, p := range parts {
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="24" fill="#eef" stroke="black"/>`+"\n", x(p)-colWidth/2+10, top-40, colWidth-20)
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x(p), top-24, html.EscapeString(p))
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888"/>`+"\n", x(p), top-16, x(p), height-margin)
-	}
-	for i, a := range d.Arrows {
-		y := top + (i+1)*rowHeight
-		label := html.EscapeString(a.Label)
-		if a.Style == Note || a.From == a.To {
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="18" fill="#ffd" stroke="#aa8"/>`+"\n", x(a.From)-colWidth/2+6, y-13, colWidth-12)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x(a.From), y, label)
-			continue
-		}
-		x1, x2 := x(a.From), x(a.To)
-		attrs := `stroke="black" marker-end="url(#solid)"`
-		switch a.Style {
-		case Dashed:
-			attrs = `stroke="black" stroke-dasharray="6,4" marker-end="url(#solid)"`
-		case Media:
-			attrs = `stroke="#246" marker-end="url(#open)"`
-		}
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" %s/>`+"\n", x1, y, x2, y, attrs)
-		mid := (x1 + x2) / 2
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", mid, y-4, label)
-	}
-	b.WriteString("</svg>\n")
-	return []byte(b.String())
 }

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,8 @@ var config []byte
 type Kamailio struct {
 	// Addr is where it takes SIP over UDP and TCP: 127.0.0.1:PORT.
 	Addr string
+	// TLSAddr is where it takes SIP over TLS (StartTLS), "" without.
+	TLSAddr string
 	// Log is the file its standard output and error go to; a failed test logs its tail.
 	Log   string
 	child *Child
@@ -59,12 +62,60 @@ const attempts = 3
 // to t's cleanup. Start skips t when kamailio is not installed, before calling setup.
 func Start(t testing.TB, setup func(addr string) (routes map[string]string)) *Kamailio {
 	t.Helper()
+	return StartDefines(t, nil, setup)
+}
+
+// StartDefines is Start with more of the configuration's -A defines (TrustedDefine).
+func StartDefines(t testing.TB, defines []string, setup func(addr string) (routes map[string]string)) *Kamailio {
+	t.Helper()
+	return start(t, Require(t), defines, nil, func(addr, _ string) map[string]string { return setup(addr) })
+}
+
+// TLS names the PEM files Kamailio serves SIP over TLS with (StartTLS).
+type TLS struct {
+	Cert, Key string // its certificate and private key, shown to clients and to servers
+	CA        string // the CAs it trusts: every peer, client or server, needs a certificate of one
+}
+
+// StartTLS is Start with SIP over TLS too (the configuration's WITH_TLS), on the port
+// after the UDP/TCP one: setup gets both addresses, and routes a request that came over
+// TLS to a TLS port. It skips t when kamailio or its tls module is not installed.
+func StartTLS(t testing.TB, files TLS, setup func(addr, tlsAddr string) (routes map[string]string)) *Kamailio {
+	t.Helper()
+	return start(t, RequireTLS(t), nil, &files, setup)
+}
+
+// RequireTLS skips t unless kamailio and its tls module are installed, and returns
+// kamailio's path.
+func RequireTLS(t testing.TB) string {
+	t.Helper()
 	bin := Require(t)
+	out, _ := exec.Command(bin, "-I").CombinedOutput()
+	m := regexp.MustCompile(`(?m)paths to modules: (\S+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("kamailio -I names no module directory:\n%s", tail(out, 2000))
+	}
+	if _, err := os.Stat(filepath.Join(string(m[1]), "tls.so")); err != nil {
+		t.Skip("kamailio's tls module not installed: this integration test needs Debian package kamailio-tls-modules (.ci/run installs it)")
+	}
+	return bin
+}
+
+func start(t testing.TB, bin string, defines []string, files *TLS, setup func(addr, tlsAddr string) (routes map[string]string)) *Kamailio {
+	t.Helper()
 	var errs []error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		port := FreePorts(t, 1)
-		routes := setup(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		k, err := run(t, bin, port, routes)
+		n := 1
+		if files != nil {
+			n = 2 // TLS takes the port after UDP's and TCP's
+		}
+		port := FreePorts(t, n)
+		tlsAddr := ""
+		if files != nil {
+			tlsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))
+		}
+		routes := setup(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), tlsAddr)
+		k, err := run(t, bin, port, routes, defines, files)
 		if err == nil {
 			return k
 		}
@@ -163,39 +214,88 @@ func RoutesDefine(routes map[string]string) (string, error) {
 	return `ROUTES="` + strings.Join(pairs, ";") + `"`, nil
 }
 
+// TrustedDefine is the -A argument that sets the configuration's trust domain (RFC 3325):
+// TRUSTED_NET="net/bits,...", each entry an IP (taken as a single address) or a CIDR
+// prefix. Identity headers from any other source are removed.
+func TrustedDefine(nets []string) (string, error) {
+	var out []string
+	for _, n := range nets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return "", fmt.Errorf("kamailiotest: trusted network %q is neither an IP nor a CIDR prefix", n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked().String())
+	}
+	if len(out) == 0 {
+		return "", fmt.Errorf("kamailiotest: an empty trust domain")
+	}
+	return `TRUSTED_NET="` + strings.Join(out, ",") + `"`, nil
+}
+
 // run starts one instance on port and waits until it answers; on failure it has already
 // killed it.
-func run(t testing.TB, bin string, port int, routes map[string]string) (*Kamailio, error) {
-	define, err := RoutesDefine(routes)
+func run(t testing.TB, bin string, port int, routes map[string]string, defines []string, files *TLS) (*Kamailio, error) {
+	dir := t.TempDir()
+	args, err := Args(dir, "127.0.0.1", port, routes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, config, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	k := &Kamailio{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	if files != nil {
+		for _, f := range []string{files.Cert, files.Key, files.CA} {
+			if strings.ContainsAny(f, `"`+"\n") || !filepath.IsAbs(f) {
+				t.Fatalf("kamailiotest: TLS file %q: want an absolute path without quotes", f)
+			}
+		}
+		k.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))
+		defines = append(slices.Clip(defines), "WITH_TLS", "TLS_PORT="+strconv.Itoa(port+1),
+			`TLS_CERT="`+files.Cert+`"`, `TLS_KEY="`+files.Key+`"`, `TLS_CA="`+files.CA+`"`)
+	}
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
 	// Kamailio forks its workers even in the foreground (-DD): StartChild's process group
 	// lets cleanup kill every one of them, not only the parent.
-	c, err := StartChild(t, exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
-		"-A", "SIP_PORT="+strconv.Itoa(port), "-A", define), filepath.Join(dir, "kamailio.log"))
+	c, err := StartChild(t, exec.Command(bin, args...), filepath.Join(dir, "kamailio.log"))
 	if err != nil {
 		return nil, err
 	}
 	k.Log, k.child = c.Log, c
-	if err := probe(k.Addr, c); err != nil {
+	if err := probe(k.Addr, k.TLSAddr, c); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, c.LogTail(3000))
 	}
 	return k, nil
 }
 
+// Args writes the configuration into dir and returns the arguments that run it in the
+// foreground on ip:port (UDP and TCP) with the routing table (domain -> IP:port): what
+// Start runs on loopback, for a test that runs Kamailio elsewhere, behind `ip netns exec`.
+func Args(dir, ip string, port int, routes map[string]string) ([]string, error) {
+	if net.ParseIP(ip) == nil {
+		return nil, fmt.Errorf("kamailiotest: %q is not an IP address", ip)
+	}
+	define, err := RoutesDefine(routes)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, config, 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"-f", cfgPath, "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
+		"-A", "SIP_IP=" + ip, "-A", "SIP_PORT=" + strconv.Itoa(port), "-A", define}, nil
+}
+
 // probe sends OPTIONS over UDP until Kamailio answers anything (it answers 404 to a
-// request for itself), then checks that TCP accepts: readiness by probing, bounded by a
-// deadline, never by sleeping.
-func probe(addr string, c *Child) error {
+// request for itself), then checks that TCP (and tlsAddr, unless "") accepts: readiness
+// by probing, bounded by a deadline, never by sleeping.
+func probe(addr, tlsAddr string, c *Child) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -231,11 +331,17 @@ func probe(addr string, c *Child) error {
 		wait = min(2*wait, 200*time.Millisecond)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("kamailio TCP: %w", err)
+	for _, a := range []string{addr, tlsAddr} {
+		if a == "" {
+			continue
+		}
+		conn, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			return fmt.Errorf("kamailio TCP at %s: %w", a, err)
+		}
+		_ = conn.Close()
 	}
-	return conn.Close()
+	return nil
 }
 
 func tail(b []byte, n int) string {

@@ -168,3 +168,62 @@ func TestKamailioRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestKamailioTrustDomain: a request from outside TRUSTED_NET reaches the next hop without
+// its P-Asserted-Identity and P-Preferred-Identity (RFC 3325 §5); the same request from
+// inside keeps them. The trust domain is a list whose second entry holds the trusted
+// sender (127.0.0.1), the untrusted one sends from 127.0.0.2. Without the rule the first
+// check fails.
+func TestKamailioTrustDomain(t *testing.T) {
+	untrusted, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2: %v", err)
+	}
+	defer untrusted.Close()
+	trusted := newPeer(t)
+	cf := newPeer(t)
+	define, err := TrustedDefine([]string{"10.9.9.0/24", "127.0.0.1"})
+	if err != nil || define != `TRUSTED_NET="10.9.9.0/24,127.0.0.1/32"` {
+		t.Fatalf("TrustedDefine: %s %v", define, err)
+	}
+	k := StartDefines(t, []string{define}, func(string) map[string]string {
+		return map[string]string{"cf.example": cf.LocalAddr().String()}
+	})
+	to, err := net.ResolveUDPAddr("udp", k.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, tc := range []struct {
+		from net.PacketConn
+		keep bool
+	}{{untrusted, false}, {trusted, true}} {
+		callID := fmt.Sprintf("trust%d@test", i)
+		req := fmt.Sprintf("MESSAGE sip:team@cf.example SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-trust%d;rport\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:mallory@a.example>;tag=m%d\r\nTo: <sip:team@cf.example>\r\nCall-ID: %s\r\nCSeq: 1 MESSAGE\r\n"+
+			"P-Asserted-Identity: <sip:alice@a.example>\r\nP-Preferred-Identity: <sip:alice@a.example>\r\nContent-Length: 0\r\n\r\n",
+			tc.from.LocalAddr(), i, i, callID)
+		if _, err := tc.from.WriteTo([]byte(req), to); err != nil {
+			t.Fatal(err)
+		}
+		// Read what the core relayed for this Call-ID (retransmissions of an earlier one
+		// are skipped), bounded by ctx.
+		dl, _ := ctx.Deadline()
+		_ = cf.SetReadDeadline(dl)
+		buf := make([]byte, 65535)
+		var got string
+		for !strings.Contains(got, "Call-ID: "+callID+"\r\n") {
+			n, _, err := cf.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("request %d never reached the next hop: %v", i, err)
+			}
+			got = string(buf[:n])
+		}
+		for _, h := range []string{"P-Asserted-Identity:", "P-Preferred-Identity:"} {
+			if strings.Contains(got, "\r\n"+h) != tc.keep {
+				t.Errorf("from %s: %s kept %v, want %v:\n%s", tc.from.LocalAddr(), h, !tc.keep, tc.keep, got)
+			}
+		}
+	}
+}

@@ -61,8 +61,43 @@ type Config struct {
 	// UnknownSessionHold is how long a SEND for a session we do not know yet
 	// is held before it is answered 481: SDP and the first SEND race, and
 	// implementations that wait briefly interoperate better (DESIGN.md §6).
-	// Default 2 s; a negative value disables holding.
+	// Held frames are copied aside and never block the connection: frames
+	// for other sessions and later frames flow meanwhile, and a frame for a
+	// session that appears in time is handled in arrival order. A connection
+	// holds at most 8 frames and 64 KiB of their bodies; a frame beyond that
+	// is answered 481 at once (RFC 4975 §7.3). Default 2 s; a negative value
+	// disables holding.
 	UnknownSessionHold time.Duration
+
+	// MaxConns bounds the connections accepted through one listener (one
+	// Serve call) at a time; a connection beyond it is closed as soon as it
+	// is accepted, before anything is read from it, and the refusal is
+	// logged once with its reason. Connections this endpoint dials are not
+	// counted. Default 4096; a negative value removes the bound.
+	MaxConns int
+
+	// MaxConnsPerHost bounds the connections accepted from one source IP
+	// address, over all listeners of the endpoint; one more is closed at
+	// once and logged as MaxConns. A peer that relays to many members with
+	// reuse off opens one connection per member session, and on a loopback
+	// deployment every role shares one address: size it to the largest
+	// group. Default 1024; a negative value removes the bound.
+	MaxConnsPerHost int
+
+	// FirstFrameTimeout closes an accepted connection that has not delivered
+	// a complete first frame (the TLS handshake included) within it, so that
+	// idle or trickling connections cannot pin descriptors; the close is
+	// logged once. After the first frame, IdleTimeout applies. An active
+	// party sends its binding SEND as soon as it connects (RFC 4975 §7.1.1),
+	// so seconds are plenty. Default 10 s; a negative value means
+	// IdleTimeout.
+	FirstFrameTimeout time.Duration
+
+	// MaxSessions bounds the sessions registered on the endpoint at a time
+	// (a role instance's concurrent MSRP sessions): NewSession beyond it
+	// fails with an error wrapping ErrLimit, logged once. Default 8192; a
+	// negative value removes the bound.
+	MaxSessions int
 
 	// Reuse is the connection reuse policy of the active side.
 	Reuse Reuse
@@ -102,6 +137,18 @@ func (c Config) withDefaults() Config {
 	def(&c.DialTimeout, 10*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.UnknownSessionHold, 2*time.Second)
+	def(&c.FirstFrameTimeout, 10*time.Second)
+	if c.FirstFrameTimeout < 0 {
+		c.FirstFrameTimeout = c.IdleTimeout
+	}
+	lim := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	lim(&c.MaxConns, 4096)
+	lim(&c.MaxConnsPerHost, 1024)
+	lim(&c.MaxSessions, 8192)
 	if c.UnknownSessionHold < 0 {
 		c.UnknownSessionHold = 0
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,8 +20,23 @@ type conn struct {
 	active bool // we dialled it
 	target URI  // active side: the URI dialled, the pool key
 
+	// Accepted side: the source address and the listener's count of open
+	// connections (Config.MaxConnsPerHost, Config.MaxConns).
+	host string
+	open *atomic.Int64
+
 	wmu sync.Mutex  // serialises frames on the wire
 	wb  net.Buffers // reused under wmu
+	// Responses not yet written (coalesced: the responses to every frame that
+	// arrived in one read go out in one write, flushed before the reader blocks
+	// for more input) and the buffer they swap with while written (under wmu).
+	// Every write puts them on the wire first: a request written by whoever
+	// learnt of a SEND (a REPORT about its message, say) must follow the SEND's
+	// response, as the peer's transaction layer and its REPORT handling expect
+	// them in that order. Lock order: wmu, then pmu.
+	pmu   sync.Mutex
+	pend  []byte
+	spare []byte
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -33,16 +49,42 @@ type conn struct {
 	doomed   bool  // being closed by Session.Abort: bind and matches refuse it
 	idle     *time.Timer
 	everUsed bool
+	gotFrame bool // a complete frame arrived (Config.FirstFrameTimeout is over)
 
 	wake chan struct{} // nudges the sweeper when the first transaction is queued
 	done chan struct{} // closed when the connection is closed
 
-	// Reader-goroutine state: the session of the previous SEND, so that a
-	// run of chunks for one session skips the endpoint lookup; and responses
-	// not yet written. Responses to every frame that arrived in one read go
-	// out in one write, flushed before the reader blocks for more input.
+	// dmu serialises the dispatch of requests: the reader and, while frames
+	// for unknown sessions are held, the holder goroutine (holdLoop) take it
+	// around each request they hand to a session, so that sinks still see
+	// one call at a time and a held frame is handled before later frames
+	// for the same session. It guards the fields below.
+	dmu sync.Mutex
+	// The session of the previous request, so that a run of chunks for one
+	// session skips the endpoint lookup.
 	last *Session
-	pend []byte
+	// Frames for sessions not registered yet (Config.UnknownSessionHold), in
+	// arrival order, with the bytes of their bodies; holding is true while
+	// holdLoop runs.
+	held      []heldFrame
+	heldBytes int
+	holding   bool
+}
+
+// Bounds of the frames one connection holds for sessions not known yet: a
+// binding SEND and the first chunks of a message fit; a burst for unknown
+// sessions is answered 481 at once beyond them.
+const (
+	maxHeldFrames = 8
+	maxHeldBytes  = 64 << 10
+)
+
+// heldFrame is a request copied aside until its session is registered or
+// its hold ends.
+type heldFrame struct {
+	f        *Frame
+	cb       *chunkBuf // owns f.Body
+	deadline time.Time
 }
 
 // maxPendingResponses bounds the coalesced responses held before a write.
@@ -67,10 +109,16 @@ func newConn(ep *Endpoint, nc net.Conn, active bool, target URI) *conn {
 		done:     make(chan struct{}),
 	}
 	c.armIdle()
+	// Counted here, under the endpoint's lock, so that Close waits for them
+	// even when it runs before start.
 	ep.wg.Add(2)
+	return c
+}
+
+// start runs the connection's reader and sweeper.
+func (c *conn) start() {
 	go c.readLoop()
 	go c.sweep()
-	return c
 }
 
 // write sends one frame as a single writev of its parts.
@@ -82,8 +130,20 @@ func (c *conn) write(parts ...[]byte) error {
 		return c.closeErr()
 	default:
 	}
+	c.pmu.Lock()
+	pend := c.pend
+	c.pend = c.spare[:0]
+	c.pmu.Unlock()
+	c.spare = pend
+	c.wb = c.wb[:0]
+	if len(pend) > 0 {
+		c.wb = append(c.wb, pend)
+	}
+	c.wb = append(c.wb, parts...)
+	if len(c.wb) == 0 {
+		return nil
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.ep.cfg.WriteTimeout))
-	c.wb = append(c.wb[:0], parts...)
 	bufs := c.wb
 	if _, err := bufs.WriteTo(c.nc); err != nil {
 		// A partial write leaves half a frame on the wire: framing is lost
@@ -98,6 +158,11 @@ func (c *conn) write(parts ...[]byte) error {
 			c.werr = werr
 		}
 		c.mu.Unlock()
+		// Out of the pool at once (conn.matches refuses it too): the reader
+		// closes the connection only when its read fails, which may be late
+		// (it can be waiting on a sink), and meanwhile no new session may be
+		// bound to a connection that cannot carry a frame.
+		c.ep.unpool(c)
 		_ = c.nc.Close()
 		return werr
 	}
@@ -287,10 +352,15 @@ func (c *conn) unbind(s *Session) {
 	c.armIdle()
 }
 
-// unbindClosing removes an aborted session and closes the connection at once
-// when no other session uses it, so that the peer sees the link fail
-// (Session.Abort). A connection shared with other sessions stays.
-func (c *conn) unbindClosing(s *Session, cause error) {
+// unbindClosing removes an aborted session (Session.Abort). The connection
+// is closed at once, so that the peer sees the link fail, only when no other
+// session is bound to it and none can be on the way: we dialed it (our pool
+// is the only way onto it, and doomed shuts that), or it is dedicated
+// (ReuseOff). An accepted connection under a reuse policy stays, because
+// the peer that dialed it may have bound other sessions to it whose binding
+// SENDs have not arrived yet: closing it would fail them all for one
+// session's fault. Left without sessions, it closes after IdleTimeout.
+func (c *conn) unbindClosing(s *Session, cause error, dedicated bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -298,33 +368,67 @@ func (c *conn) unbindClosing(s *Session, cause error) {
 	}
 	delete(c.sessions, s)
 	empty := len(c.sessions) == 0
-	if empty {
+	closing := empty && (c.active || dedicated)
+	if closing {
 		c.doomed = true // no Connect may pick it between here and close
 	}
 	c.mu.Unlock()
-	if empty {
+	switch {
+	case closing:
 		c.close(cause)
+	case empty:
+		c.armIdle()
 	}
 }
 
+// armIdle (re)starts the timer that closes a connection without sessions:
+// Config.FirstFrameTimeout for an accepted connection that has not
+// delivered a frame yet, Config.IdleTimeout otherwise.
 func (c *conn) armIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || len(c.sessions) > 0 {
 		return
 	}
+	d := c.ep.cfg.IdleTimeout
+	if c.silentLocked() {
+		d = c.ep.cfg.FirstFrameTimeout
+	}
 	if c.idle == nil {
-		c.idle = time.AfterFunc(c.ep.cfg.IdleTimeout, c.idleExpired)
+		c.idle = time.AfterFunc(d, c.idleExpired)
 	} else {
-		c.idle.Reset(c.ep.cfg.IdleTimeout)
+		c.idle.Reset(d)
+	}
+}
+
+// silentLocked: an accepted connection that has not delivered a frame.
+func (c *conn) silentLocked() bool { return !c.active && !c.gotFrame }
+
+// framed records the first complete frame of a connection: from now on it
+// is closed after IdleTimeout without sessions, not FirstFrameTimeout.
+func (c *conn) framed() {
+	c.mu.Lock()
+	first := !c.gotFrame
+	c.gotFrame = true
+	c.mu.Unlock()
+	if first && !c.active {
+		c.armIdle()
 	}
 }
 
 func (c *conn) idleExpired() {
 	c.mu.Lock()
 	idle := len(c.sessions) == 0
+	silent := c.silentLocked()
 	c.mu.Unlock()
-	if idle {
+	switch {
+	case !idle:
+	case silent:
+		c.ep.expired.Add(1)
+		err := fmt.Errorf("%w: no frame within %v (FirstFrameTimeout)", ErrLimit, c.ep.cfg.FirstFrameTimeout)
+		c.ep.cfg.Logger.Warn("msrp: connection closed", "remote", c.nc.RemoteAddr(), "reason", err)
+		c.close(err)
+	default:
 		c.close(fmt.Errorf("%w: idle", ErrClosed))
 	}
 }
@@ -333,7 +437,7 @@ func (c *conn) idleExpired() {
 func (c *conn) matches(u URI, mode Reuse) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.doomed || !c.active || !c.target.sameAuthority(u) {
+	if c.closed || c.doomed || c.werr != nil || !c.active || !c.target.sameAuthority(u) {
 		return false
 	}
 	if mode != ReuseURI {
@@ -353,28 +457,37 @@ func (c *conn) readLoop() {
 	var f Frame
 	cb := getBuf(0)
 	defer func() { cb.release() }()
+	framed := false
 	for {
-		if len(c.pend) > 0 && rd.Buffered() == 0 || len(c.pend) > maxPendingResponses {
+		if rd.Buffered() == 0 {
+			c.dmu.Lock()
 			c.flushResponses()
+			c.dmu.Unlock()
 		}
 		f.Body = cb.b[:0]
 		err := rd.ReadFrame(&f)
 		cb.b = f.Body[:0]
 		var fe *FrameError
+		if !framed && (err == nil || errors.As(err, &fe) && !fe.Fatal) {
+			framed = true
+			c.framed()
+		}
 		switch {
 		case err == nil:
 		case errors.As(err, &fe) && !fe.Fatal:
 			c.ep.cfg.Logger.Debug("msrp: malformed frame", "remote", c.nc.RemoteAddr(), "err", err)
+			c.dmu.Lock()
 			if fe.Request && fe.Status != 0 {
 				c.respond(&f, fe.Status, "")
 			}
 			if fe.Status == StatusTooLarge && f.Method == MethodSEND && len(f.ToPath) > 0 && f.MessageID != "" {
 				// 413 tells the sender to stop this message (RFC 4975
 				// §7.1.1); forget what we had of it.
-				if s := c.lookup(f.ToPath[0], false); s != nil && s.boundTo() == c {
+				if s := c.lookup(f.ToPath[0]); s != nil && s.boundTo() == c {
 					s.refuseIncoming(f.MessageID, StatusTooLarge, err)
 				}
 			}
+			c.dmu.Unlock()
 			continue
 		default:
 			c.mu.Lock()
@@ -392,7 +505,12 @@ func (c *conn) readLoop() {
 		if f.Method == "" {
 			c.handleResponse(&f)
 		} else {
+			c.dmu.Lock()
 			c.handleRequest(&f, cb)
+			if c.pending() > maxPendingResponses {
+				c.flushResponses()
+			}
+			c.dmu.Unlock()
 		}
 		// A relay may have kept the buffer for its downstream queues; the
 		// reader then takes a fresh one.
@@ -418,15 +536,13 @@ func (c *conn) handleResponse(f *Frame) {
 	t.fn(f.Status, f.Comment, f, nil)
 }
 
+// handleRequest dispatches a request (c.dmu held).
 func (c *conn) handleRequest(f *Frame, cb *chunkBuf) {
 	switch f.Method {
 	case MethodSEND:
 		c.handleSEND(f, cb)
 	case MethodREPORT:
-		// REPORT requests are never answered (RFC 4975 §7.1.2).
-		if s := c.lookup(f.ToPath[0], false); s != nil && s.boundTo() == c {
-			s.handleReport(f)
-		}
+		c.handleREPORT(f)
 	default:
 		// AUTH is for relays (RFC 4976), NICKNAME for chat rooms (RFC 7701);
 		// an endpoint implements neither.
@@ -434,39 +550,202 @@ func (c *conn) handleRequest(f *Frame, cb *chunkBuf) {
 	}
 }
 
-func (c *conn) handleSEND(f *Frame, cb *chunkBuf) {
-	s := c.lookup(f.ToPath[0], true)
-	switch {
-	case s == nil:
-		c.respond(f, StatusNoSession, "")
+// handleREPORT hands a REPORT to its session when it passes the session
+// matching of RFC 4975 §7.3 that every request of a bound session must pass:
+// one To-Path URI naming a session bound to this connection, and a From-Path
+// ending at the peer the session is bound to. Anything else is dropped:
+// REPORTs are never answered (§7.1.2), and a forged one must not reach the
+// session.
+func (c *conn) handleREPORT(f *Frame) {
+	var s *Session
+	if len(f.ToPath) == 1 {
+		s = c.lookup(f.ToPath[0])
+	}
+	if s == nil || !s.matches(c, f) {
+		c.ep.cfg.Logger.Debug("msrp: REPORT dropped: no session bound here for its paths",
+			"remote", c.nc.RemoteAddr(), "to", f.ToPath, "from", f.FromPath)
 		return
-	case len(f.ToPath) > 1:
+	}
+	s.handleReport(f)
+}
+
+// handleSEND answers a SEND or hands it to its session (c.dmu held). A SEND
+// for a session not registered yet is held (Config.UnknownSessionHold), and
+// so is every later SEND for the same URI while one is, to keep their order.
+func (c *conn) handleSEND(f *Frame, cb *chunkBuf) {
+	if len(f.ToPath) > 1 {
 		// More URIs would mean forwarding, which is a relay's job (RFC 4976).
 		c.respond(f, StatusForbidden, "not a relay")
 		return
 	}
+	var s *Session
+	if !c.isHeld(f.ToPath[0]) {
+		s = c.lookup(f.ToPath[0])
+	}
+	if s == nil {
+		if !c.hold(f, cb) {
+			c.respond(f, StatusNoSession, "")
+		}
+		return
+	}
+	c.deliverSEND(s, f, cb)
+}
+
+// deliverSEND applies the session matching of RFC 4975 §7.3 (and the binding
+// of §7.1.1) to a SEND for session s, then hands it over (c.dmu held).
+func (c *conn) deliverSEND(s *Session, f *Frame, cb *chunkBuf) {
 	if code := s.bindIncoming(c, f); code != StatusOK {
+		c.ep.cfg.Logger.Debug("msrp: SEND refused", "remote", c.nc.RemoteAddr(), "to", f.ToPath, "from", f.FromPath, "status", code)
 		c.respond(f, code, "")
 		return
 	}
-	c.respond(f, s.receiveChunk(f, cb), "")
+	ea := &earlyAnswer{c: c, f: f}
+	ea.answer(s.receiveChunk(f, cb, ea))
 }
 
-// lookup finds the session a request is for. When hold is true and no
-// session matches, it waits up to Config.UnknownSessionHold for one to be
-// registered (the SDP answer and the first SEND race).
-func (c *conn) lookup(to URI, hold bool) *Session {
+// earlyAnswer is the one answer of a SEND, which its sink may give before it
+// returns (Chunk.Answer), from another goroutine. One per SEND: a late call
+// from a sink that gave up waiting finds it answered and does nothing.
+type earlyAnswer struct {
+	mu   sync.Mutex // held while answering, so that f is not reused meanwhile
+	c    *conn
+	f    *Frame
+	done bool
+}
+
+func (ea *earlyAnswer) answer(code int) {
+	ea.mu.Lock()
+	defer ea.mu.Unlock()
+	if ea.done {
+		return
+	}
+	ea.done = true
+	ea.c.respond(ea.f, code, "")
+}
+
+// lookup finds the session a request is for, without waiting (c.dmu held).
+func (c *conn) lookup(to URI) *Session {
 	if s := c.last; s != nil && s.local.Equal(to) && !s.isClosed() {
 		return s
 	}
-	if hold && len(c.pend) > 0 {
-		c.flushResponses() // do not hold earlier answers while we wait
-	}
-	s := c.ep.waitSession(to, hold, c.done)
+	s, _ := c.ep.findSession(to)
 	if s != nil {
 		c.last = s
 	}
 	return s
+}
+
+// isHeld reports whether a frame for the URI to is being held (c.dmu held).
+func (c *conn) isHeld(to URI) bool {
+	for _, h := range c.held {
+		if h.f.ToPath[0].Equal(to) {
+			return true
+		}
+	}
+	return false
+}
+
+// hold copies a SEND for a session not registered yet aside, to be handled
+// when the session appears or answered 481 when its hold ends, and reports
+// whether it did: holding is off, or the connection holds its maximum
+// already (c.dmu held). The reader goes on at once; holdLoop waits.
+func (c *conn) hold(f *Frame, cb *chunkBuf) bool {
+	d := c.ep.cfg.UnknownSessionHold
+	if d <= 0 || len(c.held) >= maxHeldFrames || c.heldBytes+len(f.Body) > maxHeldBytes {
+		return false
+	}
+	nb := getBuf(len(f.Body))
+	nb.b = append(nb.b[:0], f.Body...)
+	body := f.Body
+	f.Body = nil
+	g := f.Clone()
+	f.Body = body
+	g.Body = nb.b
+	c.held = append(c.held, heldFrame{f: g, cb: nb, deadline: time.Now().Add(d)})
+	c.heldBytes += len(g.Body)
+	if !c.holding {
+		c.holding = true
+		c.ep.wg.Add(1) // the reader's own count keeps Endpoint.Close waiting
+		go c.holdLoop()
+	}
+	return true
+}
+
+// holdLoop hands held frames to their sessions as these are registered, in
+// arrival order, and answers 481 to those whose hold ended. It runs while
+// the connection holds frames.
+func (c *conn) holdLoop() {
+	defer c.ep.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		c.dmu.Lock()
+		added := c.ep.addedCh() // before looking, so that no registration is missed
+		next := c.releaseHeld(time.Now())
+		c.flushResponses()
+		if next.IsZero() {
+			c.holding = false
+			c.dmu.Unlock()
+			return
+		}
+		c.dmu.Unlock()
+		t.Reset(time.Until(next))
+		select {
+		case <-added:
+		case <-t.C:
+		case <-c.done:
+			c.dmu.Lock()
+			for _, h := range c.held {
+				h.cb.release()
+			}
+			c.held, c.heldBytes, c.holding = nil, 0, false
+			c.dmu.Unlock()
+			return
+		}
+	}
+}
+
+// releaseHeld delivers the held frames whose session exists now, answers 481
+// to those whose hold ended, and returns the earliest deadline of the frames
+// still held, or zero (c.dmu held). Once a frame for a URI stays held, the
+// later ones for that URI stay too, so that their order holds.
+func (c *conn) releaseHeld(now time.Time) time.Time {
+	var waiting []URI
+	var next time.Time
+	keep := c.held[:0]
+	for _, h := range c.held {
+		to := h.f.ToPath[0]
+		wait := false
+		for _, u := range waiting {
+			if u.Equal(to) {
+				wait = true
+				break
+			}
+		}
+		if !wait {
+			switch s := c.lookup(to); {
+			case s != nil:
+				c.deliverSEND(s, h.f, h.cb)
+			case !now.Before(h.deadline):
+				c.respond(h.f, StatusNoSession, "")
+			default:
+				wait = true
+				waiting = append(waiting, to)
+			}
+		}
+		if wait {
+			keep = append(keep, h)
+			if next.IsZero() || h.deadline.Before(next) {
+				next = h.deadline
+			}
+			continue
+		}
+		c.heldBytes -= len(h.f.Body)
+		h.cb.release()
+	}
+	clear(c.held[len(keep):])
+	c.held = keep
+	return next
 }
 
 // respond answers a request, honouring its Failure-Report (RFC 4975 §7.1.1:
@@ -483,16 +762,30 @@ func (c *conn) respond(req *Frame, code int, comment string) {
 			return
 		}
 	}
+	if code >= 300 && code < 700 {
+		c.ep.answered[code-300].Add(1)
+	}
 	if comment == "" {
 		comment = StatusText(code)
 	}
 	resp := Frame{TID: req.TID, Status: code, Comment: comment,
 		ToPath: req.FromPath, FromPath: Path{req.ToPath[0]}}
+	c.pmu.Lock()
 	c.pend = resp.AppendTrailer(resp.AppendHeader(c.pend))
+	c.pmu.Unlock()
 }
 
-// flushResponses writes the coalesced responses (reader goroutine only).
+// pending is the size of the responses not yet written.
+func (c *conn) pending() int {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return len(c.pend)
+}
+
+// flushResponses writes the coalesced responses, unless a write since has.
 func (c *conn) flushResponses() {
-	_ = c.write(c.pend)
-	c.pend = c.pend[:0]
+	if c.pending() == 0 {
+		return
+	}
+	_ = c.write()
 }

@@ -128,8 +128,9 @@ func TestReportGetsNoResponse(t *testing.T) {
 
 func TestFailureReportPolicy(t *testing.T) {
 	// RFC 4975 §7.1.1: Failure-Report "no" suppresses every response,
-	// "partial" suppresses 200 only.
-	b := newTestEndpoint(t, Config{})
+	// "partial" suppresses 200 only. No hold for the unknown session: its
+	// 481 comes at once, in order.
+	b := newTestEndpoint(t, Config{UnknownSessionHold: -1})
 	mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"), Accept: func(*IncomingMessage) (Sink, error) {
 		return NewWriterSink(io.Discard, 0), nil
 	}})

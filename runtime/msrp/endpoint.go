@@ -3,11 +3,12 @@ package msrp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
 )
 
 // Endpoint is one MSRP party: it owns the sessions of a role, the connections
@@ -24,6 +25,14 @@ type Endpoint struct {
 	dialing   map[string]chan struct{} // one dial per pool key at a time
 	listeners map[net.Listener]struct{}
 	closed    bool
+	nsessions int            // registered sessions, for Config.MaxSessions
+	perHost   map[string]int // accepted connections by source IP, for Config.MaxConnsPerHost
+
+	refused atomic.Uint64 // accepted connections closed at once by a limit
+	expired atomic.Uint64 // accepted connections closed by FirstFrameTimeout
+	// answered counts the failure responses (300-699) the endpoint sent, by status
+	// minus 300: what it refused, for metrics.
+	answered [400]atomic.Uint64
 
 	wg sync.WaitGroup // every goroutine the endpoint started
 }
@@ -38,6 +47,7 @@ func NewEndpoint(cfg Config) *Endpoint {
 		pool:      make(map[string][]*conn),
 		dialing:   make(map[string]chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
+		perHost:   make(map[string]int),
 	}
 }
 
@@ -61,6 +71,7 @@ func (e *Endpoint) Serve(l net.Listener) error {
 		delete(e.listeners, l)
 		e.mu.Unlock()
 	}()
+	var open atomic.Int64 // connections accepted here and not yet closed
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -72,23 +83,70 @@ func (e *Endpoint) Serve(l net.Listener) error {
 			}
 			return fmt.Errorf("msrp: accept: %w", err)
 		}
-		if _, ok := e.trackConn(nc, false, URI{}); !ok {
+		c, err := e.admit(nc, &open)
+		if err != nil {
 			_ = nc.Close()
-			return nil
+			if errors.Is(err, ErrClosed) {
+				return nil
+			}
+			e.refused.Add(1)
+			e.cfg.Logger.Warn("msrp: connection refused", "remote", nc.RemoteAddr(), "local", nc.LocalAddr(), "reason", err)
+			continue
 		}
+		c.start()
 	}
 }
 
-// trackConn wraps a net.Conn in a conn and registers it, unless the endpoint
-// is closed.
-func (e *Endpoint) trackConn(nc net.Conn, active bool, target URI) (*conn, bool) {
+// admit registers an accepted connection unless a limit refuses it
+// (Config.MaxConns for the listener whose count is open, Config.MaxConnsPerHost
+// for its source address) or the endpoint is closed.
+func (e *Endpoint) admit(nc net.Conn, open *atomic.Int64) (*conn, error) {
+	host := sourceHost(nc.RemoteAddr())
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	switch {
+	case e.closed:
+		return nil, ErrClosed
+	case e.cfg.MaxConns > 0 && open.Load() >= int64(e.cfg.MaxConns):
+		return nil, fmt.Errorf("%w: %d connections on this listener (MaxConns)", ErrLimit, e.cfg.MaxConns)
+	case e.cfg.MaxConnsPerHost > 0 && e.perHost[host] >= e.cfg.MaxConnsPerHost:
+		return nil, fmt.Errorf("%w: %d connections from %s (MaxConnsPerHost)", ErrLimit, e.cfg.MaxConnsPerHost, host)
+	}
+	open.Add(1)
+	e.perHost[host]++
+	c := newConn(e, nc, false, URI{})
+	c.host, c.open = host, open
+	e.conns[c] = struct{}{}
+	return c, nil
+}
+
+// sourceHost is the IP address a connection comes from, the key of
+// Config.MaxConnsPerHost.
+func sourceHost(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+// trackConn wraps a dialled net.Conn in a conn and registers it, unless the
+// endpoint is closed.
+func (e *Endpoint) trackConn(nc net.Conn, active bool, target URI) (*conn, bool) {
+	e.mu.Lock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil, false
 	}
 	c := newConn(e, nc, active, target)
 	e.conns[c] = struct{}{}
+	e.mu.Unlock()
+	c.start()
 	return c, true
 }
 
@@ -128,7 +186,25 @@ func (e *Endpoint) Close() error {
 func (e *Endpoint) forget(c *conn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if _, ok := e.conns[c]; ok && c.open != nil {
+		c.open.Add(-1)
+		if e.perHost[c.host]--; e.perHost[c.host] <= 0 {
+			delete(e.perHost, c.host)
+		}
+	}
 	delete(e.conns, c)
+	e.unpoolLocked(c)
+}
+
+// unpool takes a connection that can no longer carry frames out of the pool
+// at once, before it is closed, so that no new session is bound to it.
+func (e *Endpoint) unpool(c *conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.unpoolLocked(c)
+}
+
+func (e *Endpoint) unpoolLocked(c *conn) {
 	if c.active {
 		k := poolKey(c.target)
 		list := e.pool[k]
@@ -158,6 +234,12 @@ func (e *Endpoint) register(s *Session) error {
 			return fmt.Errorf("%w: %s", ErrSessionExists, s.local)
 		}
 	}
+	if e.cfg.MaxSessions > 0 && e.nsessions >= e.cfg.MaxSessions {
+		err := fmt.Errorf("%w: %d sessions (MaxSessions)", ErrLimit, e.cfg.MaxSessions)
+		e.cfg.Logger.Warn("msrp: session refused", "local", s.local, "reason", err)
+		return err
+	}
+	e.nsessions++
 	e.sessions[s.local.SessionID] = append(e.sessions[s.local.SessionID], s)
 	close(e.added)
 	e.added = make(chan struct{})
@@ -171,6 +253,7 @@ func (e *Endpoint) unregister(s *Session) {
 	for i, x := range list {
 		if x == s {
 			list = append(list[:i:i], list[i+1:]...)
+			e.nsessions--
 			break
 		}
 	}
@@ -181,39 +264,24 @@ func (e *Endpoint) unregister(s *Session) {
 	}
 }
 
-// waitSession finds the session whose local URI equals to (RFC 4975 §6.1).
-// With hold it waits for a registration up to UnknownSessionHold; the wait
-// ends early when stop is closed.
-func (e *Endpoint) waitSession(to URI, hold bool, stop <-chan struct{}) *Session {
-	var timer *time.Timer
-	for {
-		e.mu.Lock()
-		for _, s := range e.sessions[to.SessionID] {
-			if s.local.Equal(to) {
-				e.mu.Unlock()
-				if timer != nil {
-					timer.Stop()
-				}
-				return s
-			}
-		}
-		added := e.added
-		e.mu.Unlock()
-		if !hold || e.cfg.UnknownSessionHold <= 0 {
-			return nil
-		}
-		if timer == nil {
-			timer = time.NewTimer(e.cfg.UnknownSessionHold)
-			defer timer.Stop()
-		}
-		select {
-		case <-added:
-		case <-timer.C:
-			return nil
-		case <-stop:
-			return nil
+// findSession returns the session whose local URI equals to (RFC 4975 §6.1),
+// or nil, and a channel that is closed when a session is next registered.
+func (e *Endpoint) findSession(to URI) (*Session, <-chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.sessions[to.SessionID] {
+		if s.local.Equal(to) {
+			return s, nil
 		}
 	}
+	return nil, e.added
+}
+
+// addedCh returns a channel that is closed when a session is next registered.
+func (e *Endpoint) addedCh() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.added
 }
 
 func poolKey(u URI) string {
@@ -314,4 +382,31 @@ func (e *Endpoint) Conns() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.conns)
+}
+
+// Stats counts what the endpoint's limits refused, for metrics and tests.
+type Stats struct {
+	// RefusedConns counts accepted connections closed at once by MaxConns
+	// or MaxConnsPerHost.
+	RefusedConns uint64
+	// SilentConns counts accepted connections closed because no complete
+	// frame arrived within FirstFrameTimeout.
+	SilentConns uint64
+	// Responses counts the failure responses the endpoint sent to requests
+	// (403, 413, 415, 481, 506 ...), by status; statuses never sent are absent.
+	Responses map[int]uint64
+}
+
+// Stats returns the counts since the endpoint was created.
+func (e *Endpoint) Stats() Stats {
+	st := Stats{RefusedConns: e.refused.Load(), SilentConns: e.expired.Load()}
+	for i := range e.answered {
+		if n := e.answered[i].Load(); n > 0 {
+			if st.Responses == nil {
+				st.Responses = map[int]uint64{}
+			}
+			st.Responses[300+i] = n
+		}
+	}
+	return st
 }

@@ -31,6 +31,9 @@ var (
 	ErrNoTLSConfig = errors.New("msrp: msrps needs a TLS config")
 	// ErrAborted means a message was aborted by its sender (end-line flag '#').
 	ErrAborted = errors.New("msrp: message aborted")
+	// ErrLimit means an operator's limit from Config was reached (sessions,
+	// connections); see Config.MaxSessions and Config.MaxConns.
+	ErrLimit = errors.New("msrp: limit reached")
 )
 
 // StatusError is a failure that carries an MSRP status code (RFC 4975 §10):

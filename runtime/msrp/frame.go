@@ -115,6 +115,10 @@ type Frame struct {
 	// hasBody records a blank line after the headers: a request may carry a
 	// Content-Type and an empty body, which differs on the wire from no body.
 	hasBody bool
+	// endLineFree is set by the Reader when the body holds no CRLF followed by
+	// seven dashes, hence no end-line of any transaction id (RFC 4975 §7.1):
+	// a relay forwards such a body under its own id without searching it.
+	endLineFree bool
 }
 
 // IsRequest reports whether f is a request.

@@ -117,12 +117,21 @@ func FuzzEndpoint(f *testing.F) {
 		"GET / HTTP/1.0\r\n\r\n",
 		// A message ended by a bodiless '$' (the sink gets an empty last chunk).
 		rawSEND("fz000013", fuzzLocal, from, "m0000008", "1-3/*", "abc", '+') + rawSEND("fz000014", fuzzLocal, from, "m0000008", "4-3/3", "", '$'),
+		// Issue 11 probes: a forged From-Path after binding, a type the
+		// session does not accept, a header section over the limit, a frame
+		// for a session that does not exist (held, then 481).
+		rawSEND("fz000015", fuzzLocal, from, "m0000009", "1-0/0", "", '$') + rawSEND("fz000016", fuzzLocal, "msrp://127.0.0.1:9/evil;tcp", "m0000009", "1-2/2", "ok", '$'),
+		strings.Replace(rawSEND("fz000017", fuzzLocal, from, "m0000010", "1-2/2", "ok", '$'), "text/plain", "image/png", 1),
+		rawSEND("fz000018", fuzzLocal, from, "m0000011", "1-2/2", "ok", '$', "X-Big: "+strings.Repeat("b", 3000)),
+		rawSEND("fz000019", "msrp://127.0.0.1:2855/ghost;tcp", from, "m0000012", "1-2/2", "ok", '$') + rawSEND("fz000020", fuzzLocal, from, "m0000013", "1-2/2", "ok", '$'),
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ep := NewEndpoint(Config{UnknownSessionHold: -1, Limits: Limits{MaxChunkBody: 4096, MaxHeaderBytes: 2048, MaxHeaders: 16}})
+		// A short hold exercises the holder without slowing the fuzzer.
+		ep := NewEndpoint(Config{UnknownSessionHold: time.Millisecond, Limits: Limits{MaxChunkBody: 4096, MaxHeaderBytes: 2048, MaxHeaders: 16}})
 		if _, err := ep.NewSession(SessionConfig{Local: MustParseURI(fuzzLocal),
+			AcceptTypes: []string{"text/plain", "message/cpim"}, AcceptWrappedTypes: []string{"text/*"},
 			Accept: func(*IncomingMessage) (Sink, error) { return NewWriterSink(io.Discard, 1024), nil }}); err != nil {
 			t.Fatal(err)
 		}

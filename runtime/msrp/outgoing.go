@@ -133,6 +133,21 @@ func (m *Outgoing) SetTotal(total int64) error {
 // had chunks out and the connection lives. Like Send, WriteChunk does not
 // wait for a link that was up and went down: it fails with ErrNotConnected.
 func (m *Outgoing) WriteChunk(ctx context.Context, start int64, body []byte, last bool) error {
+	return m.writeChunk(ctx, start, body, last, false)
+}
+
+// WriteRetained writes a received chunk kept with Chunk.Retain as the next
+// chunk of the message: WriteChunk(ctx, rc.Range.Start, rc.Body, rc.Flag ==
+// FlagEnd), for a hop that forwards what it received. A body in which the
+// Reader found nothing that opens an end-line is not searched for one again
+// (RFC 4975 §7.1 asks the sender to make sure the body holds no end-line of
+// its new transaction id; it holds none of any). rc stays the caller's to
+// Release.
+func (m *Outgoing) WriteRetained(ctx context.Context, rc *RetainedChunk) error {
+	return m.writeChunk(ctx, rc.Range.Start, rc.Body, rc.Flag == FlagEnd, rc.endLineFree)
+}
+
+func (m *Outgoing) writeChunk(ctx context.Context, start int64, body []byte, last, free bool) error {
 	if !m.writing.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: concurrent WriteChunk on message %s", ErrMalformed, m.om.id)
 	}
@@ -192,7 +207,7 @@ func (m *Outgoing) WriteChunk(ctx context.Context, start int64, body []byte, las
 	if last {
 		flag = FlagEnd
 	}
-	if err := om.sendChunk(ctx, c, body, start, flag); err != nil {
+	if err := om.sendChunk(ctx, c, body, start, flag, free); err != nil {
 		if om.isDone() {
 			_ = om.abandon(ctx)
 			return om.res.Err

@@ -52,11 +52,18 @@ func TestConnectionReuse(t *testing.T) {
 				return
 			}
 			if tc.sameURI {
-				// Same remote session over one connection: allowed, the
-				// session on B is bound to this very connection.
-				if err != nil {
-					t.Fatal(err)
+				// A second local session to the same remote session: the
+				// pool hands it the connection that already carries one to
+				// that URI, and B refuses its binding SEND with 403, because
+				// b1 is bound to its peer a1 and a2's From-Path is not a1
+				// (RFC 4975 §7.3). The reused connection stays for a1.
+				if StatusOf(err) != StatusForbidden {
+					t.Fatalf("second Connect = %v, want 403", err)
 				}
+				if n := a.Conns(); n != tc.wantConnsOf {
+					t.Fatalf("A holds %d connections, want %d", n, tc.wantConnsOf)
+				}
+				return
 			} else if err != nil {
 				t.Fatal(err)
 			}

@@ -15,9 +15,13 @@ import (
 // the peer merely claims (MSRP declares no body length at all; only the
 // end-line ends a body, RFC 4975 §7.1).
 type Limits struct {
-	// MaxHeaderBytes bounds the start-line plus header section. Default 16 KiB.
+	// MaxHeaderBytes bounds the start-line plus header section. A request
+	// over it is answered 413 when its start-line, To-Path and From-Path lie
+	// within the limit (RFC 4975 §9 puts the paths first), and otherwise
+	// closes the connection. Default 16 KiB.
 	MaxHeaderBytes int
-	// MaxHeaders bounds the number of header fields. Default 64.
+	// MaxHeaders bounds the number of header fields; a request with more is
+	// answered 413. Default 64.
 	MaxHeaders int
 	// MaxChunkBody bounds one SEND body; a longer one is skipped and answered
 	// 413 (RFC 4975 §7.1.1: the receiver asks the sender to stop that
@@ -79,7 +83,14 @@ func (e *FrameError) Unwrap() error { return e.Err }
 type Reader struct {
 	br  *bufio.Reader
 	lim Limits
-	pat []byte // "\r\n-------" + tid, reused
+	// paths keeps the last To-Path and From-Path parsed: every chunk of a message, and
+	// every response on a connection, repeats them byte for byte, and parsing them was
+	// a third of a relay's allocations per chunk (docs/performance.md).
+	paths pathCache
+
+	// The paths of a request whose header section was over the limit, for
+	// its 413 (set by blockTooLarge).
+	bigTo, bigFrom Path
 }
 
 // minReadBuffer is the smallest bufio buffer a Reader uses; the header section
@@ -114,6 +125,11 @@ func (r *Reader) ReadFrame(f *Frame) error {
 
 	block, end, err := r.headerBlock()
 	if err != nil {
+		if fe, ok := err.(*FrameError); ok && fe.TID != "" {
+			// A header section over the limit: what blockTooLarge could read
+			// of it names the transaction and, for a request, whom to answer.
+			f.TID, f.Method, f.ToPath, f.FromPath = fe.TID, fe.Method, r.bigTo, r.bigFrom
+		}
 		return err
 	}
 	// block is one string: every header value below is a substring of it,
@@ -250,24 +266,68 @@ func (r *Reader) headerBlock() (string, int, error) {
 	}
 }
 
-// blockTooLarge is a header section that never ends within the limit. If the
-// start-line is readable we can still skip the frame by its transaction id.
+// blockTooLarge is a header section that never ends within the limit. A
+// request is answered 413 (RFC 4975 §7.3, §10: the limit is the receiver's
+// to set), which needs its transaction id and both paths: RFC 4975 §9 puts
+// To-Path and From-Path first, so they are read from the part of the section
+// within the limit, and the rest of the frame is skipped by its transaction
+// id. A request that cannot be answered so (start-line or paths unreadable
+// within the limit) loses framing and the connection is closed: nothing is
+// allocated from what the peer claims, and nothing waits for an end-line
+// that may never come. An over-long response is skipped (responses are never
+// answered, RFC 4975 §7.2).
 func (r *Reader) blockTooLarge(n int) (string, int, error) {
+	r.bigTo, r.bigFrom = nil, nil
+	tooLarge := fmt.Errorf("%w: header section over %d bytes", ErrTooLarge, r.lim.MaxHeaderBytes)
 	win, _ := r.br.Peek(min(r.br.Buffered(), n))
-	line := win
-	if i := bytes.IndexByte(win, '\n'); i >= 0 {
-		line = win[:i]
-	}
+	line, rest, _ := bytes.Cut(win, []byte("\n"))
 	tid, method, ok := startLineID(string(line))
 	if !ok {
-		return "", 0, &FrameError{Fatal: true, Err: fmt.Errorf("%w: %w: header section over %d bytes", ErrFramingLost, ErrTooLarge, r.lim.MaxHeaderBytes)}
+		return "", 0, &FrameError{Fatal: true, Err: fmt.Errorf("%w: %w", ErrFramingLost, tooLarge)}
+	}
+	if method != "" {
+		r.bigTo, r.bigFrom = leadingPaths(rest)
+		if r.bigTo == nil || r.bigFrom == nil {
+			return "", 0, &FrameError{TID: tid, Method: method, Fatal: true,
+				Err: fmt.Errorf("%w: %w: no To-Path and From-Path within the limit", ErrFramingLost, tooLarge)}
+		}
 	}
 	r.discardBytes(len(line))
 	if err := r.resync(tid, false); err != nil {
 		return "", 0, r.lost(tid, err)
 	}
-	return "", 0, &FrameError{TID: tid, Method: method, Request: method != "", Status: StatusBadRequest,
-		Err: fmt.Errorf("%w: header section over %d bytes", ErrTooLarge, r.lim.MaxHeaderBytes)}
+	status := StatusTooLarge
+	if method == "" {
+		status = 0
+	}
+	return "", 0, &FrameError{TID: tid, Method: method, Request: method != "", Status: status, Err: tooLarge}
+}
+
+// leadingPaths parses the To-Path and From-Path lines that open a header
+// section (RFC 4975 §9 puts them first, in that order), or returns nil for
+// any it cannot read whole from b.
+func leadingPaths(b []byte) (to, from Path) {
+	for i, name := range []string{"To-Path", "From-Path"} {
+		line, rest, ok := bytes.Cut(b, []byte("\n"))
+		if !ok {
+			return to, from
+		}
+		b = rest
+		k, v, ok := strings.Cut(strings.TrimSuffix(string(line), "\r"), ":")
+		if !ok || !equalFoldASCII(k, name) {
+			return to, from
+		}
+		p, err := ParsePath(strings.TrimLeft(v, " \t"))
+		if err != nil {
+			return to, from
+		}
+		if i == 0 {
+			to = p
+		} else {
+			from = p
+		}
+	}
+	return to, from
 }
 
 // startLineID extracts the transaction id and method from a start-line, or
@@ -354,7 +414,9 @@ func (r *Reader) parseHeader(f *Frame, block string) *FrameError {
 		}
 		count++
 		if count > r.lim.MaxHeaders {
-			return fail(StatusBadRequest, fmt.Errorf("%w: more than %d headers", ErrTooLarge, r.lim.MaxHeaders))
+			// A header section over a limit is 413, like one over
+			// MaxHeaderBytes (blockTooLarge).
+			return fail(StatusTooLarge, fmt.Errorf("%w: more than %d headers", ErrTooLarge, r.lim.MaxHeaders))
 		}
 		if f.ContentType != "" {
 			return fail(StatusBadRequest, fmt.Errorf("%w: header after Content-Type", ErrMalformed))
@@ -364,7 +426,7 @@ func (r *Reader) parseHeader(f *Frame, block string) *FrameError {
 			return fail(StatusBadRequest, fmt.Errorf("%w: header line %.80q", ErrMalformed, line))
 		}
 		value = strings.TrimLeft(value, " \t")
-		if err := setHeader(f, count, name, value); err != nil {
+		if err := setHeader(f, count, name, value, &r.paths); err != nil {
 			return fail(StatusBadRequest, err)
 		}
 	}
@@ -390,14 +452,14 @@ func (r *Reader) parseHeader(f *Frame, block string) *FrameError {
 
 // setHeader stores one header. Position is 1-based: RFC 4975 §9 puts To-Path
 // first and From-Path second, and Kamailio's relay depends on it.
-func setHeader(f *Frame, pos int, name, value string) error {
+func setHeader(f *Frame, pos int, name, value string, paths *pathCache) error {
 	dup := func() error { return fmt.Errorf("%w: duplicate %s", ErrMalformed, name) }
 	switch {
 	case equalFoldASCII(name, "To-Path"):
 		if pos != 1 {
 			return fmt.Errorf("%w: To-Path is not the first header", ErrMalformed)
 		}
-		p, err := ParsePath(value)
+		p, err := paths.parse(0, value)
 		if err != nil {
 			return err
 		}
@@ -406,7 +468,7 @@ func setHeader(f *Frame, pos int, name, value string) error {
 		if pos != 2 {
 			return fmt.Errorf("%w: From-Path is not the second header", ErrMalformed)
 		}
-		p, err := ParsePath(value)
+		p, err := paths.parse(1, value)
 		if err != nil {
 			return err
 		}
@@ -496,16 +558,25 @@ func parseReportStatus(s string) (ReportStatus, error) {
 	return st, nil
 }
 
+// endLinePrefix opens every end-line, whatever its transaction id (RFC 4975
+// §7.1: CRLF and seven dashes).
+var endLinePrefix = []byte("\r\n" + endLineDashes)
+
 // readBody reads a body up to its end-line (RFC 4975 §7.1: CRLF, seven
 // dashes, the transaction id, a flag, CRLF). It copies at most limit bytes
 // into f.Body and discards the rest, returning the full body length. The
 // buffered window is searched with bytes.Index and only the tail that could
 // hold the start of a split end-line is kept for the next round, so each body
 // byte is examined a bounded number of times.
+//
+// It searches for what opens any end-line (CRLF and the dashes), not only
+// this transaction's, at the same cost: a body in which none occurs is marked
+// (Frame.endLineFree), and a hop that forwards it under a new transaction id
+// need not search it again (containsEndLine).
 func (r *Reader) readBody(f *Frame, limit int) (int64, byte, error) {
-	r.pat = append(append(r.pat[:0], "\r\n"+endLineDashes...), f.TID...)
-	pat := r.pat
-	need := len(pat) + 3 // pattern + flag + CRLF
+	tid := f.TID
+	need := len(endLinePrefix) + len(tid) + 3 // the whole end-line: prefix, tid, flag, CRLF
+	free := true
 	var total int64
 	take := func(b []byte) {
 		if room := limit - len(f.Body); room > 0 {
@@ -519,20 +590,25 @@ func (r *Reader) readBody(f *Frame, limit int) (int64, byte, error) {
 		if err != nil {
 			return total, 0, err
 		}
-		i := bytes.Index(win, pat)
+		i := bytes.Index(win, endLinePrefix)
 		switch {
 		case i < 0:
-			take(win[:len(win)-len(pat)+1])
+			take(win[:len(win)-len(endLinePrefix)+1])
 		case i+need > len(win):
 			take(win[:i]) // i > 0: peekAtLeast guarantees need bytes
 		default:
-			flag := win[i+len(pat)]
-			if (flag == FlagEnd || flag == FlagMore || flag == FlagAbort) && win[i+len(pat)+1] == '\r' && win[i+len(pat)+2] == '\n' {
-				take(win[:i])
-				r.discardBytes(need)
-				return total, flag, nil
+			rest := win[i+len(endLinePrefix):]
+			if string(rest[:len(tid)]) == tid {
+				flag := rest[len(tid)]
+				if (flag == FlagEnd || flag == FlagMore || flag == FlagAbort) && rest[len(tid)+1] == '\r' && rest[len(tid)+2] == '\n' {
+					take(win[:i])
+					r.discardBytes(need)
+					f.endLineFree = free
+					return total, flag, nil
+				}
 			}
-			take(win[:i+1]) // not an end-line: body data
+			free = false // body data that looks like the start of an end-line
+			take(win[:i+1])
 		}
 	}
 }
@@ -661,4 +737,22 @@ func utf8Text(s string) bool {
 		}
 	}
 	return true
+}
+
+// pathCache remembers the last To-Path (0) and From-Path (1) a Reader parsed, by their
+// exact text. Each frame gets a copy of its own, so that a caller may keep or change it.
+type pathCache struct {
+	raw  [2]string
+	path [2]Path
+}
+
+func (c *pathCache) parse(i int, value string) (Path, error) {
+	if c.path[i] == nil || c.raw[i] != value {
+		p, err := ParsePath(value)
+		if err != nil {
+			return nil, err
+		}
+		c.raw[i], c.path[i] = value, p
+	}
+	return append(Path(nil), c.path[i]...), nil
 }

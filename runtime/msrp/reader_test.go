@@ -138,8 +138,10 @@ func TestReaderMalformed(t *testing.T) {
 		{name: "odd status code 20x", in: "MSRP bad00001 20x\r\n" + hdr + "-------bad00001$\r\n", status: 0, is: ErrMalformed},
 		{name: "response with body", in: "MSRP bad00001 200 OK\r\n" + hdr + "Content-Type: a/b\r\n\r\nxx\r\n-------bad00001$\r\n", status: 400, is: ErrMalformed},
 		{name: "non-SEND body over 10240", in: "MSRP bad00001 NICKNAME\r\n" + hdr + "Content-Type: a/b\r\n\r\n" + strings.Repeat("n", 10241) + "\r\n-------bad00001$\r\n", status: 413, is: ErrTooLarge},
-		{name: "too many headers", in: "MSRP bad00001 SEND\r\n" + hdr + "Message-ID: m0000001\r\n" + strings.Repeat("X-A: b\r\n", 70) + "-------bad00001$\r\n", status: 400, is: ErrTooLarge},
-		{name: "header section too large", in: "MSRP bad00001 SEND\r\n" + hdr + "Message-ID: m0000001\r\nX-Big: " + strings.Repeat("b", 20000) + "\r\n-------bad00001$\r\n", status: 400, is: ErrTooLarge},
+		{name: "too many headers", in: "MSRP bad00001 SEND\r\n" + hdr + "Message-ID: m0000001\r\n" + strings.Repeat("X-A: b\r\n", 70) + "-------bad00001$\r\n", status: 413, is: ErrTooLarge},
+		{name: "header section too large", in: "MSRP bad00001 SEND\r\n" + hdr + "Message-ID: m0000001\r\nX-Big: " + strings.Repeat("b", 20000) + "\r\n-------bad00001$\r\n", status: 413, is: ErrTooLarge},
+		{name: "header section too large, response", in: "MSRP bad00001 200 OK\r\n" + hdr + "X-Big: " + strings.Repeat("b", 20000) + "\r\n-------bad00001$\r\n", status: 0, is: ErrTooLarge},
+		{name: "To-Path over the header limit", in: "MSRP bad00001 SEND\r\nTo-Path: msrp://h:1/" + strings.Repeat("s", 20000) + ";tcp\r\nFrom-Path: msrp://h:2/t;tcp\r\n-------bad00001$\r\n", fatal: true, is: ErrTooLarge},
 		{name: "control character in value", in: "MSRP bad00001 SEND\r\n" + hdr + "Message-ID: m0000001\r\nX-A: a\x00b\r\n-------bad00001$\r\n", status: 400, is: ErrMalformed},
 		{name: "lower-case method", in: "MSRP bad00001 send\r\n" + hdr + "-------bad00001$\r\n", fatal: true, is: ErrFramingLost},
 		{name: "garbage", in: "GET / HTTP/1.1\r\n\r\n", fatal: true, is: ErrFramingLost},
@@ -207,5 +209,64 @@ func TestReaderEOF(t *testing.T) {
 	rd = NewReader(strings.NewReader("MSRP abcd SEND\r\nTo-Pa"), Limits{})
 	if err := rd.ReadFrame(&f); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("truncated stream: %v", err)
+	}
+}
+
+// TestReaderMarksEndLineFreeBodies checks the mark that lets a relay forward a body
+// without searching it for its own new end-line (RFC 4975 §7.1): it is set only when
+// the body holds no CRLF and seven dashes at all, also when such a run is split
+// across reads or sits at the very end of the body.
+func TestReaderMarksEndLineFreeBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		free       bool
+	}{
+		{"plain", "hello world", true},
+		{"dashes without CRLF", "a-------b", true},
+		{"six dashes", "a\r\n------b", true},
+		{"another id's end-line", "a\r\n-------zzzz$\r\nb", false},
+		{"start of an end-line at the end", "ab\r\n-------", false},
+		{"an end-line of this id's prefix but another flag", "a\r\n-------abcdX\r\nb", false},
+	} {
+		frame := "MSRP abcd SEND\r\nTo-Path: msrp://b.example.com:7654/jshA7we;tcp\r\n" +
+			"From-Path: msrp://a.example.com:12763/kjhd37s2s20w2a;tcp\r\nMessage-ID: 87652491\r\n" +
+			"Byte-Range: 1-*/*\r\nContent-Type: text/plain\r\n\r\n" + tc.body + "\r\n-------abcd$\r\n"
+		for name, r := range map[string]io.Reader{"one read": strings.NewReader(frame), "one byte": iotest.OneByteReader(strings.NewReader(frame))} {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				var f Frame
+				if err := NewReader(r, Limits{}).ReadFrame(&f); err != nil {
+					t.Fatal(err)
+				}
+				if string(f.Body) != tc.body || f.endLineFree != tc.free {
+					t.Fatalf("body %q endLineFree %v, want %q %v", f.Body, f.endLineFree, tc.body, tc.free)
+				}
+			})
+		}
+	}
+}
+
+// TestReaderPathsOwnedByEachFrame: the Reader reuses the To-Path and From-Path it parsed
+// for a frame that repeats them, yet each frame gets paths of its own: a caller that
+// changes one frame's path changes no later frame's.
+func TestReaderPathsOwnedByEachFrame(t *testing.T) {
+	one := canonicalFrames["rfc4975 §4 SEND"]
+	rd := NewReader(strings.NewReader(one+one+one), Limits{})
+	var first Frame
+	if err := rd.ReadFrame(&first); err != nil {
+		t.Fatal(err)
+	}
+	want := first.ToPath.String()
+	first.ToPath[0] = MustParseURI("msrp://changed.example:1/x;tcp")
+	for i := 0; i < 2; i++ {
+		var f Frame
+		if err := rd.ReadFrame(&f); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.ToPath.String(); got != want {
+			t.Fatalf("frame %d: To-Path %s, want %s", i+2, got, want)
+		}
+		if string(f.Marshal()) != one {
+			t.Fatalf("frame %d does not round-trip", i+2)
+		}
 	}
 }

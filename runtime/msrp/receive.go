@@ -33,7 +33,23 @@ type Chunk struct {
 	Body  []byte
 	Frame *Frame // the SEND as parsed (headers); valid during the call
 
-	buf *chunkBuf
+	buf   *chunkBuf
+	early *earlyAnswer
+}
+
+// Answer queues the 200 to the chunk's SEND now, instead of when WriteChunk
+// returns, and may be called from another goroutine while WriteChunk waits.
+// The response then goes on the wire ahead of anything written on the
+// connection afterwards: a sink that hands the chunk to a state machine
+// answers just before the machine takes it, so that a REPORT the machine
+// sends on taking it follows the 200, as the peer's transaction layer and
+// the spec's model of a link expect. The SEND gets no other response, even
+// if WriteChunk then fails: a sink that answers early has taken the chunk.
+// A Failure-Report of no or partial suppresses the 200 as usual (§7.1.1).
+func (c *Chunk) Answer() {
+	if c.early != nil {
+		c.early.answer(StatusOK)
+	}
 }
 
 // Range returns the chunk's Byte-Range as a forwarding hop must repeat it:
@@ -48,6 +64,10 @@ func (c *Chunk) Range() ByteRange {
 	return ByteRange{Start: c.Start, End: c.Start - 1 + int64(len(c.Body)), Total: total}
 }
 
+// endLineFree reports whether the Reader found no end-line of any
+// transaction id in the body (Frame.endLineFree).
+func (c *Chunk) endLineFree() bool { return c.Frame != nil && c.Frame.endLineFree }
+
 // Retain returns the chunk with a Body that stays valid after WriteChunk
 // returns: what a hop needs to hold chunks until its downstream link is up.
 // A body that fills at least half of the pooled read buffer it lives in is
@@ -55,7 +75,7 @@ func (c *Chunk) Range() ByteRange {
 // copied, so that holding many small chunks never pins many 64 KiB buffers.
 // Either way memory is at most twice the body. Call Release once when done.
 func (c *Chunk) Retain() *RetainedChunk {
-	rc := &RetainedChunk{MessageID: c.MessageID, Range: c.Range(), Flag: c.Flag}
+	rc := &RetainedChunk{MessageID: c.MessageID, Range: c.Range(), Flag: c.Flag, endLineFree: c.endLineFree()}
 	if c.buf != nil && len(c.Body) > 0 && 2*len(c.Body) >= cap(c.buf.b) {
 		c.buf.retain()
 		rc.buf, rc.Body = c.buf, c.Body
@@ -75,6 +95,9 @@ type RetainedChunk struct {
 
 	buf      *chunkBuf
 	released atomic.Bool
+	// endLineFree: the body holds no end-line of any id (Frame.endLineFree),
+	// so Outgoing.WriteRetained forwards it without searching it again.
+	endLineFree bool
 }
 
 // Release gives the body back to the pool; Body must not be used afterwards.
@@ -186,7 +209,7 @@ func (m *inMsg) abort(err error) {
 // receiveChunk hands one SEND chunk to its message's sink and returns the
 // status to answer with. A bodiless SEND that is not part of a message in
 // progress only binds the connection (RFC 4975 §7.1.1) and is not delivered.
-func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) int {
+func (s *Session) receiveChunk(f *Frame, cb *chunkBuf, ea *earlyAnswer) int {
 	r := f.Range()
 	s.mu.Lock()
 	if code, ok := s.dead[f.MessageID]; ok {
@@ -205,6 +228,16 @@ func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) int {
 		if len(s.incoming) >= s.ep.cfg.MaxIncomingMessages {
 			s.mu.Unlock()
 			return StatusTooLarge // too many concurrent messages
+		}
+		if code, why := s.checkTypes(f); code != StatusOK {
+			// Refused before Accept: nothing of the message is stored or
+			// relayed, and its later chunks get the same answer.
+			if f.Flag == FlagMore {
+				s.bury(f.MessageID, code)
+			}
+			s.mu.Unlock()
+			s.ep.cfg.Logger.Debug("msrp: message refused", "local", s.local, "message", f.MessageID, "status", code, "reason", why)
+			return code
 		}
 		fr := f.FailureReport
 		if fr == ReportAbsent {
@@ -243,7 +276,7 @@ func (s *Session) receiveChunk(f *Frame, cb *chunkBuf) int {
 	} else {
 		s.mu.Unlock()
 	}
-	code, done := m.deliver(f, cb, r)
+	code, done := m.deliver(f, cb, r, ea)
 	if done || code != StatusOK {
 		s.mu.Lock()
 		if s.incoming[f.MessageID] == m {
@@ -293,7 +326,7 @@ func (s *Session) refuseIncoming(id string, code int, err error) {
 
 // deliver applies one chunk to the message and reports the answer and whether
 // the message is finished (complete, aborted, or failed and ended).
-func (m *inMsg) deliver(f *Frame, cb *chunkBuf, r ByteRange) (code int, done bool) {
+func (m *inMsg) deliver(f *Frame, cb *chunkBuf, r ByteRange, ea *earlyAnswer) (code int, done bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ended := f.Flag == FlagEnd || f.Flag == FlagAbort
@@ -322,7 +355,7 @@ func (m *inMsg) deliver(f *Frame, cb *chunkBuf, r ByteRange) (code int, done boo
 	// A bodiless '$' that ends a message in progress reaches the sink too:
 	// it is where a relay learns that the message ended.
 	if n > 0 || f.Flag == FlagEnd {
-		c := Chunk{MessageID: f.MessageID, Start: r.Start, Total: m.total, Flag: f.Flag, Body: f.Body, Frame: f, buf: cb}
+		c := Chunk{MessageID: f.MessageID, Start: r.Start, Total: m.total, Flag: f.Flag, Body: f.Body, Frame: f, buf: cb, early: ea}
 		if err := m.sink.WriteChunk(&c); err != nil {
 			return m.refuse(StatusOf(err), err), ended
 		}

@@ -142,6 +142,7 @@ type relayItem struct {
 	start int64
 	total int64
 	flag  byte
+	free  bool // the body holds no end-line of any id (Frame.endLineFree)
 }
 
 type member struct {
@@ -191,7 +192,7 @@ func (rm *relayMsg) WriteChunk(c *Chunk) error {
 		if mb.failed.Load() {
 			continue
 		}
-		it := relayItem{buf: c.buf, body: c.Body, start: c.Start, total: c.Total, flag: c.Flag}
+		it := relayItem{buf: c.buf, body: c.Body, start: c.Start, total: c.Total, flag: c.Flag, free: c.endLineFree()}
 		c.buf.retain()
 		select {
 		case mb.q <- it:
@@ -275,7 +276,7 @@ func (rm *relayMsg) forward(mb *member) Result {
 		if it.total != Unknown && om.total == Unknown {
 			om.setTotal(it.total)
 		}
-		err := om.sendChunk(mb.ctx, c, it.body, it.start, it.flag)
+		err := om.sendChunk(mb.ctx, c, it.body, it.start, it.flag, it.free)
 		it.buf.release()
 		if err != nil {
 			mb.fail(StatusOf(err), err)

@@ -2,8 +2,11 @@ package msrp
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // reportCatcher collects REPORTs seen by OnReport, cloned (the frame is only
@@ -174,5 +177,74 @@ func TestFrameClone(t *testing.T) {
 	f.ToPath[0] = MustParseURI("msrp://other:3/u;tcp")
 	if c.Headers[0].Value != "1" || string(c.Body) != "xy" || c.ReportStatus.Code != 200 || c.ToPath[0].Host != "h" {
 		t.Fatalf("clone shares memory with the original: %+v", c)
+	}
+}
+
+// reportingSink sends a REPORT from WriteChunk on the last chunk, as a state machine
+// that takes the chunk and reports at once does; answer says whether it first answers
+// the SEND with Chunk.Answer.
+type reportingSink struct {
+	s      *Session
+	answer bool
+	err    chan error
+}
+
+func (r *reportingSink) WriteChunk(c *Chunk) error {
+	if c.Flag != FlagEnd {
+		return nil
+	}
+	if r.answer {
+		c.Answer()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.err <- r.s.SendReport(ctx, nil, c.MessageID, c.Range(), 486, "", nil)
+	return nil
+}
+
+func (r *reportingSink) Close(error) error   { return nil }
+func (r *reportingSink) SelfReporting() bool { return true }
+
+func TestAnswerGoesAheadOfReport(t *testing.T) {
+	// A sink that answers the last SEND early puts its 200 on the wire ahead of the
+	// REPORT it sends on taking the chunk, although the reader has not written the
+	// responses of that read yet: the peer's transaction layer has the whole message
+	// before the REPORT about it (the order the spec's model of a link has). Without
+	// Answer, the 200 follows WriteChunk and so the REPORT.
+	for _, tc := range []struct {
+		answer bool
+		want   []string
+	}{
+		{true, []string{"200 ans00002", "REPORT"}},
+		{false, []string{"REPORT", "200 ans00002"}},
+	} {
+		t.Run(fmt.Sprintf("answer=%v", tc.answer), func(t *testing.T) {
+			b := newTestEndpoint(t, Config{})
+			sink := &reportingSink{answer: tc.answer, err: make(chan error, 1)}
+			sink.s = mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("bbbb"),
+				Accept: func(*IncomingMessage) (Sink, error) { return sink, nil }})
+			peer := dialRaw(t, b.addr)
+			to, from := b.uri("bbbb").String(), "msrp://127.0.0.1:9/p;tcp"
+			peer.send(rawSEND("ans00001", to, from, "m0000001", "1-3/6", "abc", '+') +
+				rawSEND("ans00002", to, from, "m0000001", "4-6/6", "def", '$'))
+			if f := peer.next(); f.Status != 200 || f.TID != "ans00001" {
+				t.Fatalf("first frame: %s %d, want the 200 to ans00001", f.TID, f.Status)
+			}
+			var got []string
+			for range 2 {
+				f := peer.next()
+				if f.Method == MethodREPORT {
+					got = append(got, "REPORT")
+				} else {
+					got = append(got, fmt.Sprintf("%d %s", f.Status, f.TID))
+				}
+			}
+			if err := <-sink.err; err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("after the first 200 the peer read %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

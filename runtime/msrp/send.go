@@ -35,6 +35,11 @@ type Message struct {
 	Headers []Field
 	// ChunkSize overrides the session's chunk size for this message.
 	ChunkSize int
+	// Started, if set, is called once before the first chunk is written, with a
+	// channel closed when the message's outcome is known (as Outgoing.Done): a
+	// REPORT read once it is closed came after the 200s to every chunk (the
+	// reader takes frames in wire order), one read before it did not.
+	Started func(done <-chan struct{})
 }
 
 // Result is the outcome of one outgoing message on one session.
@@ -106,7 +111,11 @@ func (s *Session) newOutMsg(id string, total int64, ctype string, hdrs []Field, 
 // is the bodiless binding SEND. Once the message has failed, only '#' may
 // still be written (RFC 4975 §7.1.1: after a 413 the sender stops sending
 // the message); once '$' or '#' is on the wire, nothing more is.
-func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int64, flag byte) error {
+//
+// free says the body is known to hold no end-line of any transaction id
+// (Frame.endLineFree, set by the Reader that received it): the search for
+// one is then skipped.
+func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int64, flag byte, free bool) error {
 	// Only Failure-Report yes earns a 200 to wait for (RFC 4975 §7.1.1); the
 	// abort marker is fire-and-forget.
 	expect := om.fr == ReportYes && flag != FlagAbort
@@ -126,7 +135,7 @@ func (om *outMsg) sendChunk(ctx context.Context, c *conn, body []byte, start int
 		return err
 	}
 	defer om.unlockWrite()
-	return om.writeLocked(c, body, start, flag, expect)
+	return om.writeLocked(c, body, start, flag, expect, free)
 }
 
 // lockWrite takes the message's write lock, waiting at most until ctx ends.
@@ -150,7 +159,7 @@ func (om *outMsg) unlockWrite() { <-om.wlock }
 
 // writeLocked writes one chunk; the caller holds wlock and, when expect, a
 // window slot (given back here if nothing is written).
-func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expect bool) error {
+func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expect, free bool) error {
 	if om.ended || flag != FlagAbort && om.isDone() {
 		if expect {
 			<-om.window
@@ -161,7 +170,7 @@ func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expe
 		return fmt.Errorf("%w: message %s already ended", ErrClosed, om.id)
 	}
 	tid := NewTransactionID()
-	for containsEndLine(body, tid) {
+	for !free && containsEndLine(body, tid) {
 		tid = NewTransactionID() // RFC 4975 §7.1: the body must not contain the end-line
 	}
 	om.mu.Lock()
@@ -200,6 +209,12 @@ func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expe
 		om.pending++
 	}
 	om.sent += int64(len(body))
+	if flag == FlagEnd {
+		// Marked before the write, not after it returns: the reader may take the
+		// last 200 (and a REPORT behind it) before this goroutine runs again, and
+		// the outcome must be known by the time it reads what follows the 200.
+		om.markLastLocked()
+	}
 	om.mu.Unlock()
 	om.c, om.started = c, true
 	om.next = start + int64(len(body))
@@ -237,11 +252,17 @@ func (om *outMsg) onResponse(status int, comment string, err error) {
 func (om *outMsg) lastSent() {
 	om.mu.Lock()
 	defer om.mu.Unlock()
+	om.markLastLocked()
+	om.checkLocked()
+}
+
+// markLastLocked records that the last chunk is written (om.mu held): a size
+// unknown until now is what was sent.
+func (om *outMsg) markLastLocked() {
 	om.last = true
 	if om.total < 0 {
 		om.total = om.sent
 	}
-	om.checkLocked()
 }
 
 func (om *outMsg) onReport(f *Frame) {
@@ -345,7 +366,7 @@ func (om *outMsg) abandon(ctx context.Context) error {
 	if !om.started || om.ended {
 		return nil
 	}
-	return om.writeLocked(om.c, nil, om.next, FlagAbort, false)
+	return om.writeLocked(om.c, nil, om.next, FlagAbort, false, true)
 }
 
 // Send sends m on the session, chunked by the session's chunk size, and
@@ -388,8 +409,11 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 		return Result{}, fmt.Errorf("%w: Message-ID %q", ErrMalformed, id)
 	}
 	om := s.newOutMsg(id, total, m.ContentType, m.Headers, m.SuccessReport, m.FailureReport)
+	if m.Started != nil {
+		m.Started(om.doneCh)
+	}
 	if m.Body == nil {
-		if err := om.sendChunk(ctx, c, nil, 1, FlagEnd); err != nil {
+		if err := om.sendChunk(ctx, c, nil, 1, FlagEnd, true); err != nil {
 			om.fail(StatusOf(err), "", err)
 			return om.res, err
 		}
@@ -429,7 +453,7 @@ func (s *Session) Send(ctx context.Context, m *Message) (Result, error) {
 		if more {
 			flag = FlagMore
 		}
-		if err := om.sendChunk(ctx, c, b[:size], start, flag); err != nil {
+		if err := om.sendChunk(ctx, c, b[:size], start, flag, false); err != nil {
 			if om.isDone() {
 				_ = om.abandon(context.Background())
 				return om.res, om.res.Err

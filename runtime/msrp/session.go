@@ -18,8 +18,10 @@ type SessionConfig struct {
 	// RFC 6135 a=setup:actpass offerer must accept the connection before the
 	// answer names the answerer): the first SEND that binds the session is
 	// then accepted from any peer and its From-Path becomes Remote; SetRemote
-	// sets it later. When set, the binding SEND's From-Path must end with
-	// the same URI (403 otherwise). See SetRemote for the security trade-off.
+	// sets it later. When set, the From-Path of the binding SEND and of
+	// every later SEND and REPORT on the session must end with the same URI
+	// (RFC 4975 §7.3: a SEND is refused with 403, a REPORT dropped). See
+	// SetRemote for the security trade-off.
 	Remote Path
 	// Accept is called on the first chunk of each incoming message and
 	// returns where the message goes. An error refuses the message with its
@@ -46,11 +48,38 @@ type SessionConfig struct {
 	// status). Use SendReport. A Relay sends its own REPORTs regardless, and
 	// expects downstream sessions that do not detach theirs.
 	DetachedReports bool
+	// AcceptTypes is the a=accept-types this side advertised in its SDP
+	// (RFC 4975 §8.6): media types ("type/subtype", "type/*" or "*") that
+	// an incoming message may have. A message whose first chunk's
+	// Content-Type matches none is refused with 415 before Accept sees it,
+	// and nothing of it is delivered; its later chunks get 415 too. Nil
+	// accepts every type (no check).
+	AcceptTypes []string
+	// AcceptWrappedTypes is the a=accept-wrapped-types this side advertised:
+	// types accepted only inside a wrapper. With AcceptTypes set, a
+	// message/cpim message (RFC 3862) must wrap an object whose Content-Type
+	// matches AcceptTypes or AcceptWrappedTypes; it is read from the CPIM
+	// headers, which must lie whole in the message's first chunk (Byte-Range
+	// starting at 1), else 415. A "*" in either list skips that check.
+	AcceptWrappedTypes []string
 	// ChunkSize overrides Config.ChunkSize for messages sent on this session
 	// (a hop through Kamailio needs ≤ 10 KB, a direct hop can use more).
 	ChunkSize int
 	// Reuse overrides Config.Reuse for this session's Connect when non-nil.
+	// It also says whether the session's connection may be shared (anything
+	// but ReuseOff): Abort then never closes a connection it did not dial,
+	// because the peer that dialed it may already be binding other sessions
+	// to it.
 	Reuse *Reuse
+	// Active makes this side the session's active party from the start (SDP
+	// or RFC 6135 a=setup:active says it connects): only the connection Dial
+	// attaches binds it, and a SEND for it on any other connection is refused
+	// with 506, even before Dial runs. Without it a peer that connects too (a
+	// double connect) could bind the session first on its own connection, and
+	// every chunk it sent there would be answered 200 while the caller, which
+	// dials, never hears of them (RFC 4975 §7.2: a 200 takes responsibility).
+	// SetActive sets it later.
+	Active bool
 }
 
 // Link describes a session's usable connection.
@@ -83,6 +112,8 @@ type Session struct {
 
 	dead      map[string]int // failed incoming messages: the status their late chunks get
 	deadOrder []string
+	// active: only Dial binds the session (SessionConfig.Active).
+	active bool
 }
 
 // NewSession creates and registers a session. Incoming SENDs addressed to
@@ -92,7 +123,7 @@ func (e *Endpoint) NewSession(cfg SessionConfig) (*Session, error) {
 		return nil, fmt.Errorf("%w: session without a local URI", ErrInvalidURI)
 	}
 	s := &Session{
-		ep: e, cfg: cfg, local: cfg.Local, remote: cfg.Remote,
+		ep: e, cfg: cfg, local: cfg.Local, remote: cfg.Remote, active: cfg.Active,
 		up: make(chan struct{}), closed: make(chan struct{}),
 		incoming: make(map[string]*inMsg), outgoing: make(map[string]*outMsg),
 	}
@@ -186,17 +217,28 @@ func (s *Session) Dial(ctx context.Context) (Link, error) {
 		return l, fmt.Errorf("%w: already connected", ErrSessionExists)
 	}
 	s.mu.Unlock()
-	mode := s.ep.cfg.Reuse
-	if s.cfg.Reuse != nil {
-		mode = *s.cfg.Reuse
-	}
-	c, pooled, err := s.ep.connFor(ctx, remote[0], mode)
-	if err != nil {
-		return Link{}, err
-	}
-	carried, err := c.bind(s)
-	if err != nil {
-		return Link{}, err
+	var (
+		c       *conn
+		pooled  bool
+		carried bool
+	)
+	for tries := 1; ; tries++ {
+		var err error
+		c, pooled, err = s.ep.connFor(ctx, remote[0], s.reuseMode())
+		if err != nil {
+			return Link{}, err
+		}
+		if carried, err = c.bind(s); err == nil {
+			break
+		}
+		// A pooled connection can die between the pool and the bind (its
+		// last session aborted, a write failed, the peer closed it). It has
+		// left the pool by then (conn.matches refuses it), so the next try
+		// takes another or dials a new one: a dead connection never fails a
+		// session that had not used it.
+		if !pooled || tries == maxRedials {
+			return Link{}, err
+		}
 	}
 	s.mu.Lock()
 	if s.isClose || s.c != nil {
@@ -212,6 +254,28 @@ func (s *Session) Dial(ctx context.Context) (Link, error) {
 	l := *s.dialed
 	s.mu.Unlock()
 	return l, nil
+}
+
+// maxRedials bounds how often Dial takes another connection when the pooled
+// one it was handed died before the bind.
+const maxRedials = 3
+
+// reuseMode is the session's reuse policy: SessionConfig.Reuse, else
+// Config.Reuse.
+func (s *Session) reuseMode() Reuse {
+	if s.cfg.Reuse != nil {
+		return *s.cfg.Reuse
+	}
+	return s.ep.cfg.Reuse
+}
+
+// SetActive makes the session the active party (SessionConfig.Active) from
+// now on: a SEND that would bind it on a connection Dial did not attach is
+// refused with 506.
+func (s *Session) SetActive() {
+	s.mu.Lock()
+	s.active = true
+	s.mu.Unlock()
 }
 
 // Bind sends the bodiless SEND that binds a dialed session (RFC 4975
@@ -230,7 +294,7 @@ func (s *Session) Bind(ctx context.Context) (<-chan error, error) {
 	}
 	// Byte-Range 1-0/0 and no Content-Type.
 	om := s.newOutMsg(NewMessageID(), 0, "", nil, false, ReportYes)
-	if err := om.sendChunk(ctx, c, nil, 1, FlagEnd); err != nil {
+	if err := om.sendChunk(ctx, c, nil, 1, FlagEnd, true); err != nil {
 		s.detach(c)
 		return nil, err
 	}
@@ -298,8 +362,10 @@ func (s *Session) isClosed() bool {
 
 // bindIncoming applies RFC 4975 §7.1.1 and §7.3 to a SEND that matched this
 // session: bind an unbound session to the connection it arrived on; refuse
-// with 506 a SEND on another connection than the bound one; refuse with 403
-// a From-Path that does not end at the peer SDP named.
+// with 506 a SEND on another connection than the bound one, and any SEND
+// that would bind an active session (only its own dial binds it); refuse with 403
+// a From-Path that does not end at the peer the session is bound to (or, at
+// binding, the peer SDP named) — on every SEND, not only the first.
 func (s *Session) bindIncoming(c *conn, f *Frame) int {
 	s.mu.Lock()
 	switch {
@@ -307,13 +373,21 @@ func (s *Session) bindIncoming(c *conn, f *Frame) int {
 		s.mu.Unlock()
 		return StatusNoSession
 	case s.c == c:
+		ok := s.fromPeerLocked(f)
 		s.mu.Unlock()
+		if !ok {
+			return StatusForbidden
+		}
 		return StatusOK
-	case s.c != nil:
+	case s.c != nil, s.active:
+		// Bound to another connection, or to be bound only by our own
+		// dial: this connection is not the session's (RFC 4975 §7.3), and
+		// a 200 here would take responsibility for chunks the session
+		// never sees.
 		s.mu.Unlock()
 		return StatusWrongConnection
 	}
-	if len(s.remote) > 0 && !s.remote[len(s.remote)-1].Equal(f.FromPath[len(f.FromPath)-1]) {
+	if !s.fromPeerLocked(f) {
 		s.mu.Unlock()
 		return StatusForbidden
 	}
@@ -328,6 +402,30 @@ func (s *Session) bindIncoming(c *conn, f *Frame) int {
 	}
 	s.linkUp(c, false, reused)
 	return StatusOK
+}
+
+// fromPeerLocked reports whether a request's From-Path ends at the session's
+// peer: the last URI of Remote, which is the peer SDP named or, when SDP
+// named none (RFC 6135 actpass), the sender of the SEND that bound the
+// session. RFC 4975 §7.3 matches a request to its session by both paths; the
+// last From-Path URI is the sending endpoint itself (relays come before it,
+// RFC 4976), so a request whose From-Path ends elsewhere is not the peer's,
+// whatever connection it came on. With no peer known yet there is nothing to
+// compare (s.mu held).
+func (s *Session) fromPeerLocked(f *Frame) bool {
+	if len(s.remote) == 0 {
+		return true
+	}
+	return len(f.FromPath) > 0 && s.remote[len(s.remote)-1].Equal(f.FromPath[len(f.FromPath)-1])
+}
+
+// matches reports whether a request that named this session in its To-Path
+// belongs to it: the session is bound to connection c and the From-Path is
+// its peer's (RFC 4975 §7.3).
+func (s *Session) matches(c *conn, f *Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.isClose && s.c == c && s.fromPeerLocked(f)
 }
 
 // linkLost is called by a closing connection.
@@ -546,12 +644,18 @@ func (s *Session) SetRemote(p Path) error {
 // Abort ends the session as a failure the peer must notice. Outgoing
 // messages with chunks on the wire are ended with the bodiless '#' chunk
 // (RFC 4975 §7.1.1) and fail locally with StatusOf(cause); incoming ones are
-// closed with cause. Then, when no other session uses the connection, the
-// connection is closed at once, whatever the reuse policy, so that the peer
-// sees the link fail (its OnLinkDown fires, its transactions get 408). On a
-// connection shared with other sessions only this session goes: the others
-// keep working, and the peer learns nothing until it sends to this session
-// and gets 481 (MSRP has no teardown request; SIP BYE is the signal).
+// closed with cause. Only the session is aborted, never a connection other
+// sessions use or may be using: the connection is closed at once, so that
+// the peer sees the link fail (its OnLinkDown fires, its transactions get
+// 408), only when no other session of ours is bound to it and nothing else
+// can be: a connection this side dialed (it leaves the pool first), or any
+// connection under ReuseOff. A connection the peer dialed under a reuse
+// policy stays, because the peer may already have put other sessions on it
+// that have not reached us yet (RFC 4975 §5.4 connection sharing); with no
+// session it closes after Config.IdleTimeout. Wherever the connection stays,
+// the peer learns of the abort from the '#' of a message in progress, or
+// when it next sends to this session (481); MSRP has no teardown request,
+// SIP BYE is the signal.
 //
 // Close, by contrast, is the orderly end: no '#', and the connection stays
 // open for reuse (or until Config.IdleTimeout; at once only for an active
@@ -589,7 +693,7 @@ func (s *Session) Abort(cause error) {
 		om.abort(statusErr(StatusOf(cause), cause))
 	}
 	if c != nil {
-		c.unbindClosing(s, cause)
+		c.unbindClosing(s, cause, s.reuseMode() == ReuseOff)
 	}
 }
 

@@ -502,8 +502,10 @@ func TestSetRemoteThenConnect(t *testing.T) {
 }
 
 func TestSessionAbortDedicatedConnection(t *testing.T) {
-	// Abort on the only session of a connection closes it, from whichever
-	// side: the peer's OnLinkDown fires. A sends a message to B; when A
+	// Abort on the only session of a dedicated connection (ReuseOff) closes
+	// it, from whichever side: the peer's OnLinkDown fires. (Under a reuse
+	// policy the passive side keeps it: see
+	// TestAbortLeavesPeerSessionsOnAcceptedConnection.) A sends a message to B; when A
 	// aborts, B's message ends with '#' (then the link fails); when B
 	// aborts, B's sink is closed with the cause and A's message fails 408.
 	for _, tc := range []struct {
@@ -517,7 +519,7 @@ func TestSessionAbortDedicatedConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			downA, downB := make(chan error, 1), make(chan error, 1)
-			p := &pair{a: newTestEndpoint(t, Config{}), b: newTestEndpoint(t, Config{}), got: make(chan *WriterSink, 1)}
+			p := &pair{a: newTestEndpoint(t, Config{Reuse: ReuseOff}), b: newTestEndpoint(t, Config{Reuse: ReuseOff}), got: make(chan *WriterSink, 1)}
 			p.sb = mustSession(t, p.b.Endpoint, SessionConfig{Local: p.b.uri("bbbb"), Remote: Path{p.a.uri("aaaa")},
 				OnLinkDown: func(err error) { downB <- err },
 				Accept: func(*IncomingMessage) (Sink, error) {

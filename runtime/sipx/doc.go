@@ -16,8 +16,14 @@
 // targets (§12.1, §16.12), 2xx retransmission until the ACK arrives (§13.3.1.4),
 // the 1300-byte rule that moves large requests from UDP to TCP (§18.1.1),
 // CANCEL sequencing (§9.1), multipart/mixed bodies for ad-hoc groups
-// (RFC 5366), a small registrar with a location service (§10) and the SIP/IP
-// core between roles (Proxy, a stateless proxy per §16.11).
+// (RFC 5366), a small registrar with a location service (§10) that may live in
+// a bbolt file across restarts, digest authentication (§22, RFC 7616, RFC 8760)
+// as a server and as a client, the RFC 3325 trust domain that decides whose
+// P-Asserted-Identity is believed, the SIP/IP core between roles (Proxy, a
+// stateless proxy per §16.11), SIP over TLS (§26, sips: per RFC 5630,
+// certificates checked per RFC 5922) and locating next hops per RFC 3263
+// (Resolver: DNS SRV and A/AAAA, a static table or a hosts table), with
+// failover to the next target (§4.3).
 //
 // Callbacks of a Handler are delivered from one goroutine per Endpoint, in the
 // order the endpoint accepted the messages; an INVITE's callback always comes

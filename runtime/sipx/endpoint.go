@@ -2,6 +2,8 @@ package sipx
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,17 +23,21 @@ type Header struct{ Name, Value string }
 type IncomingInvite struct {
 	// RequestURI is the Request-URI as received.
 	RequestURI string
-	// From is the asserted identity: the first P-Asserted-Identity URI if
-	// present (RFC 3325 §9.1), else the From URI.
+	// From is the sender's identity: the authenticated user's AOR when
+	// Config.Auth.Invites is set; else, with Config.TrustedHosts, the first
+	// P-Asserted-Identity URI from a trusted source (RFC 3325 §9.1; without
+	// one the INVITE was refused 403); else the first PAI if present, else
+	// the From URI.
 	From string
 	// To is the To URI (without tag).
 	To string
 	// Parts is the body: its single part, or the parts of a multipart body.
 	Parts []Part
-	// Headers holds every header field, in order (Contribution-ID,
+	// Headers holds every header field, in order, after a PAI that was not
+	// believed and our realm's Proxy-Authorization are removed (Contribution-ID,
 	// Conversation-ID, Accept-Contact, Record-Route ...).
 	Headers []Header
-	// Transport is "UDP" or "TCP": how the INVITE reached this endpoint.
+	// Transport is "UDP", "TCP" or "TLS": how the INVITE reached this endpoint.
 	Transport string
 }
 
@@ -96,8 +102,11 @@ type Endpoint struct {
 	srv *sipgo.Server
 	udp *net.UDPConn
 	tcp *net.TCPListener
+	tls *tlsListener // nil without Config.TLS
+	// tlsOut dials the TLS connections we send on; nil without Config.TLS.
+	tlsOut *tlsOut
 
-	udpPort, tcpPort int
+	udpPort, tcpPort, tlsPort int
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -110,101 +119,183 @@ type Endpoint struct {
 	down      chan struct{} // closed when Close has finished
 	stop      func() bool   // unregisters the AfterFunc on the parent context
 
-	mu       sync.Mutex
-	closed   bool
-	legs     map[string]*legState
-	dialogs  map[dialogID]*legState
-	invites  map[inviteID]*legState
-	nextIn   uint64
-	regs     map[string]*registration
-	bindings map[string][]binding
-	now      func() time.Time // the registrar's clock; tests replace it
+	mu      sync.Mutex
+	closed  bool
+	legs    map[string]*legState
+	dialogs map[dialogID]*legState
+	invites map[inviteID]*legState
+	// inviteWin paces the INVITEs we send over UDP (udpbuf.go).
+	inviteWin *inviteWindow
+	nextIn    uint64
+	regs      map[string]*registration
+	bindings  map[string][]binding
+	now       func() time.Time // the registrar's clock; tests replace it
+
+	auth    *authenticator // nil without Config.Auth
+	trust   trustSet       // nil without Config.TrustedHosts
+	store   *locationStore // nil without Config.LocationStore
+	storeMu sync.Mutex     // orders store writes; taken while holding mu, never the reverse
 }
 
-// Start binds UDP and TCP on cfg.Host and serves them. It returns once both
-// listen, or the bind error. Bind errors come from our own net.Listen calls,
+// Start binds UDP and TCP (and TLS, with Config.TLS) on cfg.Host and serves
+// them. It returns once they listen, or the bind error. Bind errors come from our own net.Listen calls,
 // so there is no wait on sipgo's ready signal (which a failed bind never
 // sends).
 func Start(ctx context.Context, cfg Config, h Handler) (*Endpoint, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	serverTLS, err := tlsServerConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
 	uc, tl, err := listenPair(cfg.Host, cfg.UDPPort, cfg.TCPPort)
 	if err != nil {
 		return nil, err
 	}
+	var sl *tlsListener
+	if serverTLS != nil {
+		if sl, err = listenTLS(cfg.Host, cfg.TLSPort, serverTLS); err != nil {
+			_ = uc.Close()
+			_ = tl.Close()
+			return nil, err
+		}
+	}
+	closeListeners := func() {
+		_ = uc.Close()
+		_ = tl.Close()
+		if sl != nil {
+			_ = sl.Close()
+		}
+	}
 	e := &Endpoint{
-		cfg:      cfg,
-		h:        h,
-		log:      cfg.Logger.With("sipx", cfg.Name),
-		ip:       net.ParseIP(cfg.Host),
-		udp:      uc,
-		tcp:      tl,
-		udpPort:  uc.LocalAddr().(*net.UDPAddr).Port,
-		tcpPort:  tl.Addr().(*net.TCPAddr).Port,
-		legs:     map[string]*legState{},
-		dialogs:  map[dialogID]*legState{},
-		invites:  map[inviteID]*legState{},
-		regs:     map[string]*registration{},
-		bindings: map[string][]binding{},
-		now:      time.Now,
-		down:     make(chan struct{}),
+		cfg: cfg,
+		h:   h,
+		log: cfg.Logger.With("sipx", cfg.Name),
+		// The listener's own address, not cfg.Host: a wildcard "0.0.0.0" is bound as a
+		// dual-stack "[::]", and UDP requests leave from the listener by this key.
+		ip:        uc.LocalAddr().(*net.UDPAddr).IP,
+		udp:       uc,
+		tcp:       tl,
+		tls:       sl,
+		udpPort:   uc.LocalAddr().(*net.UDPAddr).Port,
+		tcpPort:   tl.Addr().(*net.TCPAddr).Port,
+		legs:      map[string]*legState{},
+		dialogs:   map[dialogID]*legState{},
+		invites:   map[inviteID]*legState{},
+		inviteWin: newInviteWindow(cfg.InviteWindow, sip.T1),
+		regs:      map[string]*registration{},
+		bindings:  map[string][]binding{},
+		now:       time.Now,
+		down:      make(chan struct{}),
 	}
 	_ = sip.ParseUri(cfg.Identity, &e.identity) // validated by normalize
+	e.trust = newTrustSet(cfg.TrustedHosts)
+	if cfg.Auth != nil {
+		// The authenticator runs outside mu; the clock is read under it, since tests
+		// replace it under mu.
+		e.auth = newAuthenticator(*cfg.Auth, func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now() })
+	}
+	if cfg.Registrar && cfg.LocationStore != "" {
+		e.store, e.bindings, err = openLocationStore(cfg.LocationStore, e.now())
+		if err != nil {
+			_ = uc.Close()
+			_ = tl.Close()
+			return nil, err
+		}
+	}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 
-	e.ua, err = sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{}
+	if cfg.TLS != nil {
+		// Used only if sipgo dials TLS itself (a response whose connection is
+		// gone, RFC 3261 §18.2.2): the same CAs, checked against the IP.
+		c := cfg.TLS.Clone()
+		c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(c))
+	}
+	e.ua, err = sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgent(cfg.Name),
-		sipgo.WithUserAgentHostname(cfg.Host),
+		sipgo.WithUserAgentHostname(cfg.Advertise),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(e.log),
 			sip.WithTransactionLayerUnhandledResponseHandler(e.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(e.log)),
-	)
+	)...)
 	if err != nil {
-		_ = uc.Close()
-		_ = tl.Close()
+		closeListeners()
+		e.closeStore()
 		e.cancel()
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	e.srv, err = sipgo.NewServer(e.ua, sipgo.WithServerLogger(e.log))
 	if err != nil {
 		_ = e.ua.Close()
-		_ = uc.Close()
-		_ = tl.Close()
+		closeListeners()
+		e.closeStore()
 		e.cancel()
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	e.srv.OnInvite(e.onInvite)
+	e.srv.OnInvite(e.guard(e.onInvite))
 	e.srv.OnAck(e.onAck)
-	e.srv.OnBye(e.onBye)
+	e.srv.OnBye(e.guard(e.onBye))
 	e.srv.OnCancel(e.onStrayCancel)
-	e.srv.OnOptions(e.onOptions)
+	e.srv.OnOptions(e.guard(e.onOptions))
 	if cfg.Registrar {
-		e.srv.OnRegister(e.onRegister)
+		e.srv.OnRegister(e.guard(e.onRegister))
 	}
-	e.srv.OnNoRoute(e.onOther)
+	e.srv.OnNoRoute(e.guard(e.onOther))
 	e.events = newDispatcher()
 
+	// Every listener reads through the pre-check (precheck.go): malformed
+	// requests are answered 400/416/505 there instead of vanishing in sipgo.
 	// Register the UDP listener in sipgo's connection pool before serving,
 	// so that the first request we send (with Laddr = the listener) finds
 	// it; ServeUDP adds it too, but on its own goroutine.
+	// The INVITEs sent on it are watched for retransmissions (udpbuf.go).
 	udpLocal := uc.LocalAddr().String()
-	e.ua.TransportLayer().Pool("udp").Add(udpLocal, &sip.UDPConnection{PacketConn: uc, PacketAddr: udpLocal, Listener: true})
+	udpConn := watchedPacketConn{precheckPacketConn{uc}, newInviteWatch(cfg.T1)}
+	e.ua.TransportLayer().Pool("udp").Add(udpLocal, &sip.UDPConnection{PacketConn: udpConn, PacketAddr: udpLocal, Listener: true})
+	if sl != nil {
+		// Set before anything is served: the handlers read both.
+		e.tlsPort = sl.port()
+		// The TLS connections we open reach sipgo through a listener of
+		// their own (see tlsOut); both are served by sipgo's TLS transport.
+		e.tlsOut = newTLSOut(e.ua.TransportLayer(), cfg.TLS, sl.Addr())
+	}
 	e.serving.Add(2)
-	go func() { defer e.serving.Done(); _ = e.srv.ServeUDP(uc) }()
-	go func() { defer e.serving.Done(); _ = e.srv.ServeTCP(tl) }()
+	go func() { defer e.serving.Done(); _ = e.srv.ServeUDP(udpConn) }()
+	go func() { defer e.serving.Done(); _ = e.srv.ServeTCP(precheckListener{tl}) }()
+	if sl != nil {
+		e.serving.Add(2)
+		go func() { defer e.serving.Done(); _ = e.srv.ServeTLS(precheckListener{sl}) }()
+		go func() { defer e.serving.Done(); _ = e.srv.ServeTLS(e.tlsOut) }()
+	}
 	// A cancelled parent context closes the endpoint like Close does.
 	e.stop = context.AfterFunc(ctx, func() { _ = e.Close() })
 	return e, nil
 }
 
-// UDPAddr is the host:port the endpoint listens on for UDP.
-func (e *Endpoint) UDPAddr() string { return net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.udpPort)) }
+// UDPAddr is the host:port peers reach the endpoint at over UDP (the
+// advertised address and the bound port).
+func (e *Endpoint) UDPAddr() string {
+	return net.JoinHostPort(e.cfg.Advertise, strconv.Itoa(e.udpPort))
+}
 
-// TCPAddr is the host:port the endpoint listens on for TCP.
-func (e *Endpoint) TCPAddr() string { return net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.tcpPort)) }
+// TCPAddr is the host:port peers reach the endpoint at over TCP.
+func (e *Endpoint) TCPAddr() string {
+	return net.JoinHostPort(e.cfg.Advertise, strconv.Itoa(e.tcpPort))
+}
+
+// TLSAddr is the host:port the endpoint listens on for TLS, "" without
+// Config.TLS.
+func (e *Endpoint) TLSAddr() string {
+	if e.tls == nil {
+		return ""
+	}
+	return net.JoinHostPort(e.cfg.Advertise, strconv.Itoa(e.tlsPort))
+}
 
 // Close shuts the endpoint down: held INVITEs are answered 503, 2xx
 // retransmission stops, sipgo's stack is closed, and no callback runs after
@@ -222,12 +313,40 @@ func (e *Endpoint) Close() error {
 		e.work.Wait()
 		_ = e.udp.Close()
 		_ = e.tcp.Close()
+		if e.tls != nil {
+			_ = e.tls.Close()
+			_ = e.tlsOut.Close()
+		}
 		e.serving.Wait()
-		e.closeErr = e.ua.Close()
+		e.closeErr = withoutClosed(e.ua.Close())
+		e.closeStore()
 		e.events.close()
 		close(e.down)
 	})
 	return e.closeErr
+}
+
+// withoutClosed drops net.ErrClosed from the errors sipgo's transport layer
+// joins on Close. Its pool can still list a connection whose read loop has
+// just closed it (a peer that failed the TLS handshake, one that hung up), and
+// closing that again is no failure of the shutdown.
+func withoutClosed(err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var keep []error
+		for _, e := range j.Unwrap() {
+			if e = withoutClosed(e); e != nil {
+				keep = append(keep, e)
+			}
+		}
+		return errors.Join(keep...)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // CallID returns the Call-ID of leg's dialog, "" when the leg is unknown or
@@ -271,8 +390,11 @@ func (e *Endpoint) goWork(f func()) bool {
 }
 
 func (e *Endpoint) port(transport string) int {
-	if transport == "TCP" {
+	switch transport {
+	case transportTCP:
 		return e.tcpPort
+	case transportTLS:
+		return e.tlsPort
 	}
 	return e.udpPort
 }

@@ -1,6 +1,7 @@
 package sipx
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -68,46 +69,127 @@ func TestKamailioCore(t *testing.T) {
 			if len(inv.in.Parts) != len(parts) || inv.in.From != "sip:alice@a.example" || inv.in.Header("Contribution-ID") != "abcdef-0001" {
 				t.Errorf("INVITE through Kamailio: %d parts, From %q, Contribution-ID %q", len(inv.in.Parts), inv.in.From, inv.in.Header("Contribution-ID"))
 			}
-			if tc.cancel {
-				if err := a.Cancel("k1"); err != nil {
-					t.Fatal(err)
-				}
-				b.rec.next(t, ctx, "cancel")
-				if err := b.Reject(inv.leg, 487, "", nil); err != nil {
-					t.Fatal(err)
-				}
-				if r := a.rec.next(t, ctx, "response"); r.res.Status != 487 {
-					t.Fatalf("cancelled INVITE ended with %v", r)
-				}
-				return
-			}
-			if err := b.Answer(inv.leg, []Part{{ContentType: "application/sdp", Body: []byte(sdpAnswer)}}, nil); err != nil {
-				t.Fatal(err)
-			}
-			r := a.rec.next(t, ctx, "response")
-			if r.res.Status != 200 || len(r.res.Parts) != 1 || string(r.res.Parts[0].Body) != sdpAnswer {
-				t.Fatalf("caller got %v", r)
-			}
-			if !strings.Contains(r.res.Header("Record-Route"), k.Addr) {
-				t.Errorf("200 OK without Kamailio's Record-Route: %q", r.res.Header("Record-Route"))
-			}
-			if err := a.Ack("k1"); err != nil {
-				t.Fatal(err)
-			}
-			b.rec.next(t, ctx, "ack")
-			if tc.calleeByes {
-				if err := b.Bye(inv.leg); err != nil {
-					t.Fatal(err)
-				}
-				a.rec.next(t, ctx, "bye")
-			} else {
-				if err := a.Bye("k1"); err != nil {
-					t.Fatal(err)
-				}
-				b.rec.next(t, ctx, "bye")
-			}
-			a.rec.none(t)
-			b.rec.none(t)
+			finishThroughCore(t, ctx, a, b, inv, k.Addr, tc.cancel, tc.calleeByes)
 		})
 	}
+}
+
+// TestKamailioCoreTLS runs dialogs between two sipx endpoints with Kamailio as
+// the SIP/IP core over TLS only (RFC 3261 §26.2): every hop mutually
+// authenticated with certificates of one test CA — Kamailio requires and
+// verifies the endpoints' (module tls), the endpoints verify Kamailio's for
+// the IP they reach it at (RFC 5922 §7.3). The dialog's ACK and BYE follow
+// Kamailio's Record-Route over TLS, in either direction; a CANCEL crosses it;
+// and a callee, or a caller, whose certificate comes from another CA gets no
+// SIP through: the caller gets an error response, the callee no INVITE.
+func TestKamailioCoreTLS(t *testing.T) {
+	kamailiotest.RequireTLS(t)
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	cert, key, caCert := ca.pemFiles(t, dir, loopbackIPs)
+	for _, tc := range []struct {
+		name               string
+		calleeByes, cancel bool
+		untrustedCallee    bool
+		untrustedCaller    bool
+	}{
+		{name: "caller-byes"},
+		{name: "callee-byes", calleeByes: true},
+		{name: "cancel", cancel: true},
+		{name: "untrusted-callee", untrustedCallee: true},
+		{name: "untrusted-caller", untrustedCaller: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			bobTLS := ca.config(t, loopbackIPs)
+			if tc.untrustedCallee {
+				bobTLS = newTestCA(t).config(t, loopbackIPs)
+				bobTLS.RootCAs = ca.pool // bob would trust Kamailio; Kamailio must not trust bob
+			}
+			aliceTLS := ca.config(t, loopbackIPs)
+			if tc.untrustedCaller {
+				aliceTLS = newTestCA(t).config(t, loopbackIPs)
+				aliceTLS.RootCAs = ca.pool
+			}
+			var a, b *testEP
+			k := kamailiotest.StartTLS(t, kamailiotest.TLS{Cert: cert, Key: key, CA: caCert}, func(_, core string) map[string]string {
+				a = startEP(t, Config{Name: "alice", Identity: "sip:alice@a.example", Transport: "tls", TLS: aliceTLS,
+					ContactParams: largeMsgTags, Proxy: core})
+				b = startEP(t, Config{Name: "bob", Identity: "sip:bob@b.example", Transport: "tls", TLS: bobTLS,
+					ContactParams: largeMsgTags, Proxy: core})
+				return map[string]string{"a.example": a.TLSAddr(), "b.example": b.TLSAddr()}
+			})
+
+			if err := a.Invite("k1", "sip:bob@b.example", "sip:alice@a.example",
+				[]Part{{ContentType: "application/sdp", Body: []byte(sdpOffer)}}, largeMessageHeaders()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.untrustedCallee || tc.untrustedCaller {
+				// Kamailio drops the connection in the handshake, so the caller's
+				// transaction times out (408): no INVITE crosses it either way.
+				r := a.rec.next(t, ctx, "response")
+				if r.res.Status < 400 {
+					t.Fatalf("INVITE with a peer Kamailio cannot authenticate ended with %v", r)
+				}
+				b.rec.none(t)
+				return
+			}
+			inv := b.rec.next(t, ctx, "invite")
+			if inv.in.Transport != "TLS" {
+				t.Errorf("INVITE reached the callee over %s, want TLS", inv.in.Transport)
+			}
+			if rr := inv.in.Header("Record-Route"); !strings.Contains(rr, k.TLSAddr) || !strings.Contains(strings.ToLower(rr), "transport=tls") {
+				t.Errorf("Kamailio did not record-route its TLS listener %s: Record-Route %q", k.TLSAddr, rr)
+			}
+			finishThroughCore(t, ctx, a, b, inv, k.TLSAddr, tc.cancel, tc.calleeByes)
+		})
+	}
+}
+
+// finishThroughCore ends the dialog that alice's INVITE k1 opened at bob (inv),
+// through a core that record-routes with its address core: alice cancels and
+// bob answers 487, or bob answers 200 (which must carry the core's
+// Record-Route), alice ACKs and one of them sends BYE. Nothing else is left.
+func finishThroughCore(t *testing.T, ctx context.Context, a, b *testEP, inv event, core string, cancel, calleeByes bool) {
+	t.Helper()
+	if cancel {
+		if err := a.Cancel("k1"); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.next(t, ctx, "cancel")
+		if err := b.Reject(inv.leg, 487, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := a.rec.next(t, ctx, "response"); r.res.Status != 487 {
+			t.Fatalf("cancelled INVITE ended with %v", r)
+		}
+		return
+	}
+	if err := b.Answer(inv.leg, []Part{{ContentType: "application/sdp", Body: []byte(sdpAnswer)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := a.rec.next(t, ctx, "response")
+	if r.res.Status != 200 || len(r.res.Parts) != 1 || string(r.res.Parts[0].Body) != sdpAnswer {
+		t.Fatalf("caller got %v", r)
+	}
+	if !strings.Contains(r.res.Header("Record-Route"), core) {
+		t.Errorf("200 OK without the core's Record-Route (%s): %q", core, r.res.Header("Record-Route"))
+	}
+	if err := a.Ack("k1"); err != nil {
+		t.Fatal(err)
+	}
+	b.rec.next(t, ctx, "ack")
+	if calleeByes {
+		if err := b.Bye(inv.leg); err != nil {
+			t.Fatal(err)
+		}
+		a.rec.next(t, ctx, "bye")
+	} else {
+		if err := a.Bye("k1"); err != nil {
+			t.Fatal(err)
+		}
+		b.rec.next(t, ctx, "bye")
+	}
+	a.rec.none(t)
+	b.rec.none(t)
 }

@@ -79,6 +79,7 @@ type legState struct {
 	cancelWanted bool
 	cancelSent   bool
 	final        int // status of the first final response, 0 while pending
+	authTries    int // INVITEs re-sent with credentials (RFC 3261 §22.3)
 }
 
 // decision is Answer's or Reject's response, handed to the goroutine that

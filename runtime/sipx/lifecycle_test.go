@@ -3,6 +3,7 @@ package sipx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -164,4 +165,32 @@ func TestParentContextCloses(t *testing.T) {
 	}
 	_ = e.Close()
 	_ = p.Close()
+}
+
+// TestWithoutClosed: Close's error keeps what went wrong and drops only the
+// second close of a connection sipgo's pool still listed.
+func TestWithoutClosed(t *testing.T) {
+	other := errors.New("listener broke")
+	wrapped := fmt.Errorf("close tls: %w", net.ErrClosed)
+	for _, c := range []struct {
+		in   error
+		want []error // errors.Is must hold for each; nil means no error at all
+	}{
+		{nil, nil},
+		{net.ErrClosed, nil},
+		{errors.Join(wrapped, net.ErrClosed), nil},
+		{other, []error{other}},
+		{errors.Join(wrapped, other), []error{other}},
+		{errors.Join(errors.Join(net.ErrClosed), other), []error{other}},
+	} {
+		got := withoutClosed(c.in)
+		if (got == nil) != (c.want == nil) {
+			t.Fatalf("withoutClosed(%v) = %v, want %v", c.in, got, c.want)
+		}
+		for _, w := range c.want {
+			if !errors.Is(got, w) || errors.Is(got, net.ErrClosed) {
+				t.Fatalf("withoutClosed(%v) = %v, want only %v", c.in, got, w)
+			}
+		}
+	}
 }

@@ -1,11 +1,14 @@
 package sipx
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // listenPair binds UDP and TCP on host. When both ports are 0 it looks for
@@ -25,6 +28,7 @@ func listenPair(host string, udpPort, tcpPort int) (*net.UDPConn, *net.TCPListen
 		port := tl.Addr().(*net.TCPAddr).Port
 		uc, err := net.ListenUDP("udp", udpAddr(host, port))
 		if err == nil {
+			setUDPBuffers(uc)
 			return uc, tl, nil
 		}
 		_ = tl.Close()
@@ -46,6 +50,7 @@ func listenAt(host string, udpPort, tcpPort int) (*net.UDPConn, *net.TCPListener
 		_ = uc.Close()
 		return nil, nil, fmt.Errorf("%w: listen tcp %s: %w", ErrTransport, net.JoinHostPort(host, strconv.Itoa(tcpPort)), err)
 	}
+	setUDPBuffers(uc)
 	return uc, tl, nil
 }
 
@@ -55,4 +60,80 @@ func udpAddr(host string, port int) *net.UDPAddr {
 
 func tcpAddr(host string, port int) *net.TCPAddr {
 	return &net.TCPAddr{IP: net.ParseIP(host), Port: port}
+}
+
+// handshakeTimeout bounds the TLS handshake of an accepted connection, so that
+// a peer that connects and says nothing (or speaks plain SIP to the TLS port)
+// holds the connection for seconds, not forever.
+const handshakeTimeout = 10 * time.Second
+
+// tlsListener serves TLS on an accepted TCP connection. The handshake runs on
+// the connection's first Read — on sipgo's reader goroutine for that
+// connection, never in the accept loop — under handshakeTimeout; a peer that
+// fails it (a plain TCP client, an untrusted certificate) loses its own
+// connection and nothing else.
+type tlsListener struct {
+	net.Listener
+	conf *tls.Config
+}
+
+func listenTLS(host string, port int, conf *tls.Config) (*tlsListener, error) {
+	tl, err := net.ListenTCP("tcp", tcpAddr(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen tls %s: %w", ErrTransport, net.JoinHostPort(host, strconv.Itoa(port)), err)
+	}
+	return &tlsListener{Listener: tl, conf: conf}, nil
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	return &serverTLSConn{Conn: tls.Server(c, l.conf)}, nil
+}
+
+func (l *tlsListener) port() int { return l.Addr().(*net.TCPAddr).Port }
+
+// serverTLSConn completes the handshake before the first read and then lifts
+// the handshake deadline.
+type serverTLSConn struct {
+	*tls.Conn
+	once sync.Once
+	err  error
+}
+
+func (c *serverTLSConn) Read(b []byte) (int, error) {
+	c.once.Do(func() {
+		if c.err = c.Conn.Handshake(); c.err == nil {
+			c.err = c.Conn.SetDeadline(time.Time{})
+		}
+	})
+	if c.err != nil {
+		_ = c.Conn.Close()
+		return 0, c.err
+	}
+	return c.Conn.Read(b)
+}
+
+// Close closes the connection; see closeTLS.
+func (c *serverTLSConn) Close() error { return closeTLS(c.Conn) }
+
+// clientTLSConn is a TLS connection sipx dialed, as handed to sipgo.
+type clientTLSConn struct{ *tls.Conn }
+
+// Close closes the connection; see closeTLS.
+func (c clientTLSConn) Close() error { return closeTLS(c.Conn) }
+
+// closeTLS closes c, sending close_notify first (RFC 8446 §6.1). A peer that
+// has already gone cannot take the alert; the connection is closed all the
+// same, so that write failure is not reported as a failure to close.
+func closeTLS(c *tls.Conn) error {
+	err := c.Close()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "write" {
+		return nil
+	}
+	return err
 }

@@ -126,7 +126,7 @@ func (e *Endpoint) newVia(transport string) *sip.ViaHeader {
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
 		Transport:       transport,
-		Host:            uriHost(e.cfg.Host),
+		Host:            uriHost(e.cfg.Advertise),
 		Port:            e.port(transport),
 		Params:          sip.NewParams(),
 	}
@@ -137,17 +137,30 @@ func (e *Endpoint) newVia(transport string) *sip.ViaHeader {
 
 // contactValue is our Contact for transport: where in-dialog requests reach
 // us (RFC 3261 §8.1.1.8), with the configured feature tags (RFC 3840).
-func (e *Endpoint) contactValue(user, transport string) string {
-	u := sip.Uri{Scheme: "sip", User: user, Host: uriHost(e.cfg.Host), Port: e.port(transport)}
-	if transport == "TCP" {
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
-	}
+func (e *Endpoint) contactValue(user, transport string, secure bool) string {
+	u := e.contactURI(user, transport, secure)
 	v := "<" + u.String() + ">"
 	if p := strings.TrimPrefix(strings.TrimSpace(e.cfg.ContactParams), ";"); p != "" {
 		v += ";" + p
 	}
 	return v
+}
+
+// contactURI is our URI on transport. A secure dialog (sips:) gets a sips:
+// Contact (RFC 3261 §8.1.1.8, §12.1.1) on the TLS listener; over TCP, and over
+// TLS with a sip: URI, the transport parameter says how to reach us (RFC 5630
+// deprecates transport=tls, but a sip: URI has no other way to name the TLS
+// port).
+func (e *Endpoint) contactURI(user, transport string, secure bool) sip.Uri {
+	if secure {
+		return sip.Uri{Scheme: "sips", User: user, Host: uriHost(e.cfg.Advertise), Port: e.port(transportTLS)}
+	}
+	u := sip.Uri{Scheme: "sip", User: user, Host: uriHost(e.cfg.Advertise), Port: e.port(transport)}
+	if transport == transportTCP || transport == transportTLS {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", strings.ToLower(transport))
+	}
+	return u
 }
 
 func (e *Endpoint) contactUser() string {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,19 +24,47 @@ const proxyBranchPrefix = sip.RFC3261BranchMagicCookie + "-px-"
 
 // ProxyConfig configures the embedded SIP/IP core.
 type ProxyConfig struct {
-	// Host is the IP to bind and to put in Via and Record-Route. Required.
+	// Host is the IP to bind (a wildcard binds every interface). Required.
 	Host string
+	// Advertise is the IP put in Via and Record-Route and returned by
+	// UDPAddr and TCPAddr; default Host, required when Host is a wildcard.
+	Advertise string
 	// UDPPort and TCPPort are the ports to bind; 0 chooses a free one (the
 	// same number for both when both are 0, as with Config).
 	UDPPort, TCPPort int
 	// Routes maps a Request-URI host (a domain, compared without case) to
-	// the host:port of the role serving it. The host must be an IP: the
-	// proxy never resolves names. A Request-URI whose host is already an IP
-	// is sent there directly.
-	// Routes can be added later with SetRoute.
+	// the IP:port of the role serving it over UDP and TCP (one port number
+	// for both). A TLS address is added with SetTargets. A Request-URI whose
+	// host is already an IP is sent there directly. Routes can be added
+	// later with SetRoute.
 	Routes map[string]string
+	// Resolver locates next hops whose host is a name not in Routes
+	// (RFC 3263); nil: such requests get 404, and the proxy sends no DNS
+	// query.
+	Resolver Resolver
+	// TLS, when set, makes the proxy listen for SIP over TLS on TLSPort and
+	// forward over TLS where the next hop asks for it (a sips: URI,
+	// transport=tls, a TLS target) or where the request came in over TLS and
+	// the next hop has a TLS target. The connections it opens verify the
+	// peer against RootCAs and the name the next hop was located by
+	// (RFC 5922 §4.1; the IP for a route or an IP host). nil: no TLS, and a
+	// request that must go over TLS gets 404.
+	TLS *tls.Config
+	// TLSPort is the TLS listener's port; 0 chooses a free one.
+	TLSPort int
+	// Names are host names the proxy is known by (compared without case):
+	// a Route or Request-URI with one of them, at any port, names the proxy
+	// itself (RFC 3261 §16.4), as do its IP and ports.
+	Names []string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// TrustedHosts makes the proxy the edge of an RFC 3325 trust domain: IPs
+	// or CIDR prefixes of the nodes inside it (the server roles). A request
+	// from any other source loses its P-Asserted-Identity before it is
+	// forwarded (RFC 3325 §5), and a request forwarded to a node outside the
+	// domain loses it when it asks for privacy (Privacy: id). nil (default):
+	// headers pass untouched.
+	TrustedHosts []string
 
 	// observe, when set (tests), sees every message the proxy forwards.
 	observe func(proxyHop)
@@ -68,45 +98,73 @@ type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
 	ip     net.IP
-	routes map[string]string
+	routes *StaticResolver // Routes and SetTargets; then cfg.Resolver
 	salt   string
+	trust  trustSet
 
-	tp  *sip.TransportLayer // listens: UDP, and the TCP connections peers open
-	out *sip.TransportLayer // the TCP connections the proxy opens
-	udp *net.UDPConn
-	tcp *net.TCPListener
+	tp     *sip.TransportLayer // listens: UDP, and the TCP/TLS connections peers open
+	out    *sip.TransportLayer // the TCP/TLS connections the proxy opens
+	tlsOut *tlsOut             // opens out's TLS connections; nil without TLS
+	udp    *net.UDPConn
+	tcp    *net.TCPListener
+	tls    *tlsListener
 
-	udpPort, tcpPort int
+	udpPort, tcpPort, tlsPort int
+
+	ctx    context.Context // ends with Close: bounds connection set-up
+	cancel context.CancelFunc
 
 	serving sync.WaitGroup
 	work    sync.WaitGroup
 	mu      sync.Mutex
 	closed  bool
-	once    sync.Once
-	stop    func() bool
-	down    chan struct{}
+	// order keeps the responses of one transaction in the order they came.
+	order inOrder
+	once  sync.Once
+	stop  func() bool
+	down  chan struct{}
 }
 
 // StartProxy binds the proxy's UDP and TCP listeners and serves them until
 // Close or until ctx ends.
 func StartProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
-	ip := net.ParseIP(cfg.Host)
-	if ip == nil {
-		return nil, fmt.Errorf("%w: proxy Host %q is not an IP address", ErrConfig, cfg.Host)
+	if err := advertised(&cfg.Advertise, cfg.Host); err != nil {
+		return nil, err
 	}
-	routes := map[string]string{}
+	ip := net.ParseIP(cfg.Advertise)
+	routes, err := NewStaticResolver(nil, cfg.Resolver)
+	if err != nil {
+		return nil, err
+	}
 	for dom, hp := range cfg.Routes {
 		if err := checkRoute(dom, hp); err != nil {
 			return nil, err
 		}
-		routes[strings.ToLower(dom)] = hp
+		_ = routes.Set(dom, routeTargets(hp))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	for _, h := range cfg.TrustedHosts {
+		if _, err := parseTrusted(h); err != nil {
+			return nil, err
+		}
+	}
+	serverTLS, err := tlsServerConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
 	uc, tl, err := listenPair(cfg.Host, cfg.UDPPort, cfg.TCPPort)
 	if err != nil {
 		return nil, err
+	}
+	var sl *tlsListener
+	if serverTLS != nil {
+		if sl, err = listenTLS(cfg.Host, cfg.TLSPort, serverTLS); err != nil {
+			_ = uc.Close()
+			_ = tl.Close()
+			return nil, err
+		}
 	}
 	var salt [8]byte
 	_, _ = rand.Read(salt[:])
@@ -118,14 +176,22 @@ func StartProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
 		salt:    hex.EncodeToString(salt[:]),
 		udp:     uc,
 		tcp:     tl,
+		tls:     sl,
 		udpPort: uc.LocalAddr().(*net.UDPAddr).Port,
 		tcpPort: tl.Addr().(*net.TCPAddr).Port,
 		down:    make(chan struct{}),
+		trust:   newTrustSet(cfg.TrustedHosts),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// Only sipgo's transport layer: no transaction layer, which would
 	// answer CANCELs, send 100 Trying and absorb retransmissions — all
 	// wrong for a stateless proxy.
-	p.tp = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil, sip.WithTransportLayerLogger(p.log))
+	var clientTLS *tls.Config
+	if cfg.TLS != nil {
+		clientTLS = cfg.TLS.Clone()
+		clientTLS.MinVersion = max(clientTLS.MinVersion, tls.VersionTLS12)
+	}
+	p.tp = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), clientTLS, sip.WithTransportLayerLogger(p.log))
 	p.tp.OnMessage(p.onMessage)
 	// Connections the proxy dials live in a transport layer of their own. sipgo pools a
 	// dialed connection under its local address as well as its remote one, and an
@@ -134,11 +200,21 @@ func StartProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
 	// (connect reuses a local port towards another destination). In one pool the second
 	// entry would hide the first, and a response meant for the peer of the accepted
 	// connection would go down the dialed one.
-	p.out = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil, sip.WithTransportLayerLogger(p.log))
+	p.out = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), clientTLS, sip.WithTransportLayerLogger(p.log))
 	p.out.OnMessage(p.onMessage)
+	if sl != nil {
+		// Before anything is served: onRequest reads both (isSelf, send).
+		p.tlsPort = sl.port()
+		p.tlsOut = newTLSOut(p.out, cfg.TLS, sl.Addr())
+	}
 	p.serving.Add(2)
-	go func() { defer p.serving.Done(); _ = p.tp.ServeUDP(uc) }()
-	go func() { defer p.serving.Done(); _ = p.tp.ServeTCP(tl) }()
+	go func() { defer p.serving.Done(); _ = p.tp.ServeUDP(precheckPacketConn{uc}) }() // see precheck.go
+	go func() { defer p.serving.Done(); _ = p.tp.ServeTCP(precheckListener{tl}) }()
+	if sl != nil {
+		p.serving.Add(2)
+		go func() { defer p.serving.Done(); _ = p.tp.ServeTLS(precheckListener{sl}) }()
+		go func() { defer p.serving.Done(); _ = p.out.ServeTLS(p.tlsOut) }()
+	}
 	p.stop = context.AfterFunc(ctx, func() { _ = p.Close() })
 	return p, nil
 }
@@ -149,10 +225,30 @@ func (p *Proxy) SetRoute(domain, hostport string) error {
 	if err := checkRoute(domain, hostport); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.routes[strings.ToLower(domain)] = hostport
-	p.mu.Unlock()
-	return nil
+	return p.routes.Set(domain, p.withTLSTargets(domain, routeTargets(hostport)))
+}
+
+// SetTargets sets the targets of a Request-URI domain, in the order to try
+// them (RFC 3263 §4.3), replacing its route: how a TLS address (whose port
+// differs from the UDP/TCP one) is given. An empty list removes the domain.
+func (p *Proxy) SetTargets(domain string, targets []Target) error {
+	return p.routes.Set(domain, targets)
+}
+
+// routeTargets is a route's address over UDP and TCP.
+func routeTargets(hostport string) []Target {
+	return []Target{{Transport: transportUDP, Addr: hostport}, {Transport: transportTCP, Addr: hostport}}
+}
+
+// withTLSTargets keeps the TLS targets domain already has after ts.
+func (p *Proxy) withTLSTargets(domain string, ts []Target) []Target {
+	old, _ := p.routes.Lookup(domain)
+	for _, t := range old {
+		if t.Transport == transportTLS {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // SetRoutes adds or replaces several routes at once; nothing changes if one
@@ -163,11 +259,9 @@ func (p *Proxy) SetRoutes(routes map[string]string) error {
 			return err
 		}
 	}
-	p.mu.Lock()
 	for d, hp := range routes {
-		p.routes[strings.ToLower(d)] = hp
+		_ = p.routes.Set(d, p.withTLSTargets(d, routeTargets(hp)))
 	}
-	p.mu.Unlock()
 	return nil
 }
 
@@ -179,11 +273,20 @@ func checkRoute(domain, hostport string) error {
 	return nil
 }
 
-// UDPAddr is the host:port the proxy listens on for UDP.
-func (p *Proxy) UDPAddr() string { return net.JoinHostPort(p.cfg.Host, strconv.Itoa(p.udpPort)) }
+// UDPAddr is the host:port peers reach the proxy at over UDP.
+func (p *Proxy) UDPAddr() string { return net.JoinHostPort(p.cfg.Advertise, strconv.Itoa(p.udpPort)) }
 
-// TCPAddr is the host:port the proxy listens on for TCP.
-func (p *Proxy) TCPAddr() string { return net.JoinHostPort(p.cfg.Host, strconv.Itoa(p.tcpPort)) }
+// TCPAddr is the host:port peers reach the proxy at over TCP.
+func (p *Proxy) TCPAddr() string { return net.JoinHostPort(p.cfg.Advertise, strconv.Itoa(p.tcpPort)) }
+
+// TLSAddr is the host:port the proxy listens on for TLS, "" without
+// ProxyConfig.TLS.
+func (p *Proxy) TLSAddr() string {
+	if p.tls == nil {
+		return ""
+	}
+	return net.JoinHostPort(p.cfg.Advertise, strconv.Itoa(p.tlsPort))
+}
 
 // Close stops the proxy and waits for the messages in hand. Idempotent.
 func (p *Proxy) Close() error {
@@ -193,8 +296,13 @@ func (p *Proxy) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
+		p.cancel()
 		_ = p.udp.Close()
 		_ = p.tcp.Close()
+		if p.tls != nil {
+			_ = p.tls.Close()
+			_ = p.tlsOut.Close()
+		}
 		p.serving.Wait()
 		p.work.Wait()
 		err = errors.Join(p.tp.Close(), p.out.Close())
@@ -217,8 +325,29 @@ func (p *Proxy) onMessage(msg sip.Message) {
 	}
 	p.work.Add(1)
 	p.mu.Unlock()
+	// Each message is forwarded on a goroutine of its own, but the messages of one
+	// transaction (its top Via's branch: a request, its CANCEL and the ACK of a non-2xx;
+	// or its responses) leave in the order they came: a 100 Trying handled late went out
+	// after the 200 (SIPp, as ClientA of TestForeignClients, aborted on it; RFC 3261
+	// §17.1.1.2 has no provisional after a final response), and a CANCEL could overtake
+	// its INVITE the same way. Requests and responses are kept apart: a response's top
+	// branch is the one this proxy added.
+	wait, done := (<-chan struct{})(nil), func() {}
+	if via := msg.Via(); via != nil {
+		if branch, ok := via.Params.Get("branch"); ok {
+			kind := "req "
+			if _, isRes := msg.(*sip.Response); isRes {
+				kind = "res "
+			}
+			wait, done = p.order.turn(kind + branch)
+		}
+	}
 	go func() {
 		defer p.work.Done()
+		defer done()
+		if wait != nil {
+			<-wait
+		}
 		switch m := msg.(type) {
 		case *sip.Request:
 			p.onRequest(m)
@@ -228,21 +357,52 @@ func (p *Proxy) onMessage(msg sip.Message) {
 	}()
 }
 
-func (p *Proxy) route(domain string) (string, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	hp, ok := p.routes[strings.ToLower(domain)]
-	return hp, ok
+// inOrder hands out turns per key: a turn's wait ends when the turn taken before it for
+// the same key is done. Turns must be taken in the order the work must happen.
+type inOrder struct {
+	mu   sync.Mutex
+	last map[string]chan struct{}
+}
+
+// turn takes the next turn for key: wait (nil for the first) ends when the previous turn
+// is done, and done must be called once, when this one's work is over.
+func (o *inOrder) turn(key string) (wait <-chan struct{}, done func()) {
+	mine := make(chan struct{})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil {
+		o.last = map[string]chan struct{}{}
+	}
+	if prev, ok := o.last[key]; ok {
+		wait = prev
+	}
+	o.last[key] = mine
+	return wait, func() {
+		o.mu.Lock()
+		if o.last[key] == mine {
+			delete(o.last, key)
+		}
+		o.mu.Unlock()
+		close(mine)
+	}
 }
 
 func (p *Proxy) isSelf(host string, port int) bool {
+	for _, n := range p.cfg.Names {
+		if strings.EqualFold(n, host) {
+			return true
+		}
+	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.Equal(p.ip) && (port == p.udpPort || port == p.tcpPort)
+	return ip != nil && ip.Equal(p.ip) && (port == p.udpPort || port == p.tcpPort || (p.tls != nil && port == p.tlsPort))
 }
 
 func (p *Proxy) port(transport string) int {
-	if transport == "TCP" {
+	switch transport {
+	case transportTCP:
 		return p.tcpPort
+	case transportTLS:
+		return p.tlsPort
 	}
 	return p.udpPort
 }
@@ -257,6 +417,12 @@ func (p *Proxy) onRequest(req *sip.Request) {
 	// RFC 3261 §16.3 step 3.
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		p.reply(req, 483, "")
+		return
+	}
+	// §16.3 step 5: the proxy supports no extension a Proxy-Require could
+	// name (RFC 4475 §3.3.5). ACK and CANCEL are not refused.
+	if tags := unsupported(req, "Proxy-Require"); len(tags) > 0 && req.Method != sip.ACK && req.Method != sip.CANCEL {
+		p.replyWith(req, 420, "", sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
 		return
 	}
 	// §16.4: remove the Route entries that name us (two of them after a
@@ -283,26 +449,46 @@ func (p *Proxy) onRequest(req *sip.Request) {
 		}
 		return
 	}
-	dest := ""
-	if hostIsIP(next) {
-		dest = net.JoinHostPort(strings.Trim(next.Host, "[]"), strconv.Itoa(uriPort(next)))
-	} else if hp, ok := p.route(next.Host); ok {
-		dest = hp
-	} else {
-		p.reply(req, 404, "No Route To "+next.Host)
+	// §16.5 and RFC 3263 §4: the targets of the next hop — an IP as is, a
+	// domain through the routing table, then the resolver. The transport is
+	// the URI's (sips: keeps the request on TLS, RFC 3261 §26.2.2), else the
+	// one the request came in on where the next hop has it.
+	secure := next.Scheme == "sips"
+	ctx, cancel := context.WithTimeout(p.ctx, connectTimeout)
+	defer cancel()
+	targets, err := resolveWith(ctx, p.routes, next, inTp, p.tlsOut != nil)
+	if err == nil && secure {
+		targets = slices.DeleteFunc(targets, func(t Target) bool { return t.Transport != transportTLS })
+		if len(targets) == 0 {
+			err = fmt.Errorf("%w: no TLS target", ErrNoRoute)
+		}
+	}
+	if err != nil {
+		p.log.Debug("no route", "next", next.Host, "error", err)
+		p.reply(req, 404, "No Route To "+strings.Trim(next.Host, "[]"))
 		return
 	}
-	dh, dp, _ := net.SplitHostPort(dest)
-	if n, _ := strconv.Atoi(dp); p.isSelf(dh, n) {
-		// Forwarding to ourselves would loop until Max-Forwards runs out.
-		p.reply(req, 482, "")
-		return
-	}
-	outTp := inTp
-	if tp := uriTransport(next); tp == "UDP" || tp == "TCP" {
-		outTp = tp
+	for _, t := range targets {
+		dh, dp, _ := net.SplitHostPort(t.Addr)
+		if n, _ := strconv.Atoi(dp); p.isSelf(dh, n) {
+			// Forwarding to ourselves would loop until Max-Forwards runs out.
+			p.reply(req, 482, "")
+			return
+		}
 	}
 
+	// RFC 3325 §5: an identity asserted from outside the trust domain is
+	// not believed, and one is not given away to a node outside it when
+	// the user asked for privacy. Checked on every request.
+	if p.trust != nil {
+		if !p.trust.trusts(req.Source()) {
+			if stripPAI(req) {
+				p.log.Info("P-Asserted-Identity from an untrusted source removed", "source", req.Source(), "call-id", req.CallID().Value())
+			}
+		} else if privacyID(req) && slices.ContainsFunc(targets, func(t Target) bool { return !p.trust.trusts(t.Addr) }) {
+			stripPAI(req)
+		}
+	}
 	// §16.6 step 3: Max-Forwards.
 	if mf := req.MaxForwards(); mf != nil {
 		mf.Dec()
@@ -311,14 +497,14 @@ func (p *Proxy) onRequest(req *sip.Request) {
 		req.AppendHeader(&m)
 	}
 	// §18.2.1 and RFC 3581: record where the request really came from, so
-	// that the response finds its way back — over TCP, onto the very
+	// that the response finds its way back — over TCP and TLS, onto the very
 	// connection (§18.2.2), which a stateless proxy can only remember in
 	// the message itself.
 	if src := req.Source(); src != "" {
 		sh, sp, err := net.SplitHostPort(src)
 		if err == nil {
 			_, rport := via.Params.Get("rport")
-			if rport || inTp == "TCP" {
+			if rport || inTp != transportUDP {
 				via.Params.Add("rport", sp)
 				via.Params.Add("received", sh)
 			} else if via.Host != sh {
@@ -333,39 +519,41 @@ func (p *Proxy) onRequest(req *sip.Request) {
 	// downstream. §18.1.1: a request over 1300 bytes goes over TCP, so
 	// the headers are sized for UDP first.
 	initial := req.Method == sip.INVITE && tagOf(req.To().Params) == ""
+	recordSecure := secure || secureRequest(req)
 	branch := p.branch(req)
 	added := func(outTp string) []sip.Header {
 		myVia := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: outTp,
-			Host: uriHost(p.cfg.Host), Port: p.port(outTp), Params: sip.NewParams()}
+			Host: uriHost(p.cfg.Advertise), Port: p.port(outTp), Params: sip.NewParams()}
 		myVia.Params.Add("branch", branch)
 		var hs []sip.Header
 		if initial {
-			hs = append(hs, &sip.RecordRouteHeader{Address: p.rrURI(outTp)})
+			hs = append(hs, &sip.RecordRouteHeader{Address: p.rrURI(outTp, recordSecure)})
 			if outTp != inTp {
-				hs = append(hs, &sip.RecordRouteHeader{Address: p.rrURI(inTp)})
+				hs = append(hs, &sip.RecordRouteHeader{Address: p.rrURI(inTp, recordSecure)})
 			}
 		}
 		// Our Via last, so that it sits right above the Via it precedes.
 		return append(hs, myVia)
 	}
-	if outTp == "UDP" {
-		size := len(req.String())
-		for _, h := range added("UDP") {
-			size += len(h.String()) + 2
-		}
-		if size > udpMax {
-			outTp = "TCP"
-		}
+	size := len(req.String())
+	for _, h := range added(transportUDP) {
+		size += len(h.String()) + 2
 	}
-	req.PrependHeader(added(outTp)...)
-	p.forward(req, inTp, outTp, dest)
+	targets = sized(targets, size)
+	p.forward(req, inTp, targets, added)
 }
 
-// rrURI is our Record-Route entry for one transport (lr: we loose-route).
-func (p *Proxy) rrURI(transport string) sip.Uri {
-	u := sip.Uri{Scheme: "sip", Host: uriHost(p.cfg.Host), Port: p.port(transport), UriParams: sip.NewParams()}
-	if transport == "TCP" {
-		u.UriParams.Add("transport", "tcp")
+// rrURI is our Record-Route entry for one transport (lr: we loose-route). A
+// secure request is record-routed with a sips: URI (RFC 3261 §16.6 step 4,
+// §26.2.2); a sip: one over TLS names the transport (RFC 5630
+// deprecates transport=tls, but a sip: URI has no other way to say it).
+func (p *Proxy) rrURI(transport string, secure bool) sip.Uri {
+	u := sip.Uri{Scheme: "sip", Host: uriHost(p.cfg.Advertise), Port: p.port(transport), UriParams: sip.NewParams()}
+	switch {
+	case secure && transport == transportTLS:
+		u.Scheme = "sips"
+	case transport != transportUDP:
+		u.UriParams.Add("transport", strings.ToLower(transport))
 	}
 	u.UriParams.Add("lr", "")
 	return u
@@ -388,28 +576,49 @@ func (p *Proxy) branch(req *sip.Request) string {
 	return proxyBranchPrefix + hex.EncodeToString(h.Sum(nil)[:10])
 }
 
-func (p *Proxy) forward(req *sip.Request, inTp, outTp, dest string) {
-	if p.cfg.observe != nil {
-		p.cfg.observe(proxyHop{Method: string(req.Method), CallID: req.CallID().Value(), In: inTp, Out: outTp, Dest: dest})
-	}
+// forward sends req to the first target that takes it, with our headers for
+// that target's transport on top (RFC 3263 §4.3: a target that cannot be
+// reached — a refused connection, a failed TLS handshake — is left for the
+// next; the branch stays, as a stateless proxy's must, §16.11). When none
+// takes it, the sender gets 503.
+func (p *Proxy) forward(req *sip.Request, inTp string, targets []Target, added func(string) []sip.Header) {
 	var err error
-	if outTp == "UDP" {
-		err = p.writeUDP([]byte(req.String()), dest)
-	} else {
-		req.SetTransport("TCP")
-		req.SetDestination(dest)
-		req.Laddr = sip.Addr{}
-		err = p.out.WriteMsg(req)
+	for _, t := range targets {
+		out := req.Clone()
+		out.PrependHeader(added(t.Transport)...)
+		if p.cfg.observe != nil {
+			p.cfg.observe(proxyHop{Method: string(req.Method), CallID: req.CallID().Value(), In: inTp, Out: t.Transport, Dest: t.Addr})
+		}
+		if err = p.send(out, t); err == nil {
+			return
+		}
+		p.log.Debug("forward failed", "method", req.Method, "target", t.String(), "error", err)
 	}
-	if err != nil {
-		p.log.Debug("forward failed", "method", req.Method, "dest", dest, "error", err)
-		if req.Method != sip.ACK {
-			// The request was modified in place; answer from what the
-			// upstream hop sent (our Via on top must go first).
-			req.RemoveHeader("Via")
-			p.reply(req, 503, "Next Hop Unreachable")
+	if req.Method != sip.ACK {
+		p.reply(req, 503, "Next Hop Unreachable")
+	}
+}
+
+// send writes a request to one target: over UDP from the listening socket,
+// over TCP and TLS on a connection of the proxy's own (see out).
+func (p *Proxy) send(req *sip.Request, t Target) error {
+	if t.Transport == transportUDP {
+		return p.writeUDP([]byte(req.String()), t.Addr)
+	}
+	if t.Transport == transportTLS {
+		if p.tlsOut == nil {
+			return fmt.Errorf("%w: %s needs TLS", ErrNoRoute, t)
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, connectTimeout)
+		defer cancel()
+		if err := p.tlsOut.connect(ctx, t); err != nil {
+			return err
 		}
 	}
+	req.SetTransport(t.Transport)
+	req.SetDestination(t.Addr)
+	req.Laddr = sip.Addr{}
+	return p.out.WriteMsg(req)
 }
 
 func (p *Proxy) writeUDP(b []byte, dest string) error {
@@ -492,6 +701,10 @@ func (p *Proxy) writeResponse(res *sip.Response, dest, transport string) error {
 
 // reply answers a request statelessly (never an ACK, §17.1.1.3).
 func (p *Proxy) reply(req *sip.Request, status int, reason string) {
+	p.replyWith(req, status, reason)
+}
+
+func (p *Proxy) replyWith(req *sip.Request, status int, reason string, hdrs ...sip.Header) {
 	if req.Method == sip.ACK || req.Via() == nil {
 		return
 	}
@@ -499,6 +712,9 @@ func (p *Proxy) reply(req *sip.Request, status int, reason string) {
 		reason = reasonPhrase(status)
 	}
 	res := sip.NewResponseFromRequest(req, status, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
 	dest := req.Source()
 	tp := strings.ToUpper(req.Transport())
 	if err := p.writeResponse(res, dest, tp); err != nil {

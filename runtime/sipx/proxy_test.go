@@ -115,3 +115,47 @@ func h0(p *pair, method string) proxyHop {
 	}
 	return proxyHop{}
 }
+
+// TestInOrderTurns: the turns of one key run one after the other in the order
+// they were taken, whatever order their goroutines start in; another key's
+// turn waits for none of them.
+func TestInOrderTurns(t *testing.T) {
+	var o inOrder
+	w1, d1 := o.turn("z9hG4bK-a")
+	w2, d2 := o.turn("z9hG4bK-a")
+	w3, d3 := o.turn("z9hG4bK-a")
+	wb, db := o.turn("z9hG4bK-b")
+	if w1 != nil || wb != nil {
+		t.Fatal("a first turn waits")
+	}
+	ready := func(w <-chan struct{}) bool {
+		select {
+		case <-w:
+			return true
+		default:
+			return false
+		}
+	}
+	if ready(w2) || ready(w3) {
+		t.Fatal("later turns may go before the first is done")
+	}
+	db()
+	if ready(w2) {
+		t.Fatal("another key's turn released this key's")
+	}
+	d1()
+	if !ready(w2) || ready(w3) {
+		t.Fatal("after the first: the second may go, not the third")
+	}
+	d2()
+	if !ready(w3) {
+		t.Fatal("the third still waits after the second")
+	}
+	d3()
+	o.mu.Lock()
+	left := len(o.last)
+	o.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d keys kept after every turn was done", left)
+	}
+}

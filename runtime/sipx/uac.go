@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -46,21 +45,19 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 	if len(routes) > 0 {
 		firstHop = routes[0]
 	}
-	if e.cfg.Proxy == "" && !hostIsIP(firstHop) {
-		return fmt.Errorf("%w: %s (set Config.Proxy or address the first hop by IP)", ErrNoRoute, firstHop.String())
+	if e.cfg.Proxy == "" && !hostIsIP(firstHop) && e.cfg.Resolver == nil {
+		return fmt.Errorf("%w: %s (set Config.Proxy or Config.Resolver, or address the first hop by IP)", ErrNoRoute, firstHop.String())
 	}
 
+	// Config.Transport where the next hop's URI leaves the transport open; a
+	// URI sent straight to that names one (a Contact with ;transport=tcp from
+	// Lookup) or a sips: URI decides itself (RFC 3263 §4.1, see start).
 	transport := e.cfg.Transport
-	if tp := uriTransport(firstHop); e.cfg.Proxy == "" && (tp == "UDP" || tp == "TCP") {
-		// Sent straight to a URI that names its transport (a Contact with
-		// ;transport=tcp from Lookup): honour it (RFC 3263 §4.1).
-		transport = tp
-	}
 	l := &legState{
 		id:         leg,
 		outgoing:   true,
 		transport:  transport,
-		callID:     randToken(16) + "@" + uriHost(e.cfg.Host),
+		callID:     randToken(16) + "@" + uriHost(e.cfg.Advertise),
 		localTag:   randToken(8),
 		local:      bareURI(e.identity),
 		remote:     bareURI(ruri),
@@ -83,7 +80,7 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 	cid := sip.CallIDHeader(l.callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: l.inviteCSeq, MethodName: sip.INVITE})
-	req.AppendHeader(sip.NewHeader("Contact", e.contactValue(e.contactUser(), l.transport)))
+	req.AppendHeader(sip.NewHeader("Contact", e.contactValue(e.contactUser(), l.transport, false)))
 	if from != "" {
 		if _, err := parseURI(from); err != nil {
 			return err
@@ -95,7 +92,6 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 		return err
 	}
 	e.setTransport(req, via, l.transport)
-	l.transport = req.Transport()
 	l.req = req
 
 	if !e.enter() {
@@ -110,19 +106,58 @@ func (e *Endpoint) Invite(leg, target, from string, parts []Part, extra []Header
 	e.legs[leg] = l
 	e.mu.Unlock()
 
+	slot, ok := e.inviteWin.take(transport)
+	if !ok {
+		// The window is full: the INVITE goes out when an earlier one is answered.
+		// The caller has its leg now; a failure to send reaches it as a final
+		// response (503, as for a transport failure after sending, §8.1.3.1).
+		if !e.goWork(func() {
+			slot, ok := e.inviteWin.wait(e.ctx)
+			if !ok {
+				e.end(l)
+				return
+			}
+			if err := e.launch(l, req, transport, target, slot); err != nil {
+				e.log.Debug("INVITE not sent", "leg", l.id, "error", err)
+				e.onFinal(l, nil, 503)
+			}
+		}) {
+			e.end(l)
+			return ErrClosed
+		}
+		return nil
+	}
+	return e.launch(l, req, transport, target, slot)
+}
+
+// launch sends a new leg's INVITE in a client transaction and reads its responses;
+// slot is its place in the INVITE window, given back at its first response.
+func (e *Endpoint) launch(l *legState, req *sip.Request, transport, target string, slot *windowSlot) error {
 	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
 	defer cancel()
-	tx, err := e.ua.TransactionLayer().Request(ctx, req)
+	tx, err := e.start(ctx, req, transport)
 	if err != nil {
+		slot.release()
 		e.end(l)
+		if errors.Is(err, ErrNoRoute) || errors.Is(err, ErrBadURI) {
+			return fmt.Errorf("INVITE %s: %w", target, err)
+		}
 		return fmt.Errorf("%w: INVITE %s: %w", ErrTransport, target, err)
+	}
+	// The transport the INVITE went on: what in-dialog requests fall back to.
+	e.mu.Lock()
+	l.transport = req.Transport()
+	e.mu.Unlock()
+	if !strings.EqualFold(l.transport, transportUDP) {
+		slot.release() // only UDP retransmits (RFC 3261 §17.1.1.2): TCP paces itself
 	}
 	// Retransmitted 2xx reach us through this hook (RFC 6026 §7.2: the
 	// transaction stays in Accepted for 64*T1 and passes them up). Register
 	// it before reading the first response: sipgo holds the transaction
 	// lock while it hands that one over, so none can slip past.
 	tx.OnRetransmission(func(res *sip.Response) { e.onFinal(l, res) })
-	if !e.goWork(func() { e.pump(l, tx) }) {
+	if !e.goWork(func() { e.pump(l, tx, slot) }) {
+		slot.release()
 		tx.Terminate()
 		return ErrClosed
 	}
@@ -135,21 +170,31 @@ func (e *Endpoint) appendOutboundRoute(req *sip.Request) {
 	if e.cfg.Proxy == "" {
 		return
 	}
-	host, port, _ := net.SplitHostPort(e.cfg.Proxy)
-	u := sip.Uri{Scheme: "sip", Host: uriHost(host), UriParams: sip.NewParams()}
-	fmt.Sscan(port, &u.Port)
-	u.UriParams.Add("lr", "")
+	u, _ := proxyURI(e.cfg.Proxy) // validated by normalize
 	req.AppendHeader(&sip.RouteHeader{Address: u})
 }
 
 // pump reads the INVITE client transaction until its first final response.
-func (e *Endpoint) pump(l *legState, tx sip.ClientTransaction) {
+func (e *Endpoint) pump(l *legState, tx sip.ClientTransaction, slot *windowSlot) {
+	defer slot.release()
+	// The INVITE's place in the window is given back at its first response, or
+	// after T1 without one (a peer that does not answer holds the others back
+	// for one retransmission interval at most); how long it took sizes the window.
+	slow := time.AfterFunc(sip.T1, slot.answered)
+	defer slow.Stop()
 	for {
 		select {
 		case res := <-tx.Responses():
+			slot.answered()
 			if res.IsProvisional() {
 				e.onProvisional(l)
 				continue
+			}
+			if res.StatusCode == 401 || res.StatusCode == 407 {
+				if next := e.reinviteAuthorized(l, res); next != nil {
+					tx = next
+					continue
+				}
 			}
 			e.onFinal(l, res)
 			return
@@ -167,6 +212,46 @@ func (e *Endpoint) pump(l *legState, tx sip.ClientTransaction) {
 			return
 		}
 	}
+}
+
+// reinviteAuthorized answers a 401/407 to our INVITE (RFC 3261 §22.2,
+// §22.3): the same INVITE with the next CSeq, a new branch and our
+// credentials, in a new client transaction (sipgo's old one ACKs the
+// challenge, §17.1.1.3). Once per INVITE, again only for a stale nonce; nil
+// when the challenge is the final answer.
+func (e *Endpoint) reinviteAuthorized(l *legState, res *sip.Response) sip.ClientTransaction {
+	e.mu.Lock()
+	if l.cancelWanted || l.ended || l.authTries >= 3 || (l.authTries > 0 && !staleChallenge(res)) {
+		e.mu.Unlock()
+		return nil
+	}
+	l.authTries++
+	req := l.req.Clone()
+	cseq := l.inviteCSeq + 1
+	e.mu.Unlock()
+	req.RemoveHeader("Via")
+	via := e.newVia(l.transport)
+	req.PrependHeader(via)
+	req.CSeq().SeqNo = cseq
+	if !e.authorize(req, res) {
+		return nil
+	}
+	e.setTransport(req, via, via.Transport)
+	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
+	defer cancel()
+	tx, err := e.ua.TransactionLayer().Request(ctx, req)
+	if err != nil {
+		e.log.Debug("authorized INVITE not sent", "leg", l.id, "error", err)
+		return nil
+	}
+	e.mu.Lock()
+	l.req = req
+	l.inviteCSeq, l.localCSeq = cseq, cseq
+	l.transport = req.Transport()
+	l.provisional = false
+	e.mu.Unlock()
+	tx.OnRetransmission(func(res *sip.Response) { e.onFinal(l, res) })
+	return tx
 }
 
 func (e *Endpoint) onProvisional(l *legState) {
@@ -274,7 +359,12 @@ func (e *Endpoint) Ack(leg string) error {
 		return err
 	}
 	// No transaction: the ACK for a 2xx is sent straight to the transport.
-	if err := e.ua.TransportLayer().WriteMsg(req); err != nil {
+	ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
+	defer cancel()
+	if err := e.write(ctx, req, req.Transport()); err != nil {
+		if errors.Is(err, ErrNoRoute) {
+			return fmt.Errorf("ACK on %s: %w", leg, err)
+		}
 		return fmt.Errorf("%w: ACK on %s: %w", ErrTransport, leg, err)
 	}
 	return nil
@@ -326,7 +416,10 @@ func (e *Endpoint) sendCancel(l *legState) {
 	c.AppendHeader(sip.HeaderClone(inv.CallID()))
 	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
 	c.SetBody(nil)
+	// To where the INVITE went (RFC 3261 §9.1: the CANCEL follows the
+	// INVITE's transaction), on its connection.
 	c.SetTransport(inv.Transport())
+	c.SetDestination(inv.Destination())
 	c.Laddr = inv.Laddr
 	e.sendNonInvite(c)
 }
@@ -379,11 +472,14 @@ func (e *Endpoint) inDialogLocked(l *legState, method sip.RequestMethod) (*sip.R
 	if len(l.routeSet) > 0 {
 		next = l.routeSet[0]
 	}
-	if tp := uriTransport(next); tp == "UDP" || tp == "TCP" {
+	switch tp := uriTransport(next); {
+	case next.Scheme == "sips":
+		transport = transportTLS
+	case tp == transportUDP || tp == transportTCP || tp == transportTLS:
 		transport = tp
 	}
-	if !hostIsIP(next) {
-		return nil, fmt.Errorf("%w: next hop %s of leg %s is not an IP address", ErrNoRoute, next.String(), l.id)
+	if !hostIsIP(next) && e.cfg.Resolver == nil {
+		return nil, fmt.Errorf("%w: next hop %s of leg %s is a name and no resolver is configured", ErrNoRoute, next.String(), l.id)
 	}
 	if _, strict := next.UriParams.Get("lr"); len(l.routeSet) > 0 && !strict {
 		// A strict router (RFC 2543) would need the Request-URI swap of
@@ -423,7 +519,7 @@ func (e *Endpoint) sendInDialog(req *sip.Request) bool { return e.sendNonInvite(
 func (e *Endpoint) sendNonInvite(req *sip.Request) bool {
 	return e.goWork(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, connectTimeout)
-		tx, err := e.ua.TransactionLayer().Request(ctx, req)
+		tx, err := e.start(ctx, req, req.Transport())
 		cancel()
 		if err != nil {
 			e.log.Debug("request not sent", "method", req.Method, "error", err)

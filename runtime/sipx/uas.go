@@ -11,6 +11,20 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// sipgo's INVITE server transaction sends 100 Trying on a timer of its own,
+// Timer_1xx, unless a response was sent first; but a timer that has fired
+// and whose callback has not yet run sends its 100 whatever was sent in
+// between, so that under load a 100 followed the 200 on the wire (SIPp, as
+// ClientA of TestForeignClients, aborted on it: RFC 3261 §17.2.1 has no
+// provisional response after a final one). onInvite sends its own 100 at
+// once, so sipgo's timer is put where it never fires. Timer_1xx is a
+// package variable of sipgo's, read when a transaction starts; sipx is the
+// only user of sipgo's transaction layer in cpmlink.
+func init() { sip.Timer_1xx = noTimer1xx }
+
+// noTimer1xx is longer than any INVITE transaction lives (Timer C is 3 min).
+const noTimer1xx = 24 * time.Hour
+
 // onInvite handles a new INVITE server transaction. It runs on the goroutine
 // sipgo started for the request and holds the transaction open until the
 // driver decides (sipgo terminates the transaction when the handler returns,
@@ -40,9 +54,20 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
+	// Who sent it, before anything else is done for it (RFC 3261 §22.3,
+	// RFC 3325 §5): a challenge, or a refusal, ends the transaction here.
+	identity, status, reason, authHdrs := e.identify(req)
+	if status != 0 {
+		e.respond(tx, req, status, reason, authHdrs)
+		return
+	}
 	contact := req.Contact()
 	if contact == nil {
 		e.respond(tx, req, 400, "Missing Contact", nil)
+		return
+	}
+	if status, hdrs := checkInviteBody(req); status != 0 {
+		e.respond(tx, req, status, "", hdrs)
 		return
 	}
 	parts, err := bodyOf(req)
@@ -110,7 +135,7 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		toURI := bareURI(to.Address)
 		in := IncomingInvite{
 			RequestURI: req.Recipient.String(),
-			From:       assertedIdentity(req),
+			From:       identity,
 			To:         toURI.String(),
 			Parts:      parts,
 			Headers:    headersOf(req),
@@ -315,6 +340,18 @@ func (e *Endpoint) Answer(leg string, parts []Part, extra []Header) error {
 	return e.decide(leg, 200, "OK", parts, extra)
 }
 
+// AnswerAsync is Answer for a caller that must not wait on the wire (an event
+// loop that answers many legs): what Answer checks before anything is sent
+// (the leg, a CANCEL already taken, the body, the size over UDP) is checked at
+// once and returned, the dialog exists when it returns (so that an ACK, a BYE
+// or the caller's next call on the leg finds it), and the channel yields the
+// rest of Answer's result once the 200 has been handed to the transport:
+// nil, ErrCancelled when a CANCEL won the race (the leg then waits for the
+// caller's Reject, as after Handler.Cancel), or an ErrTransport.
+func (e *Endpoint) AnswerAsync(leg string, parts []Part, extra []Header) (<-chan error, error) {
+	return e.decideAsync(leg, 200, "OK", parts, extra)
+}
+
 // Reject sends a final non-2xx response (300-699) to the INVITE held on leg
 // and ends the leg: 486, 480, 603, 404, 403, 488 (put a Warning or Reason in
 // extra) ... After Handler.Cancel, Reject only releases the leg (sipgo has
@@ -327,35 +364,48 @@ func (e *Endpoint) Reject(leg string, status int, reason string, extra []Header)
 }
 
 func (e *Endpoint) decide(id string, status int, reason string, parts []Part, extra []Header) error {
-	if err := checkExtra(extra, false); err != nil {
+	result, err := e.decideAsync(id, status, reason, parts, extra)
+	if err != nil {
 		return err
+	}
+	return <-result
+}
+
+// decideAsync queues the final response for the leg's holding goroutine (hold)
+// and returns the channel its result comes on; a response that cannot be sent
+// at all is refused at once.
+func (e *Endpoint) decideAsync(id string, status int, reason string, parts []Part, extra []Header) (<-chan error, error) {
+	if err := checkExtra(extra, false); err != nil {
+		return nil, err
 	}
 	e.mu.Lock()
 	l, err := e.legLocked(id, false)
 	if err != nil {
 		e.mu.Unlock()
-		return err
+		return nil, err
 	}
 	if l.cancelled {
 		defer e.mu.Unlock()
 		if status >= 300 {
 			e.endLocked(l)
-			return nil
+			done := make(chan error, 1)
+			done <- nil
+			return done, nil
 		}
-		return fmt.Errorf("%w: leg %s", ErrCancelled, id)
+		return nil, fmt.Errorf("%w: leg %s", ErrCancelled, id)
 	}
 	if l.answered != 0 || !l.holding {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: leg %s", ErrFinal, id)
+		return nil, fmt.Errorf("%w: leg %s", ErrFinal, id)
 	}
 	res := e.response(l, status, reason, parts, extra)
 	if res == nil {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: leg %s", ErrBadBody, id)
+		return nil, fmt.Errorf("%w: leg %s", ErrBadBody, id)
 	}
 	if l.transport == "UDP" && len(res.String()) > udpMax {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: %d-byte response to an INVITE that came over UDP (RFC 3261 §18.2.2 keeps responses on the request's transport)", ErrTooLarge, len(res.String()))
+		return nil, fmt.Errorf("%w: %d-byte response to an INVITE that came over UDP (RFC 3261 §18.2.2 keeps responses on the request's transport)", ErrTooLarge, len(res.String()))
 	}
 	l.answered = status
 	if res.IsSuccess() {
@@ -367,7 +417,7 @@ func (e *Endpoint) decide(id string, status int, reason string, parts []Part, ex
 	d := decision{res: res, result: make(chan error, 1)}
 	l.decide <- d // cannot block: one decision per leg, buffered
 	e.mu.Unlock()
-	return <-d.result
+	return d.result, nil
 }
 
 // response builds our response to l's INVITE with our To tag (the same for
@@ -382,7 +432,7 @@ func (e *Endpoint) response(l *legState, status int, reason string, parts []Part
 		to.Params.Add("tag", l.localTag)
 	}
 	if status >= 200 && status < 300 {
-		res.AppendHeader(sip.NewHeader("Contact", e.contactValue(e.contactUser(), l.transport)))
+		res.AppendHeader(sip.NewHeader("Contact", e.contactValue(e.contactUser(), l.transport, secureDialog(l.invite))))
 	}
 	appendExtra(res, extra)
 	if err := setBody(res, parts); err != nil {
@@ -489,17 +539,22 @@ func (e *Endpoint) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if e.cfg.Registrar {
 		allow += ", REGISTER"
 	}
-	e.respond(tx, req, 200, "", []sip.Header{sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp, multipart/mixed")})
+	e.respond(tx, req, 200, "", []sip.Header{sip.NewHeader("Allow", allow), sip.NewHeader("Accept", inviteAccepts)})
 }
 
-// onOther answers methods sipx does not implement (RFC 3261 §8.2.1).
+// onOther answers methods sipx does not implement: 405 for those it knows
+// (RFC 3261 §8.2.1), 501 for unknown ones (§21.5.2).
 func (e *Endpoint) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if !e.enter() {
 		e.refuse(tx, req)
 		return
 	}
 	defer e.work.Done()
-	e.respond(tx, req, 405, "", []sip.Header{sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")})
+	status := 405
+	if !knownMethods[string(req.Method)] {
+		status = 501
+	}
+	e.respond(tx, req, status, "", []sip.Header{sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")})
 }
 
 // refuse turns away a request that arrived while the endpoint is closing.
@@ -570,16 +625,26 @@ func reasonPhrase(status int) string {
 		return "OK"
 	case 400:
 		return "Bad Request"
+	case 401:
+		return "Unauthorized"
 	case 403:
 		return "Forbidden"
 	case 404:
 		return "Not Found"
 	case 405:
 		return "Method Not Allowed"
+	case 407:
+		return "Proxy Authentication Required"
 	case 408:
 		return "Request Timeout"
+	case 406:
+		return "Not Acceptable"
 	case 415:
 		return "Unsupported Media Type"
+	case 416:
+		return "Unsupported URI Scheme"
+	case 420:
+		return "Bad Extension"
 	case 480:
 		return "Temporarily Unavailable"
 	case 481:
@@ -596,8 +661,12 @@ func reasonPhrase(status int) string {
 		return "Not Acceptable Here"
 	case 500:
 		return "Server Internal Error"
+	case 501:
+		return "Not Implemented"
 	case 503:
 		return "Service Unavailable"
+	case 505:
+		return "Version Not Supported"
 	case 603:
 		return "Decline"
 	case 604:

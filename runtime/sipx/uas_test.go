@@ -301,7 +301,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"multipart without boundary", head("INVITE") + "CSeq: 1 INVITE\nContact: <sip:peer@" + peer.addr + ">\nContent-Type: multipart/mixed\nContent-Length: {{CL}}\n\nhello", 400},
 		{"garbage", "this is not SIP at all\n\n", 0},
 		{"binary", "\x00\x01\x02INVITE\xff\xfe\n\n", 0},
-		{"bad CSeq", head("OPTIONS") + "CSeq: many OPTIONS\nContent-Length: 0\n\n", 0},
+		{"bad CSeq", head("OPTIONS") + "CSeq: many OPTIONS\nContent-Length: 0\n\n", 400}, // precheck.go
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			peer.send(tc.msg)
@@ -394,3 +394,42 @@ func waitClosed(t *testing.T, ctx context.Context, ch <-chan struct{}, what stri
 }
 
 var _ = strings.TrimSpace
+
+// TestNoTryingOfSipgosOwn: the only 100 Trying an INVITE gets is the one
+// onInvite sends, before the answer. sipgo's transaction would send one of
+// its own 200 ms after the INVITE unless a response went first, and one whose
+// timer had fired before the answer went out after it (RFC 3261 §17.2.1 has no
+// provisional response after a final one). Here onInvite is held up (the
+// endpoint's lock, which it takes first) for three times sipgo's delay:
+// nothing may come meanwhile, and then exactly one 100 and the 200.
+func TestNoTryingOfSipgosOwn(t *testing.T) {
+	ctx := testCtx(t)
+	b := startEP(t, Config{Name: "bob", Identity: "sip:bob@b.example"})
+	peer := newRawPeer(t, b.UDPAddr())
+	call := newRawCall(peer, "sip:bob@"+b.UDPAddr())
+	b.mu.Lock()
+	call.invite(call.branch)
+	early := peer.read(ctx, 600*time.Millisecond)
+	b.mu.Unlock()
+	if early != nil {
+		t.Fatalf("before onInvite ran, the endpoint sent:\n%s", early)
+	}
+	inv := b.rec.next(t, ctx, "invite")
+	if err := b.Answer(inv.leg, []Part{{ContentType: "application/sdp", Body: []byte(sdpAnswer)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	var r *sip.Response
+	for len(got) == 0 || got[len(got)-1] != 200 {
+		var ok bool
+		if r, ok = peer.read(ctx, 0).(*sip.Response); !ok {
+			t.Fatalf("after %v: not a response", got)
+		}
+		got = append(got, r.StatusCode)
+	}
+	if len(got) != 2 || got[0] != 100 {
+		t.Fatalf("responses %v, want [100 200]", got)
+	}
+	call.ack("z9hG4bK-rawack", tagOf(r.To().Params))
+	b.rec.next(t, ctx, "ack")
+}

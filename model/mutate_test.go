@@ -1,0 +1,110 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+// TestMutantsCoverOperators checks that every operator of docs/mutation.md makes mutants
+// of the spec, that each mutant differs from the spec and has an ID of its own, and that
+// a sample of them is parsed as a spec would be.
+func TestMutantsCoverOperators(t *testing.T) {
+	src := DefaultSource()
+	ms, err := Mutants(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	ids := map[string]bool{}
+	for _, m := range ms {
+		ops[m.Operator]++
+		if ids[m.ID] {
+			t.Errorf("two mutants have the ID %s", m.ID)
+		}
+		ids[m.ID] = true
+		if bytes.Equal(m.Source, src) {
+			t.Errorf("%s (%s) is the spec itself", m.ID, m.Location)
+		}
+	}
+	for _, op := range []string{"drop-cell", "narrow-cell", "transition-to-ignore", "widen-reject", "reject-to-ignore",
+		"drop-rule", "drop-reaction", "drop-role", "drop-statement", "drop-learn", "drop-guard", "invert-guard",
+		"drop-and-operand", "drop-or-operand", "swap-sdp", "swap-party", "swap-outcome", "change-status",
+		"flip-opener", "flip-trigger", "flip-knob", "swap-trigger-ends"} {
+		if ops[op] == 0 {
+			t.Errorf("operator %s made no mutant", op)
+		}
+	}
+	// Every 40th mutant is parsed: most are specs the validator takes.
+	parsed := 0
+	for i := 0; i < len(ms); i += 40 {
+		if _, err := Parse("mutant.yaml", ms[i].Source); err == nil {
+			parsed++
+		}
+	}
+	if parsed*4 < len(ms)/40*3 {
+		t.Errorf("only %d of %d sampled mutants are valid specs", parsed, len(ms)/40+1)
+	}
+}
+
+// TestRealisticBugsApply checks that each hand-made bug of proptest/testdata/realistic.yaml
+// still applies to the spec (its finds occur once) and gives a valid spec.
+func TestRealisticBugsApply(t *testing.T) {
+	var set BugSet
+	if err := LoadYAML(filepath.Join("..", "proptest", "testdata", "realistic.yaml"), &set); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Bugs) < 15 {
+		t.Fatalf("%d realistic bugs, want at least 15", len(set.Bugs))
+	}
+	for _, b := range set.Bugs {
+		src, err := ApplyEdits(DefaultSource(), b.Edit)
+		if err != nil {
+			t.Errorf("%s: %v", b.Name, err)
+			continue
+		}
+		if _, err := Parse(b.Name+".yaml", src); err != nil {
+			t.Errorf("%s: the bug is no valid spec: %v", b.Name, err)
+		}
+	}
+}
+
+func TestApplyEditsRefusesAmbiguousFind(t *testing.T) {
+	_, err := ApplyEdits([]byte("a a"), []Edit{{Find: "a", Replace: "b"}})
+	if !errors.Is(err, ErrMutate) {
+		t.Fatalf("got %v, want ErrMutate", err)
+	}
+	out, err := ApplyEdits([]byte("a b"), []Edit{{Find: "b", Replace: "c"}})
+	if err != nil || string(out) != "a c" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+}
+
+// TestEquivalentsName checks that every entry of proptest/testdata/equivalents.yaml names
+// a mutant the operators make, with its change, and says why it is equivalent.
+func TestEquivalentsName(t *testing.T) {
+	var e Equivalents
+	if err := LoadYAML(filepath.Join("..", "proptest", "testdata", "equivalents.yaml"), &e); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Mutants(DefaultSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]Mutant{}
+	for _, m := range ms {
+		byID[m.ID] = m
+	}
+	for _, x := range e.Equivalents {
+		m, ok := byID[x.ID]
+		switch {
+		case !ok:
+			t.Errorf("%s: no such mutant (stale entry?)", x.ID)
+		case m.Change != x.Change:
+			t.Errorf("%s: change %q, the mutant's is %q (stale entry?)", x.ID, x.Change, m.Change)
+		case len(x.Why) < 20:
+			t.Errorf("%s: no reason given", x.ID)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package proptest
+
+import (
+	"testing"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// wrongStatus is a role that rejects with the wrong status: it rewrites the status of
+// every SendReject it emits with status from to status to.
+type wrongStatus struct {
+	fsm.Role
+	from, to int
+}
+
+func (r wrongStatus) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	for i, a := range acts {
+		if x, ok := a.(fsm.SendReject); ok && x.Status == r.from {
+			x.Status = r.to
+			acts[i] = x
+		}
+	}
+	return acts, err
+}
+
+// TestCancelAnswered487: a relay that answers the INVITE a CANCEL ended with 481 instead
+// of 487 (RFC 3261 §9.2) is found by the cancel-487 property with a budget of one fault
+// step (the sender's CANCEL is an early timer on its INVITE's guard), on a counterexample
+// that replays. The realistic bug cancel-wrong-status is this one in the spec.
+func TestCancelAnswered487(t *testing.T) {
+	v, _ := fsm.VariantByName("fig2")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RolePFA {
+			return wrongStatus{r, 487, 481}
+		}
+		return r
+	}
+	res := exploreFinds(t, cfg, ExploreOptions{}, PropCancel487)
+	t.Logf("%s\n%s", res.Violation, FormatTrace(cfg, res.Trace))
+}
+
+// TestGroupRefused: on FIG. 1–7, a sender writing to a group that does not exist is
+// refused with 404, and one that may not write to the group with 403, and no member is
+// invited; a CF that answers 500 instead of 404 or 403 is found.
+func TestGroupRefused(t *testing.T) {
+	for _, name := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
+		v, _ := fsm.VariantByName(name)
+		for _, g := range []core.GroupStatus{core.GroupUnknown, core.GroupForbidden} {
+			cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Group: g, Hostile: true}
+			res, err := Explore(cfg, ExploreOptions{Workers: 1})
+			if err != nil || !res.OK() || res.EndStates == 0 {
+				t.Fatalf("%s, group status %d: %v (err %v)\n%s", name, g, res.Violation, err, FormatTrace(cfg, res.Trace))
+			}
+		}
+	}
+	v, _ := fsm.VariantByName("fig1")
+	for _, bug := range []struct {
+		g    core.GroupStatus
+		from int
+	}{{core.GroupUnknown, 404}, {core.GroupForbidden, 403}} {
+		cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Group: bug.g, plant: func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+			if k == fsm.RoleCF {
+				return wrongStatus{r, bug.from, 500}
+			}
+			return r
+		}}
+		res, err := Explore(cfg, ExploreOptions{Workers: 1})
+		if err != nil || res.Violation == nil || res.Violation.Property != PropOutcome {
+			t.Errorf("a CF answering 500 for %d: found %v (err %v), want an %s violation", bug.from, res.Violation, err, PropOutcome)
+		}
+	}
+}
+
+// noTimerC is a PF that, when its guard on the downstream INVITE fires, does not answer
+// upstream: it drops the 408 it sends there.
+type noTimerC struct{ fsm.Role }
+
+func (r noTimerC) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.Timeout); !ok {
+		return acts, err
+	}
+	out := acts[:0:0]
+	for _, a := range acts {
+		if x, ok := a.(fsm.SendReject); ok && x.Status == 408 {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, err
+}
+
+// TestTimerCAnswersUpstream: FIG. 1 with a member that never answers passes; a PF-B that
+// leaves the CF's INVITE unanswered when its guard on the member's INVITE fires (the CF's
+// own guard later ends it, with the same 408 for the sender) is found by timer-c.
+func TestTimerCAnswersUpstream(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, Faults: map[int]Fault{0: {Kind: Silent}}}
+	if res, err := Explore(cfg, ExploreOptions{Workers: 1}); err != nil || !res.OK() {
+		t.Fatalf("fig1 with a silent member: %v (err %v)", res.Violation, err)
+	}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RolePFB {
+			return noTimerC{r}
+		}
+		return r
+	}
+	res, err := Explore(cfg, ExploreOptions{Workers: 1})
+	if err != nil || res.Violation == nil || res.Violation.Property != PropTimerC {
+		t.Fatalf("found %v (err %v), want a %s violation", res.Violation, err, PropTimerC)
+	}
+	t.Logf("%s", res.Violation)
+}

@@ -1,0 +1,448 @@
+package proptest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// Faults in the exhaustive search (docs/architecture.md, "Faults"). A run has a budget of
+// k faults. Member faults (a decline with a chosen status, no answer) are configuration:
+// FaultConfigs lists one configuration per way of spending part of the budget on them, as
+// rapid draws them. The rest of the budget is spent by fault steps, which the search
+// offers in every state after the ordinary choices, while the budget lasts:
+//
+//   - a guard timer that fires while messages are still in flight (a peer slower than the
+//     guard), on every side whose timer is armed; the sender's own CANCEL is this step on
+//     its INVITE's guard, the only way the spec lets a sender give up;
+//   - a 2xx in flight sent a second time (the UAS's retransmission, RFC 3261 §13.3.1.4);
+//   - a connection attempt in flight refused;
+//   - a link with a SEND chunk in flight reset: the frames in flight are lost and both
+//     ends learn it.
+//
+// Timers still fire for free when nothing else can happen. Fault steps step no single
+// role (actor -1): the sleep sets treat them as dependent on every step, and never put
+// them to sleep; the budget and whether a fault harmed the run are part of the state, and
+// name no instance, so the symmetry reduction carries them as they are.
+
+// faultChoices appends the fault steps the state offers while the budget lasts.
+func (w *World) faultChoices(out []Choice) []Choice {
+	if w.net.faultsLeft <= 0 || len(out) == 0 {
+		return out
+	}
+	for i := range w.net.legs {
+		for d := 0; d < 2; d++ {
+			if w.net.legs[i].timer[d] {
+				out = append(out, Choice{Kind: ChooseTimer, leg: i, dir: d, early: true})
+			}
+		}
+	}
+	for i, it := range w.net.bag {
+		// Equal items sit side by side in the bag (it is sorted): one of them stands for all.
+		if i > 0 && bytes.Equal(w.net.bag[i-1].key, it.key) {
+			continue
+		}
+		switch {
+		case it.kind == itSIP && retransmitted(it.ev):
+			out = append(out, Choice{Kind: ChooseDuplicate, item: i})
+		case it.kind == itConnect && !it.reused:
+			if c := w.net.conn(it.from, it.conn); c != nil && c.state == connPending {
+				out = append(out, Choice{Kind: ChooseRefuse, item: i})
+			}
+		}
+	}
+	for i := range w.net.legs {
+		if le := &w.net.legs[i]; le.established && !le.broken && (chunkInFlight(le.chans[0]) || chunkInFlight(le.chans[1])) {
+			out = append(out, Choice{Kind: ChooseReset, leg: i})
+		}
+	}
+	return out
+}
+
+// retransmitted says which SIP messages the search duplicates: the 2xx, which the UAS core
+// itself retransmits until the ACK arrives (RFC 3261 §13.3.1.4), so that every UAC meets a
+// 2xx after its ACK. Requests and non-2xx responses are retransmitted by the transaction
+// layer, which absorbs the copies (§17); the machines' cells for them are covered by the
+// fault-free search's reordering.
+func retransmitted(ev fsm.Event) bool {
+	_, ok := ev.(fsm.OKReceived)
+	return ok
+}
+
+// chunkInFlight: a reset is "mid-message" when a SEND chunk is on the wire.
+func chunkInFlight(fs []frame) bool {
+	for _, f := range fs {
+		if f.kind == fChunk {
+			return true
+		}
+	}
+	return false
+}
+
+// inviteInFlight reports whether the INVITE of a leg is still in flight. A CANCEL waits
+// for it: RFC 3261 §9.1 lets a UAC (or a proxy's client transaction, §16.10) send CANCEL
+// only after a provisional response, which the next hop sends on receiving the INVITE (the
+// model leaves 1xx out; runtime/sipx holds the CANCEL until one arrives), so a CANCEL
+// never overtakes its INVITE.
+func (w *World) inviteInFlight(leg core.LegID) bool {
+	for _, it := range w.net.bag {
+		if it.kind == itSIP && it.leg == leg {
+			if _, ok := it.ev.(fsm.InviteReceived); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applyFault takes one fault step.
+func (w *World) applyFault(c Choice) *Violation {
+	w.net.faultsLeft--
+	switch c.Kind {
+	case ChooseDuplicate:
+		it := w.net.bag[c.item]
+		w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: "duplicated " + sipLabel(it.ev), Note: true})
+		w.put(it)
+		return nil
+	case ChooseRefuse:
+		it := w.net.take(c.item)
+		w.harm(it.leg)
+		return w.connectOrRefuse(it, true)
+	case ChooseReset:
+		leg := w.legNames[c.leg]
+		le := &w.net.legs[c.leg]
+		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: "link reset " + string(leg), Note: true})
+		w.harm(leg)
+		w.breakLink(leg)
+	}
+	return nil
+}
+
+// harm notes a fault that may fail members. On a member's own legs the checkers see it
+// through the connection it taints (quiescent's faulty); on the sender's legs it fails
+// every member.
+func (w *World) harm(leg core.LegID) {
+	if leg == w.hopLeg(1) || leg == w.hopLeg(2) {
+		w.net.harmed = true
+	}
+}
+
+func (w *World) describeFault(c Choice) string {
+	switch c.Kind {
+	case ChooseDuplicate:
+		it := w.net.bag[c.item]
+		return fmt.Sprintf("duplicate %s -> %s: %s", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
+	case ChooseRefuse:
+		it := w.net.bag[c.item]
+		return fmt.Sprintf("refuse %s -> %s: %s", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
+	}
+	return "reset the link of " + w.cfg.LegName(w.legNames[c.leg])
+}
+
+// sipBefore is what a SIP delivery's checks need from before the step.
+type sipBefore struct {
+	acks, rejects int
+	byes          int
+}
+
+func (w *World) beforeSIP(it item) sipBefore {
+	lo := w.leg(it.leg)
+	return sipBefore{acks: lo.acksSent, rejects: lo.rejects, byes: lo.byes}
+}
+
+// afterSIP checks a SIP delivery's step: a 2xx that reaches a UAC that already ACKed (a
+// retransmission) gets an ACK of its own (RFC 3261 §13.2.2.4: the UAC core ACKs each 2xx
+// the transaction layer hands it; the UAS retransmits its 2xx until an ACK arrives, §13.3.1.4),
+// unless the UAC ended the dialog with BYE; and a CANCEL that took effect (answered with
+// 487) is passed on to every downstream INVITE still pending (RFC 3261 §16.10).
+func (w *World) afterSIP(it item, pre sipBefore) *Violation {
+	lo := w.leg(it.leg)
+	switch it.ev.(type) {
+	case fsm.OKReceived:
+		if pre.acks > 0 && pre.byes == 0 && lo.acksSent == pre.acks {
+			return &Violation{PropAckPer2xx, fmt.Sprintf("%s received a retransmitted 200 OK on %s after its ACK and did not ACK it again (RFC 3261 §13.2.2.4)",
+				w.names[it.to], w.cfg.LegName(it.leg))}
+		}
+	case fsm.CancelReceived:
+		if lo.rejects == pre.rejects {
+			return nil // the CANCEL came after the final response: it has no effect
+		}
+		// RFC 3261 §9.2: the INVITE a CANCEL ends is answered 487 (Request Terminated).
+		for _, q := range w.net.bag {
+			if x, ok := q.ev.(fsm.RejectReceived); ok && q.kind == itSIP && q.leg == it.leg && q.from == it.to && x.Status != 487 {
+				return &Violation{PropCancel487, fmt.Sprintf("%s was cancelled on %s and answered the INVITE with %d, not 487 (RFC 3261 §9.2)",
+					w.names[it.to], w.cfg.LegName(it.leg), x.Status)}
+			}
+		}
+		for i, l := range w.legNames {
+			if p, ok := parentLeg(l); !ok || p != it.leg || i >= len(w.net.legs) {
+				continue
+			}
+			d := &w.net.legs[i]
+			if d.ends[0] == it.to && d.invites > 0 && d.okRecv == 0 && !d.finalRecv && d.cancels == 0 {
+				return &Violation{PropCancelAll, fmt.Sprintf("%s was cancelled on %s and answered 487, but left the INVITE on %s pending without a CANCEL (RFC 3261 §16.10)",
+					w.names[it.to], w.cfg.LegName(it.leg), w.cfg.LegName(l))}
+			}
+		}
+	}
+	return nil
+}
+
+// checkEnded: no role opens or awaits a link for a dialog that ended as it knows it: an
+// offerer that sent BYE or received a final non-2xx, an answerer that received BYE or sent
+// a final non-2xx. The session the link would carry no longer exists (RFC 4975 §8.4 ties
+// an MSRP session to its SIP dialog).
+func (w *World) checkEnded(r int, leg core.LegID, what string) *Violation {
+	le := w.dialog(leg)
+	if le == nil {
+		return nil
+	}
+	var why string
+	switch end := w.endOf(r, leg); {
+	case end == 0 && le.byes > 0:
+		why = "it sent BYE"
+	case end == 0 && le.finalRecv:
+		why = "it received a final non-2xx response"
+	case end == 1 && le.byeRecv:
+		why = "it received BYE"
+	case end == 1 && le.rejects > 0:
+		why = "it answered with a final non-2xx response"
+	default:
+		return nil
+	}
+	return &Violation{PropEndedLink, fmt.Sprintf("%s %s a link on %s, whose dialog had ended: %s", w.names[r], what, w.cfg.LegName(leg), why)}
+}
+
+// checkReportAfterSend: a REPORT answers a SEND (RFC 4975 §7.1.2): a role sends none on a
+// link before a SEND of the message arrived on it there.
+func (w *World) checkReportAfterSend(r int, leg core.LegID) *Violation {
+	if le := w.dialog(leg); le != nil && len(le.received[w.endOf(r, leg)]) == 0 {
+		return &Violation{PropReportOrder, fmt.Sprintf("%s sent a REPORT on %s before any SEND arrived there", w.names[r], w.cfg.LegName(leg))}
+	}
+	return nil
+}
+
+// checkGuardFired: a guard timer that fires must end or advance the wait it guards. A role
+// whose state is the same after its Timeout as before re-arms the guard and waits for
+// ever, the guard firing again and again (a livelock that no end state shows).
+func (w *World) checkGuardFired(r, leg, dir int, before []byte) *Violation {
+	if w.net.legs[leg].timer[dir] && bytes.Equal(before, w.snaps[r]) {
+		return &Violation{PropGuardFires, fmt.Sprintf("%s's guard timer on %s fired and changed nothing: it is armed again, and the wait it guards never ends",
+			w.names[r], w.cfg.LegName(w.legNames[leg]))}
+	}
+	return nil
+}
+
+// checkDeclineStatus: a member that declines with a status is reported to the sender
+// with that status (RFC 3261 §16.7 forwards the best final response unchanged; the group
+// REPORTs carry it), unless another fault harmed the run: a fault step, or another member
+// that never answers, whose guard timer may end the sender's whole INVITE (408) before the
+// decline reached the sender (rapid found fig5's CF, waiting for a first 200 from the
+// silent member, overtaken by PF-A's guard).
+func (w *World) checkDeclineStatus(m int, view core.Outcome) *Violation {
+	f, ok := w.cfg.Faults[m]
+	if !ok || f.Kind != Decline || w.net.harmed || !view.Final() {
+		return nil
+	}
+	for o, g := range w.cfg.Faults {
+		if o != m && g.Kind == Silent {
+			return nil
+		}
+	}
+	if view.Kind != core.Failed || view.Status != f.Status {
+		return &Violation{PropDeclineKept, fmt.Sprintf("member %s declined with %d, but the sender sees %s", w.cfg.MemberURI(m), f.Status, view)}
+	}
+	return nil
+}
+
+// FaultConfigs returns the configurations a search with a budget of k faults explores:
+// the configuration itself with the whole budget for fault steps and guard timers on, and
+// one per way of spending j ≤ k of the budget on member faults (each member at most one:
+// a decline with each status in DeclineStatuses, or no answer), with k-j left for fault
+// steps. With k = 0 it is the configuration alone, unchanged.
+func FaultConfigs(cfg Config, k int) []Config {
+	if k <= 0 {
+		return []Config{cfg}
+	}
+	var kinds []Fault
+	for _, s := range DeclineStatuses {
+		kinds = append(kinds, Fault{Kind: Decline, Status: s})
+	}
+	kinds = append(kinds, Fault{Kind: Silent})
+	var out []Config
+	var rec func(m, used int, fs map[int]Fault)
+	rec = func(m, used int, fs map[int]Fault) {
+		if m == cfg.Members {
+			c := cfg
+			c.Timers = true
+			c.FaultBudget = k - used
+			if len(fs) > 0 {
+				c.Faults = map[int]Fault{}
+				for mm, f := range fs {
+					c.Faults[mm] = f
+				}
+			}
+			out = append(out, c)
+			return
+		}
+		// Member faults first: those searches are small, and a bug they show is found
+		// before the larger search of fault steps.
+		if used < k {
+			for _, f := range kinds {
+				fs[m] = f
+				rec(m+1, used+1, fs)
+				delete(fs, m)
+			}
+		}
+		rec(m+1, used, fs)
+	}
+	rec(0, 0, map[int]Fault{})
+	return out
+}
+
+// ErrFaultSyntax refuses a member fault list that FaultLabel would not write.
+var ErrFaultSyntax = errors.New("proptest: bad member fault")
+
+// DeclineStatuses are the statuses a member declines with in the search: busy, unavailable
+// and declined (RFC 3261 §21.4.24, §21.4.18, §21.6.4).
+var DeclineStatuses = []int{486, 480, 603}
+
+// FaultLabel names a configuration's member faults and fault budget, for reports and for
+// `explore --member-faults`: "m1:decline-486,m2:silent", or "none".
+func (c Config) FaultLabel() string {
+	var parts []string
+	for m := 0; m < c.Members; m++ {
+		f, ok := c.Faults[m]
+		if !ok {
+			continue
+		}
+		s := "m" + strconv.Itoa(m+1) + ":" + f.Kind.String()
+		if f.Kind == Decline {
+			s += "-" + strconv.Itoa(f.Status)
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseMemberFaults reads what FaultLabel writes.
+func ParseMemberFaults(s string) (map[int]Fault, error) {
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	out := map[int]Fault{}
+	for _, p := range strings.Split(s, ",") {
+		who, what, ok := strings.Cut(strings.TrimSpace(p), ":")
+		m, err := strconv.Atoi(strings.TrimPrefix(who, "m"))
+		if !ok || err != nil || !strings.HasPrefix(who, "m") || m < 1 {
+			return nil, fmt.Errorf("%w: %q is not m<member>:<fault>", ErrFaultSyntax, p)
+		}
+		var f Fault
+		switch {
+		case what == "silent":
+			f = Fault{Kind: Silent}
+		case strings.HasPrefix(what, "decline-"):
+			st, err := strconv.Atoi(strings.TrimPrefix(what, "decline-"))
+			if err != nil || st < 300 || st > 699 {
+				return nil, fmt.Errorf("%w: %q: a decline carries a final status, 300-699", ErrFaultSyntax, p)
+			}
+			f = Fault{Kind: Decline, Status: st}
+		default:
+			return nil, fmt.Errorf("%w: %q: the faults are silent and decline-<status>", ErrFaultSyntax, p)
+		}
+		out[m-1] = f
+	}
+	return out, nil
+}
+
+// upPending returns the leg on which relay r answers the INVITE it forwarded onto leg,
+// when r is a PF (one branch per INVITE) and that INVITE is still unanswered; "" if not.
+func (w *World) upPending(r int, leg core.LegID) core.LegID {
+	if rk, _, _ := w.roleAt(r); rk != fsm.RolePFA && rk != fsm.RolePFB {
+		return ""
+	}
+	le := w.dialog(leg)
+	if le == nil || le.ends[0] != r || le.okRecv > 0 || le.finalRecv {
+		return ""
+	}
+	up, ok := parentLeg(leg)
+	if !ok {
+		return ""
+	}
+	if u := w.dialog(up); u != nil && u.ends[1] == r && u.oks+u.rejects == 0 {
+		return up
+	}
+	return ""
+}
+
+// checkTimerC: a PF whose guard on its only downstream INVITE fires answers its own
+// upstream INVITE at once: the proxy's Timer C ends the branch as a 408 would (RFC 3261
+// §16.8), and a proxy whose every branch is final forwards the best response (§16.7
+// step 6). pending is upPending's answer from before the Timeout.
+func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
+	if pending == "" {
+		return nil
+	}
+	if u := w.dialog(pending); u.oks+u.rejects == 0 && u.cancels == 0 {
+		return &Violation{PropTimerC, fmt.Sprintf("%s's guard on the INVITE on %s fired, and it left the INVITE it answers on %s unanswered (RFC 3261 §16.8, §16.7)",
+			w.names[r], w.cfg.LegName(leg), w.cfg.LegName(pending))}
+	}
+	return nil
+}
+
+// checkGuarded: every wait for a peer that may never come is guarded, so that a lost
+// peer ends in a time-out rather than a role that waits for ever. After each step, an
+// offerer whose INVITE is pending has its guard armed (Timer B/C, RFC 3261 §17.1.1.2,
+// §16.6), and so has an end of an answered, not yet ended dialog whose link it listens
+// for or is opening (the peer that should connect, or accept, may be gone), and the
+// sender that asked for every member's outcome while its link is up and one is unknown.
+func (w *World) checkGuarded() *Violation {
+	for i := range w.net.legs {
+		le := &w.net.legs[i]
+		if le.ends[0] < 0 {
+			continue
+		}
+		why, end := "", 0
+		switch {
+		case le.invites > 0 && le.okRecv == 0 && !le.finalRecv && !le.timer[0]:
+			why = "its INVITE is pending"
+		case le.okRecv > 0 && le.byes == 0 && !le.byeRecv && w.linkAwaited(le, 0) && !le.timer[0]:
+			why = "it awaits the link of an answered dialog"
+		case le.oks > 0 && le.byes == 0 && !le.byeRecv && w.linkAwaited(le, 1) && !le.timer[1]:
+			why, end = "it awaits the link of an answered dialog", 1
+		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
+			why = "it waits for the members' outcomes"
+		}
+		if why != "" {
+			return &Violation{PropGuarded, fmt.Sprintf("%s has no guard timer armed on %s while %s", w.names[le.ends[end]], w.cfg.LegName(w.legNames[i]), why)}
+		}
+	}
+	return nil
+}
+
+// linkAwaited: end e listens for its link or is opening it, and it is not up, closed nor
+// failed there.
+func (w *World) linkAwaited(le *legState, e int) bool {
+	return (le.listen[e] != "" || le.opener == le.ends[e]) && !le.up[e] && !le.closed[e] && !le.failed[e]
+}
+
+// outcomesKnown: the sender learned every member's outcome (or the failure of all).
+func (w *World) outcomesKnown() bool {
+	if w.obs.rest.Final() {
+		return true
+	}
+	for _, m := range w.obs.members {
+		if !m.result.Final() {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,218 @@
+package proptest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/model"
+)
+
+// faultBugs returns the planted bugs of testdata/broken.yaml that need faults to show.
+func faultBugs(t *testing.T) []NamedVariant {
+	t.Helper()
+	s, err := model.Load("testdata/broken.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := VariantsOf(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []NamedVariant
+	for _, v := range all {
+		if v.Faults > 0 {
+			out = append(out, v)
+		}
+	}
+	if len(out) < 7 {
+		t.Fatalf("only %d planted fault-path bugs", len(out))
+	}
+	return out
+}
+
+// TestExploreFindsFaultBugs: each planted bug that shows only on a fault path is found by
+// the explorer with its fault budget (explore --faults 1) at one member over one PF-B, as
+// the property it breaks, on a counterexample that replays and that no shorter path of the
+// same configuration beats. With no faults, the same search finds nothing: these are the
+// bugs a fault-free search lets through.
+func TestExploreFindsFaultBugs(t *testing.T) {
+	for _, v := range faultBugs(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			// The sender's way of ending is a dimension the explorer covers (a failure
+			// REPORT that reaches a blind sender needs one that refused them): each sender
+			// is clean without faults; then the member faults with every sender, which
+			// are small, before the fault steps, up to the first that shows the bug.
+			var memberFaults, faultSteps []Config
+			for _, sender := range senders {
+				base := Config{Variant: v.Variant, Members: 1, PFBs: 1, Chunks: 1, Sender: sender}
+				clean, err := Explore(base, ExploreOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !clean.OK() {
+					t.Fatalf("the fault-free search with sender %s already finds %v", sender, clean.Violation)
+				}
+				for _, c := range FaultConfigs(base, v.Faults) {
+					if c.FaultBudget == 0 {
+						memberFaults = append(memberFaults, c)
+					} else {
+						faultSteps = append(faultSteps, c)
+					}
+				}
+			}
+			var cfg Config
+			var res *ExploreResult
+			for _, c := range append(memberFaults, faultSteps...) {
+				r, err := Explore(c, ExploreOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Violation != nil {
+					cfg, res = c, r
+					break
+				}
+			}
+			if res == nil {
+				t.Fatalf("the explorer with %d faults missed the planted bug with every sender", v.Faults)
+			}
+			if res.Violation.Property != v.Expect {
+				t.Errorf("found %v (sender %s, member faults %s, %d fault steps), want a %s violation\n%s", res.Violation, cfg.Sender, cfg.FaultLabel(), cfg.FaultBudget, v.Expect, FormatTrace(cfg, res.Trace))
+			}
+			checkCounterexample(t, cfg, res)
+			t.Logf("%s: %s after %d steps (member faults %s, fault steps %d)", v.Name, res.Violation.Property, len(res.Path), cfg.FaultLabel(), cfg.FaultBudget)
+		})
+	}
+}
+
+// TestReductionKeepsVerdictsWithFaults is TestReductionKeepsVerdicts with faults: the plain
+// and the reduced search must agree, on every planted fault-path bug and on every named
+// variant, with each way of spending a budget of one fault (FaultConfigs). The planted
+// bugs run with the fault steps (their searches stop at the violation); the named
+// variants with the member faults (a decline, no answer), at one member, and FIG. 1 and 5
+// with both members of one PF-B faulty alike, which the symmetry reduction swaps. The fault steps' share of the named variants' runs is checked by
+// TestExploreNamedVariantsWithFaults.
+func TestReductionKeepsVerdictsWithFaults(t *testing.T) {
+	type run struct {
+		name string
+		cfg  Config
+	}
+	var runs []run
+	for _, v := range faultBugs(t) {
+		for _, c := range FaultConfigs(Config{Variant: v.Variant, Members: 1, PFBs: 1, Chunks: 1}, v.Faults) {
+			runs = append(runs, run{v.Name, c})
+		}
+	}
+	// One decline status stands for the others (they differ only in the number carried).
+	for _, v := range fsm.Variants {
+		for _, f := range []Fault{{Kind: Decline, Status: 486}, {Kind: Silent}} {
+			runs = append(runs, run{v.Name, Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, Faults: map[int]Fault{0: f}}})
+			if (v.Name == "fig1" || v.Name == "fig5") && !testing.Short() {
+				runs = append(runs, run{v.Name, Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, Faults: map[int]Fault{0: f, 1: f}}})
+			}
+		}
+	}
+	symmetric := 0
+	for _, r := range runs {
+		cfg := r.cfg
+		plain, err := Explore(cfg, ExploreOptions{NoReduce: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		red, err := Explore(cfg, ExploreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s %d/%d, member faults %s, %d fault steps", r.name, cfg.Members, cfg.PFBs, cfg.FaultLabel(), cfg.FaultBudget)
+		switch {
+		case (plain.Violation == nil) != (red.Violation == nil):
+			t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
+		case plain.Violation != nil && plain.Violation.Property != red.Violation.Property:
+			t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
+		case len(plain.Path) != len(red.Path):
+			t.Errorf("%s: counterexamples of %d and %d steps", name, len(plain.Path), len(red.Path))
+		case plain.Violation == nil && red.Symmetries < 2 && (plain.States != red.States || plain.EndStates != red.EndStates):
+			t.Errorf("%s: plain %d states / %d end states, reduced %d / %d", name, plain.States, plain.EndStates, red.States, red.EndStates)
+		case plain.Violation == nil && red.Symmetries >= 2 && (red.States > plain.States || red.States*red.Symmetries < plain.States || red.EndStates == 0):
+			t.Errorf("%s: plain %d states, reduced %d with %d symmetries", name, plain.States, red.States, red.Symmetries)
+		case red.Transitions > plain.Transitions:
+			t.Errorf("%s: the reduced search took more steps (%d > %d)", name, red.Transitions, plain.Transitions)
+		}
+		if red.Symmetries >= 2 {
+			symmetric++
+		}
+	}
+	if !testing.Short() && symmetric == 0 {
+		t.Error("no search with member faults used a symmetry")
+	}
+}
+
+// TestFaultStepsAreDependent: the sleep sets never prune a fault step nor carry one over:
+// every fault step (and every timer) has no actor, which makes it dependent on every step.
+func TestFaultStepsAreDependent(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	w, err := NewWorld(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[ChoiceKind]bool{}
+	// Walk the canonical schedule; at each state every fault choice must have no actor.
+	for n := 0; n < 200; n++ {
+		choices := w.Choices()
+		if len(choices) == 0 {
+			break
+		}
+		normal := 0
+		for _, c := range choices {
+			switch {
+			case c.Kind == ChooseItem || c.Kind == ChooseFrame:
+				normal++
+				if w.actor(c) < 0 {
+					t.Fatalf("%s has no actor", w.Describe(c))
+				}
+			default:
+				kinds[c.Kind] = true
+				if w.actor(c) >= 0 {
+					t.Fatalf("fault step %s has actor %d", w.Describe(c), w.actor(c))
+				}
+			}
+		}
+		if v := w.Apply(choices[w.Earliest(choices[:normal])]); v != nil {
+			t.Fatal(v)
+		}
+	}
+	for _, k := range []ChoiceKind{ChooseTimer, ChooseDuplicate, ChooseRefuse, ChooseReset} {
+		if !kinds[k] {
+			t.Errorf("the fault-free run never offered fault step kind %d", k)
+		}
+	}
+}
+
+// TestExploreNamedVariantsWithFaults: named variants pass with a budget of one fault, at
+// one member over one PF-B, in every way of spending it (FaultConfigs). Three variants
+// stand for the figures' families (the receiver opens; the CF opens hop3 against the
+// figure on the MSRP SEND; the PFs open on the SEND); `cpmlink explore --variant all
+// --members 1 --pfbs 1 --faults 1` runs them all (docs/architecture.md, "Faults").
+func TestExploreNamedVariantsWithFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("each search visits 50,000 to 130,000 states")
+	}
+	for _, name := range []string{"fig4", "fig6-cf-hop3-on-send", "fig1-pf-on-send"} {
+		v, ok := fsm.VariantByName(name)
+		if !ok {
+			t.Fatalf("no variant %s", name)
+		}
+		for _, cfg := range FaultConfigs(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1}, 1) {
+			res, err := Explore(cfg, ExploreOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Errorf("%s, member faults %s, %d fault steps: %v\n%s", name, cfg.FaultLabel(), cfg.FaultBudget, res.Violation, FormatTrace(cfg, res.Trace))
+			}
+			if res.EndStates == 0 {
+				t.Errorf("%s, member faults %s: no end state", name, cfg.FaultLabel())
+			}
+		}
+	}
+}

@@ -1,0 +1,397 @@
+package runtime_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+	"github.com/cpmlink/cpmlink/runtime"
+)
+
+// foreignMember is a minimal receiving client written for this test from RFC 3261 (SIP over
+// UDP) and RFC 4975 (MSRP over TCP), sharing no code with runtime/sipx or runtime/msrp. It
+// registers, answers an INVITE with an SDP answer whose a=path names its listener, answers
+// ACK and BYE as a UAS must, and answers every MSRP SEND with 200 OK. It never sends a
+// REPORT: the minimal standard client that cpmlink must count as delivered from its 200s.
+type foreignMember struct {
+	aor string
+	// status answers every SEND (200 OK unless set).
+	status int
+	udp    *net.UDPConn
+	ln     net.Listener
+	path   string
+
+	mu      sync.Mutex
+	message bytes.Buffer // the chunks of the one message, in Byte-Range order
+	done    chan struct{}
+	once    sync.Once
+	errs    []error
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func newForeignMember(t *testing.T, aor string) *foreignMember {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &foreignMember{aor: aor, udp: udp, ln: ln, done: make(chan struct{})}
+	p.path = fmt.Sprintf("msrp://%s/%s;tcp", ln.Addr(), token())
+	t.Cleanup(func() {
+		udp.Close()
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close() // a relay may keep an idle connection open for reuse
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, err := range p.errs {
+			t.Errorf("raw member: %v", err)
+		}
+	})
+	return p
+}
+
+func token() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (p *foreignMember) fail(err error) {
+	p.mu.Lock()
+	p.errs = append(p.errs, err)
+	p.mu.Unlock()
+}
+
+// register binds the member's AOR to its UDP address at registrar (RFC 3261 §10.2).
+func (p *foreignMember) register(ctx context.Context, registrar string) error {
+	local := p.udp.LocalAddr().String()
+	user := strings.TrimPrefix(strings.SplitN(p.aor, "@", 2)[0], "sip:")
+	req := "REGISTER sip:" + registrar + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + token() + ";rport\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <" + p.aor + ">;tag=" + token() + "\r\n" +
+		"To: <" + p.aor + ">\r\n" +
+		"Call-ID: " + token() + "@127.0.0.1\r\n" +
+		"CSeq: 1 REGISTER\r\n" +
+		"Contact: <sip:" + user + "@" + local + ">\r\n" +
+		"Expires: 3600\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	to, err := net.ResolveUDPAddr("udp", registrar)
+	if err != nil {
+		return err
+	}
+	if _, err := p.udp.WriteToUDP([]byte(req), to); err != nil {
+		return err
+	}
+	buf := make([]byte, 65535)
+	for {
+		deadline, _ := ctx.Deadline()
+		p.udp.SetReadDeadline(deadline)
+		n, _, err := p.udp.ReadFromUDP(buf)
+		if err != nil {
+			return err
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "SIP/2.0" {
+			continue
+		}
+		code, _ := strconv.Atoi(f[1])
+		switch {
+		case code < 200:
+			continue
+		case code < 300:
+			p.udp.SetReadDeadline(time.Time{})
+			return nil
+		}
+		return fmt.Errorf("REGISTER: %s", line)
+	}
+}
+
+// serve answers SIP requests and accepts the MSRP connection until the sockets close.
+func (p *foreignMember) serve() {
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		p.serveSIP()
+	}()
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := p.ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				p.serveMSRP(c)
+			}()
+		}
+	}()
+}
+
+// sipHeaders splits a SIP message into its start line, headers (compact forms expanded,
+// RFC 3261 §7.3.3) and body.
+func sipHeaders(msg string) (string, [][2]string, string) {
+	head, body, _ := strings.Cut(msg, "\r\n\r\n")
+	lines := strings.Split(head, "\r\n")
+	compact := map[string]string{"v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact", "l": "Content-Length", "c": "Content-Type"}
+	var hs [][2]string
+	for _, l := range lines[1:] {
+		name, value, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		if long, ok := compact[strings.ToLower(name)]; ok {
+			name = long
+		}
+		hs = append(hs, [2]string{name, strings.TrimSpace(value)})
+	}
+	return lines[0], hs, body
+}
+
+func (p *foreignMember) serveSIP() {
+	buf := make([]byte, 65535)
+	toTag := token()
+	for {
+		n, from, err := p.udp.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		start, hs, _ := sipHeaders(string(buf[:n]))
+		f := strings.Fields(start)
+		if len(f) < 3 || f[2] != "SIP/2.0" {
+			continue // a response, or not SIP
+		}
+		var body, ctype string
+		switch f[0] {
+		case "ACK":
+			continue // RFC 3261 §17.2.1: an ACK gets no response
+		case "INVITE":
+			// RFC 4975 §8: the answer's a=path is where the offerer (PF-B, which opens the
+			// link in FIG. 1) connects.
+			host, port, _ := net.SplitHostPort(p.ln.Addr().String())
+			body = "v=0\r\no=- 1 1 IN IP4 " + host + "\r\ns=-\r\nc=IN IP4 " + host + "\r\nt=0 0\r\n" +
+				"m=message " + port + " TCP/MSRP *\r\na=accept-types:message/cpim\r\na=accept-wrapped-types:*\r\n" +
+				"a=path:" + p.path + "\r\na=recvonly\r\n"
+			ctype = "application/sdp"
+		}
+		var res strings.Builder
+		res.WriteString("SIP/2.0 200 OK\r\n")
+		for _, h := range hs {
+			switch h[0] {
+			case "Via", "From", "Call-ID", "CSeq", "Record-Route":
+				res.WriteString(h[0] + ": " + h[1] + "\r\n")
+			case "To":
+				v := h[1]
+				if !strings.Contains(v, "tag=") {
+					v += ";tag=" + toTag
+				}
+				res.WriteString("To: " + v + "\r\n")
+			}
+		}
+		res.WriteString("Contact: <sip:member@" + p.udp.LocalAddr().String() + ">\r\n")
+		if ctype != "" {
+			res.WriteString("Content-Type: " + ctype + "\r\n")
+		}
+		res.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+		if _, err := p.udp.WriteToUDP([]byte(res.String()), from); err != nil {
+			return
+		}
+	}
+}
+
+// serveMSRP reads MSRP requests (RFC 4975 §7, §9) and answers each SEND with 200 OK,
+// unless Failure-Report says no or partial (§7.1.1).
+func (p *foreignMember) serveMSRP(c net.Conn) {
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "MSRP" {
+			p.fail(fmt.Errorf("bad MSRP start line %q", line))
+			return
+		}
+		tid, method := f[1], f[2]
+		end := "-------" + tid
+		hs := map[string]string{}
+		var body []byte
+		flag := byte(0)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			l = strings.TrimRight(l, "\r\n")
+			if strings.HasPrefix(l, end) && len(l) == len(end)+1 {
+				flag = l[len(l)-1] // no body
+				break
+			}
+			if l == "" {
+				// The body runs up to CRLF and the end-line (§7.1).
+				var b bytes.Buffer
+				marker := []byte("\r\n" + end)
+				for !bytes.HasSuffix(b.Bytes(), marker) {
+					c, err := r.ReadByte()
+					if err != nil {
+						return
+					}
+					b.WriteByte(c)
+				}
+				body = b.Bytes()[:b.Len()-len(marker)]
+				fl, err := r.ReadString('\n')
+				if err != nil || len(fl) < 1 {
+					return
+				}
+				flag = fl[0]
+				break
+			}
+			name, value, _ := strings.Cut(l, ":")
+			hs[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
+		}
+		if method != "SEND" {
+			continue // REPORTs get no response (§7.1.2); nothing else is expected
+		}
+		if len(body) > 0 && p.status == 0 {
+			// Byte-Range: start-end/total (§7.1.1); chunks arrive in order on one link.
+			br := hs["byte-range"]
+			startS, _, _ := strings.Cut(br, "-")
+			start, err := strconv.ParseInt(startS, 10, 64)
+			p.mu.Lock()
+			if err != nil || start != int64(p.message.Len())+1 {
+				p.mu.Unlock()
+				p.fail(fmt.Errorf("chunk at %q after %d bytes", br, p.message.Len()))
+				return
+			}
+			p.message.Write(body)
+			p.mu.Unlock()
+		}
+		status, phrase := 200, "OK"
+		if p.status != 0 && len(body) > 0 {
+			status, phrase = p.status, "Refused"
+		}
+		if fr := strings.ToLower(hs["failure-report"]); fr != "no" && (fr != "partial" || status != 200) {
+			toPath := hs["from-path"]
+			fromPath := strings.Fields(hs["to-path"])[0]
+			res := "MSRP " + tid + " " + strconv.Itoa(status) + " " + phrase + "\r\nTo-Path: " + toPath + "\r\nFrom-Path: " + fromPath + "\r\n" + end + "$\r\n"
+			if _, err := io.WriteString(c, res); err != nil {
+				return
+			}
+		}
+		if flag == '$' && len(body) > 0 {
+			p.once.Do(func() { close(p.done) })
+		}
+	}
+}
+
+// payload returns what the member received without its CPIM envelope (RFC 3862 §2: the
+// message headers, a blank line, the MIME headers, a blank line, the content).
+func (p *foreignMember) payload() ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.message.Bytes()
+	for i := 0; i < 2; i++ {
+		k := bytes.Index(b, []byte("\r\n\r\n"))
+		if k < 0 {
+			return nil, errors.New("no CPIM envelope")
+		}
+		b = b[k+4:]
+	}
+	return b, nil
+}
+
+// TestForeignMemberReportedDelivered: a member that is a minimal RFC 4975 client of the
+// test's own (it answers every SEND with 200 and sends no REPORT, although the sender
+// asked for one) is reported delivered to the sender: PF-B counts its 200s as the
+// delivery. Our own member beside it is reported delivered too.
+func TestForeignMemberReportedDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 30*time.Second)
+	v, _ := fsm.VariantByName("fig1") // PF-B opens hop4: the member only listens
+	msg := payload(120<<10+5, 3)
+	cfg := runtime.GroupConfig{Variant: v, Members: 2, PFBs: 1, ChunkSize: 16 << 10, StoreDir: t.TempDir(), Foreign: map[int]bool{0: true}}
+	r := startGroup(t, ctx, cfg)
+	foreign := newForeignMember(t, r.members[0])
+	if err := foreign.register(ctx, r.g.PFBs[0].SIPAddr()); err != nil {
+		t.Fatalf("registering the raw member: %v", err)
+	}
+	foreign.serve()
+	r.send(t, ctx, runtime.GroupURI, nil, msg)
+	select {
+	case <-foreign.done:
+	case <-ctx.Done():
+		t.Fatal("the raw member never got the end of the message")
+	}
+	got, err := foreign.payload()
+	if err != nil || sum(got) != sum(msg) {
+		t.Errorf("the raw member holds %d bytes (%v), not the message", len(got), err)
+	}
+	for i, uri := range r.members {
+		if o := r.outcome.Of(uri); o.Kind != core.Delivered {
+			t.Errorf("member %d (%s): the sender learned %v, want delivered", i, uri, o)
+		}
+	}
+	if rec := r.g.Members[0].Received(); len(rec) != 1 || rec[0].SHA256 != sum(msg) {
+		t.Errorf("our member stored %+v", rec)
+	}
+}
+
+// TestForeignMemberRefusing: a raw member that answers the SENDs with 415 (RFC 4975
+// §7.1.1: a non-200 response) is reported failed with that status, and our member beside
+// it is delivered.
+func TestForeignMemberRefusing(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 30*time.Second)
+	v, _ := fsm.VariantByName("fig1")
+	msg := payload(40<<10+1, 4)
+	cfg := runtime.GroupConfig{Variant: v, Members: 2, PFBs: 1, ChunkSize: 16 << 10, StoreDir: t.TempDir(), Foreign: map[int]bool{0: true}}
+	r := startGroup(t, ctx, cfg)
+	foreign := newForeignMember(t, r.members[0])
+	foreign.status = 415
+	if err := foreign.register(ctx, r.g.PFBs[0].SIPAddr()); err != nil {
+		t.Fatalf("registering the raw member: %v", err)
+	}
+	foreign.serve()
+	r.send(t, ctx, runtime.GroupURI, nil, msg)
+	if o := r.outcome.Of(r.members[0]); o.Kind != core.Failed || o.Status != 415 {
+		t.Errorf("the refusing member: the sender learned %v, want failed 415", o)
+	}
+	if o := r.outcome.Of(r.members[1]); o.Kind != core.Delivered {
+		t.Errorf("our member: the sender learned %v, want delivered", o)
+	}
+	if rec := r.g.Members[0].Received(); len(rec) != 1 || rec[0].SHA256 != sum(msg) {
+		t.Errorf("our member stored %+v", rec)
+	}
+}
