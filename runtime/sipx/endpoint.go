@@ -149,25 +149,11 @@ func Start(ctx context.Context, cfg Config, h Handler) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc, tl, err := listenPair(cfg.Host, cfg.UDPPort, cfg.TCPPort)
+	uc, tl, sl, err := listenAll(cfg.Host, cfg.UDPPort, cfg.TCPPort, cfg.TLSPort, serverTLS)
 	if err != nil {
 		return nil, err
 	}
-	var sl *tlsListener
-	if serverTLS != nil {
-		if sl, err = listenTLS(cfg.Host, cfg.TLSPort, serverTLS); err != nil {
-			_ = uc.Close()
-			_ = tl.Close()
-			return nil, err
-		}
-	}
-	closeListeners := func() {
-		_ = uc.Close()
-		_ = tl.Close()
-		if sl != nil {
-			_ = sl.Close()
-		}
-	}
+	closeListeners := func() { closeAll(uc, tl, sl) }
 	e := &Endpoint{
 		cfg: cfg,
 		h:   h,
@@ -199,8 +185,7 @@ func Start(ctx context.Context, cfg Config, h Handler) (*Endpoint, error) {
 	if cfg.Registrar && cfg.LocationStore != "" {
 		e.store, e.bindings, err = openLocationStore(cfg.LocationStore, e.now())
 		if err != nil {
-			_ = uc.Close()
-			_ = tl.Close()
+			closeListeners()
 			return nil, err
 		}
 	}

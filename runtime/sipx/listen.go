@@ -11,6 +11,31 @@ import (
 	"time"
 )
 
+// listenAll binds a SIP listener's sockets on host: UDP and TCP, and TLS when serverTLS
+// is set (sl is nil otherwise). On an error nothing stays bound.
+func listenAll(host string, udpPort, tcpPort, tlsPort int, serverTLS *tls.Config) (uc *net.UDPConn, tl *net.TCPListener, sl *tlsListener, err error) {
+	if uc, tl, err = listenPair(host, udpPort, tcpPort); err != nil {
+		return nil, nil, nil, err
+	}
+	if serverTLS != nil {
+		if sl, err = listenTLS(host, tlsPort, serverTLS); err != nil {
+			_ = uc.Close()
+			_ = tl.Close()
+			return nil, nil, nil, err
+		}
+	}
+	return uc, tl, sl, nil
+}
+
+// closeAll closes what listenAll bound.
+func closeAll(uc *net.UDPConn, tl *net.TCPListener, sl *tlsListener) {
+	_ = uc.Close()
+	_ = tl.Close()
+	if sl != nil {
+		_ = sl.Close()
+	}
+}
+
 // listenPair binds UDP and TCP on host. When both ports are 0 it looks for
 // one port number free for both, so that a single host:port names the
 // listener over either transport (RFC 3263 resolves a sip: URI without a

@@ -154,17 +154,9 @@ func StartProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc, tl, err := listenPair(cfg.Host, cfg.UDPPort, cfg.TCPPort)
+	uc, tl, sl, err := listenAll(cfg.Host, cfg.UDPPort, cfg.TCPPort, cfg.TLSPort, serverTLS)
 	if err != nil {
 		return nil, err
-	}
-	var sl *tlsListener
-	if serverTLS != nil {
-		if sl, err = listenTLS(cfg.Host, cfg.TLSPort, serverTLS); err != nil {
-			_ = uc.Close()
-			_ = tl.Close()
-			return nil, err
-		}
 	}
 	var salt [8]byte
 	_, _ = rand.Read(salt[:])

@@ -202,6 +202,31 @@ func TestRegistrarCap(t *testing.T) {
 	})
 }
 
+// TestFailedStartFreesItsPorts: a Start that fails after binding its sockets (here, on a
+// location store that cannot be opened) leaves none of them bound, TLS's included. The
+// test holds a TLS port it found free only between its probe and the refused Start.
+func TestFailedStartFreesItsPorts(t *testing.T) {
+	ctx := testCtx(t)
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsAddr := probe.Addr().String()
+	_ = probe.Close()
+	cfg := Config{Host: "127.0.0.1", Identity: "sip:pfb@b.example", Registrar: true,
+		LocationStore: t.TempDir(), // a directory: no bbolt file opens there
+		TLS:           newTestCA(t).config(t, []net.IP{net.IPv4(127, 0, 0, 1)}),
+		TLSPort:       probe.Addr().(*net.TCPAddr).Port}
+	if _, err := Start(ctx, cfg, Handler{}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Start with a directory as location store: %v, want ErrConfig", err)
+	}
+	again, err := net.Listen("tcp", tlsAddr)
+	if err != nil {
+		t.Fatalf("the TLS port is still bound after the failed Start: %v", err)
+	}
+	_ = again.Close()
+}
+
 // TestLocationStoreRestart: a registrar with a location store serves its
 // bindings at once after a restart, from the same file; bindings that expired
 // meanwhile are dropped on load, in memory and in the file.
