@@ -106,7 +106,9 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 	// slow or busy machine stops early, at a larger group, and the verdict would depend
 	// on the machine. So the seed is fixed (unless -rapid.seed names one) and the budget
 	// is far above what shrinking needs, so that it ends only when it can shrink no more.
-	// (The test is not parallel, so no other rapid check reads the flags meanwhile.)
+	// (The test is not parallel at the top, so no other test's rapid check reads the flags
+	// meanwhile; its own bugs run in parallel with each other, each check single-threaded,
+	// and the flags are restored once the last of them has ended.)
 	settings := map[string]string{"rapid.nofailfile": "true", "rapid.shrinktime": "30m"}
 	// The clients' a=setup choices and the sender's way of ending multiply the draws: a
 	// bug that needs a foreign sender and a REPORT racing its hang-up (sender-told-unasked)
@@ -121,7 +123,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 	for name, value := range settings {
 		old := flag.Lookup(name).Value.String()
 		flag.Set(name, value)
-		defer flag.Set(name, old)
+		t.Cleanup(func() { flag.Set(name, old) })
 	}
 	for _, v := range broken {
 		if v.Faults > 0 {
@@ -130,6 +132,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 			continue
 		}
 		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
 			rec := &recorder{name: "planted/" + v.Name}
 			done := make(chan struct{})
 			go func() {
