@@ -1,4 +1,4 @@
-package proptest
+package rapidtest
 
 import (
 	"flag"
@@ -10,11 +10,12 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/model"
+	"github.com/cpmlink/cpmlink/proptest"
 	"pgregory.net/rapid"
 )
 
 // Groups larger than the explorer covers: up to 8 members over 3 PF-Bs.
-var large = Sizes{MaxMembers: 8, MaxPFBs: 3, MaxChunks: 3}
+var large = proptest.Sizes{MaxMembers: 8, MaxPFBs: 3, MaxChunks: 3}
 
 // TestRapidVariants checks every named variant under schedules, SIP retransmissions and
 // delays that rapid chooses (100 checks each by default; -rapid.checks raises it).
@@ -22,7 +23,7 @@ func TestRapidVariants(t *testing.T) {
 	for _, v := range fsm.Variants {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			rapid.Check(t, CheckVariant(v, large))
+			rapid.Check(t, proptest.CheckVariant(v, large))
 		})
 	}
 }
@@ -36,7 +37,7 @@ func TestRapidFaults(t *testing.T) {
 	for _, v := range fsm.Variants {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			rapid.Check(t, CheckVariant(v, sizes))
+			rapid.Check(t, proptest.CheckVariant(v, sizes))
 		})
 	}
 }
@@ -93,11 +94,11 @@ const plantedSeed = "1"
 // planted bug of testdata/broken.yaml it must find a counterexample and shrink it to a
 // small group.
 func TestRapidFindsPlantedBug(t *testing.T) {
-	s, err := model.Load("testdata/broken.yaml")
+	s, err := model.Load("../testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken, err := VariantsOf(s)
+	broken, err := proptest.VariantsOf(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				rapid.Check(rec, CheckVariant(v.Variant, Sizes{MaxMembers: 3, MaxPFBs: 2, MinChunks: 2, MaxChunks: 3}))
+				rapid.Check(rec, proptest.CheckVariant(v.Variant, proptest.Sizes{MaxMembers: 3, MaxPFBs: 2, MinChunks: 2, MaxChunks: 3}))
 			}()
 			<-done
 			out := rec.out.String()
@@ -148,7 +149,7 @@ func TestRapidFindsPlantedBug(t *testing.T) {
 			// counterexample that shows the same bug as another property, one of liveness (a
 			// member that missed every chunk waits for ever: a deadlock rather than a gap; a
 			// relay that ends its onward dialog on the sender's BYE leaves that hop down).
-			if !strings.Contains(out, v.Expect+":") && !strings.Contains(out, PropDeadlock+":") && !strings.Contains(out, PropHopsUp+":") {
+			if !strings.Contains(out, v.Expect+":") && !strings.Contains(out, proptest.PropDeadlock+":") && !strings.Contains(out, proptest.PropHopsUp+":") {
 				t.Errorf("rapid failed %s without naming %s:\n%s", v.Name, v.Expect, out)
 			}
 			// Shrinking brings the group down to the smallest that shows the bug.
