@@ -296,10 +296,8 @@ func (e *Endpoint) Close() error {
 		e.mu.Unlock()
 		e.cancel()
 		e.work.Wait()
-		_ = e.udp.Close()
-		_ = e.tcp.Close()
-		if e.tls != nil {
-			_ = e.tls.Close()
+		closeAll(e.udp, e.tcp, e.tls)
+		if e.tlsOut != nil {
 			_ = e.tlsOut.Close()
 		}
 		e.serving.Wait()

@@ -289,10 +289,8 @@ func (p *Proxy) Close() error {
 		p.closed = true
 		p.mu.Unlock()
 		p.cancel()
-		_ = p.udp.Close()
-		_ = p.tcp.Close()
-		if p.tls != nil {
-			_ = p.tls.Close()
+		closeAll(p.udp, p.tcp, p.tls)
+		if p.tlsOut != nil {
 			_ = p.tlsOut.Close()
 		}
 		p.serving.Wait()
