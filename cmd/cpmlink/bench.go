@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,32 @@ var roleProcess = func(self string) *exec.Cmd {
 	cmd := exec.Command(self, "role-process")
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+// shareCores gives a server process that shares this machine with procs-1 others (and
+// bench's own) its share of the cores, as GOMAXPROCS, unless the operator set one. Each Go
+// runtime otherwise runs as many schedulers as there are cores, and a process woken by a
+// SIP message spins them up looking for work: with twelve processes on two cores that
+// spinning was a quarter of the set-up's CPU (docs/performance.md).
+func shareCores(c *exec.Cmd, procs int) {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return
+	}
+	if c.Env == nil {
+		c.Env = os.Environ()
+	}
+	c.Env = append(c.Env, fmt.Sprintf("GOMAXPROCS=%d", max(1, goruntime.NumCPU()/procs)))
+}
+
+// serverProcesses is how many server processes a run of row starts.
+func serverProcesses(row benchRow) int {
+	switch row.Processes {
+	case "servers":
+		return row.PFBs + 3 // the core, PF-A and the CF
+	case "cf":
+		return 1
+	}
+	return 0
 }
 
 // benchRow is the result of one configuration over several runs.
@@ -280,6 +307,7 @@ func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout tim
 	}
 	command := func() *exec.Cmd {
 		c := roleProcess(self)
+		shareCores(c, serverProcesses(*row))
 		if prof != nil {
 			if c.Env == nil {
 				c.Env = os.Environ()

@@ -351,7 +351,11 @@ func runBenchGroups(fs *flag.FlagSet, stdout, stderr io.Writer, groups int, vari
 		return fail(stderr, "%v", err)
 	}
 	status := newStatusLine(stderr)
-	rep, err := benchGroups(cfg, func() *exec.Cmd { return roleProcess(self) }, status)
+	rep, err := benchGroups(cfg, func() *exec.Cmd {
+		c := roleProcess(self)
+		shareCores(c, cfg.PFBs+2) // PF-A, the CF and the PF-Bs; the core runs here
+		return c
+	}, status)
 	status.clear()
 	if err != nil {
 		return fail(stderr, "bench --groups: %v", err)

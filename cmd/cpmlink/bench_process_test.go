@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,5 +213,37 @@ func TestBenchProfile(t *testing.T) {
 	}
 	if !regexp.MustCompile(`CPU used by every process .* in the set-up: \d+ / \d+ / \d+ ms`).MatchString(out) {
 		t.Errorf("no set-up CPU line:\n%s", out)
+	}
+}
+
+// TestShareCores: a server process bench starts gets its share of the cores, and an
+// operator's GOMAXPROCS wins.
+func TestShareCores(t *testing.T) {
+	last := func(c *exec.Cmd) string {
+		v := ""
+		for _, e := range c.Env {
+			if s, ok := strings.CutPrefix(e, "GOMAXPROCS="); ok {
+				v = s
+			}
+		}
+		return v
+	}
+	t.Setenv("GOMAXPROCS", "") // its cleanup restores the test's own
+	os.Unsetenv("GOMAXPROCS")
+	c := exec.Command("true")
+	shareCores(c, 1000*goruntime.NumCPU())
+	if got := last(c); got != "1" {
+		t.Errorf("%d processes on %d cores: GOMAXPROCS=%q, want 1", 1000*goruntime.NumCPU(), goruntime.NumCPU(), got)
+	}
+	c = exec.Command("true")
+	shareCores(c, 1)
+	if got, want := last(c), strconv.Itoa(goruntime.NumCPU()); got != want {
+		t.Errorf("one process: GOMAXPROCS=%q, want %s", got, want)
+	}
+	t.Setenv("GOMAXPROCS", "7")
+	c = exec.Command("true")
+	shareCores(c, 1000)
+	if got := last(c); got != "" {
+		t.Errorf("operator's GOMAXPROCS=7 (inherited) overridden by %q", got)
 	}
 }
