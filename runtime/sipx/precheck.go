@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,10 +69,18 @@ func checkMessage(head, body []byte) checked {
 	if bytes.HasPrefix(head, []byte("SIP/")) {
 		return checked{pass: joinMessage(head, body)} // a response
 	}
-	lines := unfold(head)
+	return checkRequestLines(head, unfold(head), body)
+}
+
+// checkRequestLines is checkMessage for a request whose head is already unfolded
+// into lines: the stream reader unfolds once for the Content-Length and the check.
+func checkRequestLines(head []byte, lines []string, body []byte) checked {
 	start := lines[0]
 	hs := make([]rawHeader, 0, len(lines)-1)
 	malformed := ""
+	// plain: every header field is one line written "Name: value", so that
+	// normalize would give the head back unchanged, and is spared.
+	plain := len(lines) == bytes.Count(head, []byte("\r\n"))+1
 	for _, l := range lines[1:] {
 		name, value, ok := strings.Cut(l, ":")
 		name = strings.TrimRight(name, " \t")
@@ -79,7 +88,11 @@ func checkMessage(head, body []byte) checked {
 			malformed = "Malformed Header Field"
 			continue
 		}
-		hs = append(hs, rawHeader{name: name, value: strings.Trim(value, " \t")})
+		value = strings.Trim(value, " \t")
+		if plain && (len(l) != len(name)+2+len(value) || l[len(name)] != ':' || l[len(name)+1] != ' ') {
+			plain = false
+		}
+		hs = append(hs, rawHeader{name: name, value: value})
 	}
 	method, _, _ := strings.Cut(start, " ")
 	v := checkRequest(start, hs)
@@ -88,7 +101,12 @@ func checkMessage(head, body []byte) checked {
 	}
 	out := checked{via: topVia(hs)}
 	if v.status == 0 {
-		pass := joinMessage(normalize(start, hs), body)
+		var pass []byte
+		if plain && !needsStrip(hs) {
+			pass = joinMessage(head, body)
+		} else {
+			pass = joinMessage(normalize(start, hs), body)
+		}
 		if _, err := sip.ParseMessage(append([]byte(nil), pass...)); err == nil {
 			out.pass = pass
 			return out
@@ -131,10 +149,15 @@ func checkRequest(start string, hs []rawHeader) verdict {
 	if _, hostpart, found := strings.Cut(rest, "@"); found && strings.Contains(hostpart, "?") || !found && strings.Contains(rest, "?") {
 		return verdict{400, "Header Fields In Request-URI"}
 	}
-	counts := map[string]int{}
+	// once lists the fields a request carries at most once (§20), must lists
+	// the four it carries at least once (§8.1.1): counted by index, not by map.
+	once := [...]string{"content-length", "cseq", "call-id", "from", "to", "max-forwards"}
+	var counts [len(once)]int
 	for _, h := range hs {
 		n := canonicalName(h.name)
-		counts[n]++
+		if i := slices.Index(once[:], n); i >= 0 {
+			counts[i]++
+		}
 		switch n {
 		case "content-length":
 			if !isDigits(h.value) {
@@ -155,24 +178,33 @@ func checkRequest(start string, hs []rawHeader) verdict {
 			}
 		}
 	}
-	for _, n := range []string{"content-length", "cseq", "call-id", "from", "to", "max-forwards"} {
-		if counts[n] > 1 {
+	for i, n := range once {
+		if counts[i] > 1 {
 			return verdict{400, "Multiple " + n + " Values"}
 		}
 	}
-	for _, n := range []string{"cseq", "call-id", "from", "to"} {
-		if counts[n] == 0 {
+	for i, n := range once[1:5] { // cseq, call-id, from, to
+		if counts[i+1] == 0 {
 			return verdict{400, "Missing " + n}
 		}
 	}
 	return verdict{}
 }
 
+// usualNames maps the spellings of header names that every set-up carries to
+// canonicalName's answer, which otherwise lower-cases (allocates) per field.
+var usualNames = map[string]string{"Via": "via", "From": "from", "To": "to", "Call-ID": "call-id",
+	"CSeq": "cseq", "Contact": "contact", "Content-Length": "content-length", "Content-Type": "content-type",
+	"Max-Forwards": "max-forwards", "Route": "route", "Record-Route": "record-route"}
+
 // compact maps the compact forms of RFC 3261 §7.3.3 to the long names.
 var compact = map[string]string{"i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
 	"c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to", "v": "via"}
 
 func canonicalName(name string) string {
+	if n, ok := usualNames[name]; ok {
+		return n
+	}
 	n := strings.ToLower(name)
 	if long, ok := compact[n]; ok {
 		return long
@@ -267,8 +299,7 @@ func normalize(start string, hs []rawHeader) []byte {
 	b.WriteString(start)
 	for _, h := range hs {
 		v := h.value
-		switch canonicalName(h.name) {
-		case "from", "to", "contact", "route", "record-route", "via":
+		if stripped(h.name) {
 			v = stripLWS(v)
 		}
 		b.WriteString("\r\n" + h.name + ": " + v)
@@ -276,9 +307,31 @@ func normalize(start string, hs []rawHeader) []byte {
 	return b.Bytes() // without the last CRLF, as a head is framed
 }
 
+// stripped says whether normalize strips the white space of a header field.
+func stripped(name string) bool {
+	switch canonicalName(name) {
+	case "from", "to", "contact", "route", "record-route", "via":
+		return true
+	}
+	return false
+}
+
+// needsStrip says whether normalize would change a value of hs.
+func needsStrip(hs []rawHeader) bool {
+	for _, h := range hs {
+		if stripped(h.name) && stripLWS(h.value) != h.value {
+			return true
+		}
+	}
+	return false
+}
+
 // stripLWS removes white space next to ";", "=", "," and "/" outside quoted
 // strings and angle brackets.
 func stripLWS(v string) string {
+	if !strings.ContainsAny(v, " \t") {
+		return v
+	}
 	var b strings.Builder
 	quoted, escaped, angle := false, false, false
 	pendingSpace := false
@@ -384,9 +437,12 @@ func isSIPVersion(s string) bool {
 
 // contentLength reads the Content-Length of a header section: -1 when
 // absent, -2 when unusable (not digits, several, or over maxMessage).
-func contentLength(head []byte) int {
+func contentLength(head []byte) int { return contentLengthLines(unfold(head)) }
+
+// contentLengthLines is contentLength of a head unfolded into lines.
+func contentLengthLines(lines []string) int {
 	n, found := -1, false
-	for _, l := range unfold(head)[1:] {
+	for _, l := range lines[1:] {
 		name, value, ok := strings.Cut(l, ":")
 		if !ok || canonicalName(strings.TrimRight(name, " \t")) != "content-length" {
 			continue
@@ -594,7 +650,8 @@ func (c *precheckConn) frame() bool {
 		c.in = c.in[end+4+cl:]
 		return true
 	}
-	cl := contentLength(head)
+	lines := unfold(head)
+	cl := contentLengthLines(lines)
 	if cl < 0 {
 		// No usable Content-Length: the end of the message is unknown (§18.3,
 		// RFC 4475 §3.1.2.3). Answer 400 and close.
@@ -615,7 +672,7 @@ func (c *precheckConn) frame() bool {
 		}
 		return false
 	}
-	ck := checkMessage(head, c.in[end+4:end+4+cl])
+	ck := checkRequestLines(head, lines, c.in[end+4:end+4+cl])
 	c.in = c.in[end+4+cl:]
 	if len(c.in) == 0 {
 		c.in = nil
