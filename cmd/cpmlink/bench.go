@@ -57,10 +57,15 @@ func shareCores(c *exec.Cmd, procs int) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		return
 	}
+	addEnv(c, fmt.Sprintf("GOMAXPROCS=%d", max(1, goruntime.NumCPU()/procs)))
+}
+
+// addEnv adds kv ("NAME=value") to what c's process inherits.
+func addEnv(c *exec.Cmd, kv string) {
 	if c.Env == nil {
 		c.Env = os.Environ()
 	}
-	c.Env = append(c.Env, fmt.Sprintf("GOMAXPROCS=%d", max(1, goruntime.NumCPU()/procs)))
+	c.Env = append(c.Env, kv)
 }
 
 // serverProcesses is how many server processes a run of row starts.
@@ -309,10 +314,7 @@ func benchOnce(row *benchRow, v fsm.Variant, transport, self string, timeout tim
 		c := roleProcess(self)
 		shareCores(c, serverProcesses(*row))
 		if prof != nil {
-			if c.Env == nil {
-				c.Env = os.Environ()
-			}
-			c.Env = append(c.Env, profileWindowEnv+"="+prof.dir)
+			addEnv(c, profileWindowEnv+"="+prof.dir)
 		}
 		return c
 	}

@@ -149,8 +149,8 @@ func checkRequest(start string, hs []rawHeader) verdict {
 	if _, hostpart, found := strings.Cut(rest, "@"); found && strings.Contains(hostpart, "?") || !found && strings.Contains(rest, "?") {
 		return verdict{400, "Header Fields In Request-URI"}
 	}
-	// once lists the fields a request carries at most once (§20), must lists
-	// the four it carries at least once (§8.1.1): counted by index, not by map.
+	// once lists the fields a request carries at most once (§20), counted by
+	// index, not by map; once[1:5] are also the four it must carry (§8.1.1).
 	once := [...]string{"content-length", "cseq", "call-id", "from", "to", "max-forwards"}
 	var counts [len(once)]int
 	for _, h := range hs {
