@@ -72,3 +72,13 @@ func HeldForTest(n *Node) (sessions, legs int) {
 	<-done
 	return sessions, legs
 }
+
+// ExecutedForTest makes n call f, on its goroutine, with each action as n carries it out.
+func ExecutedForTest(n *Node, f func(fsm.Action)) {
+	done := make(chan struct{})
+	n.post(func() {
+		n.onExec = f
+		close(done)
+	})
+	<-done
+}

@@ -161,6 +161,9 @@ type Node struct {
 	// onForget, when set (by tests only, export_test.go), is called on the node's
 	// goroutine each time it forgets a session.
 	onForget func()
+	// onExec, when set (by tests only), is called on the node's goroutine with each
+	// action as it is carried out.
+	onExec func(fsm.Action)
 
 	// Results is where a transmitter's per-member outcomes go (see Send).
 	results *resultSet
@@ -397,9 +400,22 @@ func (n *Node) step(ev fsm.Event) {
 		return
 	}
 	n.obs.event(ev)
+	// The spec's step is atomic: no peer acts on what it sends before the rest of it is
+	// done. On the wire the 200 or INVITE whose SDP says we listen is read the moment it
+	// leaves, and a peer that dials and sends at once must find its session, so the step's
+	// listeners are made ready before anything else is carried out (its first SEND was
+	// answered 481 otherwise, once the unknown-session hold overflowed). The trace keeps
+	// the spec's order.
+	for _, a := range acts {
+		if _, ok := a.(fsm.AcceptLink); ok {
+			n.exec(a)
+		}
+	}
 	for _, a := range acts {
 		n.obs.action(ev, a)
-		n.exec(a)
+		if _, ok := a.(fsm.AcceptLink); !ok {
+			n.exec(a)
+		}
 		// Recorded after it is carried out, so that the record names the dialog a new
 		// INVITE made.
 		n.record("out", a, nil)
@@ -562,6 +578,9 @@ func (n *Node) dialogOf(leg fsm.LegID) string {
 
 // exec carries out one action.
 func (n *Node) exec(a fsm.Action) {
+	if n.onExec != nil {
+		n.onExec(a)
+	}
 	leg := a.ActionLeg()
 	var err error
 	switch x := a.(type) {

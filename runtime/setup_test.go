@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 // or nothing). Every leg where negotiation overrode the figure is recorded as
 // SetupOverridden by both of its ends, and no other; no MSRP request is answered 506
 // (RFC 4975 §7.1.1: a connection bound twice), and the trace is a behaviour of the spec.
+// Every role is listening for a leg before the 200 or INVITE whose SDP announces it
+// leaves (watchListenOrder).
 func TestClientSetupChoices(t *testing.T) {
 	for _, name := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
 		v, _ := fsm.VariantByName(name)
@@ -40,8 +43,11 @@ func TestClientSetupChoices(t *testing.T) {
 				msg := payload(40<<10+3, uint64(10+k))
 				cfg := runtime.GroupConfig{Variant: v, Members: members, PFBs: 1, ChunkSize: 8 << 10, StoreDir: t.TempDir(),
 					SenderSetup: choice, Setups: setups}
-				r := sendToGroup(t, ctx, cfg, false, msg)
+				r := startGroup(t, ctx, cfg)
+				order := watchListenOrder(r.g)
+				r.send(t, ctx, runtime.GroupURI, nil, msg)
 				r.checkDelivered(t, msg, nil)
+				order.check(t)
 				r.validate(t, rot)
 
 				// Which legs should have been overridden: where the client fixed the
@@ -124,4 +130,53 @@ func records(t *testing.T, trace []byte) []runtime.Record {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// listenOrder records, per node, the actions each carries out, in the order it does.
+type listenOrder struct {
+	mu   sync.Mutex
+	acts [][]fsm.Action
+}
+
+// watchListenOrder starts recording what every node of g carries out.
+func watchListenOrder(g *runtime.Group) *listenOrder {
+	nodes := g.Nodes()
+	o := &listenOrder{acts: make([][]fsm.Action, len(nodes))}
+	for i, n := range nodes {
+		runtime.ExecutedForTest(n, func(a fsm.Action) {
+			o.mu.Lock()
+			o.acts[i] = append(o.acts[i], a)
+			o.mu.Unlock()
+		})
+	}
+	return o
+}
+
+// check fails t for each leg whose 200 or INVITE was handed to the SIP stack before the
+// leg's listener was made ready: a peer that reads the SDP and sends its first SEND at once
+// would find no session (RFC 4975 §7.3's 481, once the hold overflows).
+func (o *listenOrder) check(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	listeners := 0
+	for i, acts := range o.acts {
+		announced := map[fsm.LegID]string{}
+		for _, a := range acts {
+			switch x := a.(type) {
+			case fsm.SendOK, fsm.SendInvite:
+				if _, ok := announced[x.ActionLeg()]; !ok {
+					announced[x.ActionLeg()] = x.Kind()
+				}
+			case fsm.AcceptLink:
+				listeners++
+				if kind, ok := announced[x.Leg]; ok {
+					t.Errorf("node %d: %s on %s left before the leg listened (AcceptLink)", i, kind, x.Leg)
+				}
+			}
+		}
+	}
+	if listeners == 0 {
+		t.Error("no node listened for a link: nothing was checked")
+	}
 }
