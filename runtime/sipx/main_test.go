@@ -60,6 +60,11 @@ func (ev event) String() string {
 		return fmt.Sprintf("%s(%s, %d %s)", ev.kind, ev.leg, ev.res.Status, ev.res.Reason)
 	case "failed":
 		return fmt.Sprintf("%s(%s, %v)", ev.kind, ev.leg, ev.err)
+	case "invite":
+		// Enough to tell which call an unexpected INVITE belongs to: a stray from
+		// another test reusing the port, or one of ours delivered twice.
+		return fmt.Sprintf("%s(%s, from %s over %s, Call-ID %s, Via %s)", ev.kind, ev.leg, ev.in.From, ev.in.Transport,
+			ev.in.Header("Call-ID"), ev.in.Header("Via"))
 	}
 	return fmt.Sprintf("%s(%s)", ev.kind, ev.leg)
 }
