@@ -32,6 +32,7 @@ const (
 	PropEndedLink   = "ended-link"     // no link is opened or awaited for a dialog that ended
 	PropReportOrder = "report-order"   // no REPORT on a link before a SEND arrived on it
 	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
+	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once
 )
 
 // Violation is a property that failed, with what showed it.

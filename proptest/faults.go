@@ -446,3 +446,66 @@ func (w *World) outcomesKnown() bool {
 	}
 	return true
 }
+
+// onwardOpen: relay r is told that the link on which it receives the message failed (leg
+// is the leg r answered) before the message's last chunk arrived at r's end. It returns
+// the onward legs of that session whose link r has up, is opening or listens for, read
+// before the step, for checkAbortOnward to read after it; nil when r is not such a relay.
+func (w *World) onwardOpen(r int, leg core.LegID) []int {
+	switch rk, _, _ := w.roleAt(r); rk {
+	case fsm.RolePFA, fsm.RoleCF, fsm.RolePFB:
+	default:
+		return nil
+	}
+	le := w.dialog(leg)
+	if le == nil || le.ends[1] != r || len(le.received[1]) >= w.cfg.Chunks {
+		return nil
+	}
+	var open []int
+	for i, l := range w.legNames {
+		if p, ok := parentLeg(l); !ok || p != leg || i >= len(w.net.legs) {
+			continue
+		}
+		d := &w.net.legs[i]
+		if d.ends[0] == r && !d.closed[0] && !d.failed[0] && (d.up[0] || d.listen[0] != "" || d.opener == r) {
+			open = append(open, i)
+		}
+	}
+	return open
+}
+
+// checkAbortOnward: a relay whose upstream link failed before the whole message arrived
+// aborts, in the step that tells it, every onward link of that session it had up, was
+// opening or listened for, and a next hop whose end of such a link is up learns it. What
+// the relay has not received it cannot relay, and the rest will not come over a link that
+// is gone, so its onward messages can only end aborted (RFC 4975 §7.1's "#"); an onward
+// link left open, or closed without a word, holds the next hop waiting for chunks that
+// never come until its guard turns a known link loss into a late 408. A relay that has
+// the last chunk owes the rest of the delivery and keeps its onward links (end-down).
+func (w *World) checkAbortOnward(r int, up core.LegID, open []int) *Violation {
+	for _, i := range open {
+		d, l := &w.net.legs[i], w.legNames[i]
+		why := ""
+		switch {
+		case !d.closed[0] && !d.failed[0]:
+			why = "left its link on %s open"
+		case d.closed[0] && d.established && !d.broken && !d.closed[1] && !w.failQueued(r, d.ends[1], l):
+			why = "closed its link on %s without telling the next hop"
+		default:
+			continue
+		}
+		return &Violation{PropAbortOnward, fmt.Sprintf("%s's link on %s failed before the whole message arrived (%d of %d chunks), and it "+why,
+			w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(l))}
+	}
+	return nil
+}
+
+// failQueued: a link failure from one end of a leg to the other is in flight.
+func (w *World) failQueued(from, to int, leg core.LegID) bool {
+	for _, it := range w.net.bag {
+		if it.kind == itFail && it.from == from && it.to == to && it.leg == leg {
+			return true
+		}
+	}
+	return false
+}

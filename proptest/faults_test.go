@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -215,4 +216,39 @@ func TestExploreNamedVariantsWithFaults(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quietClose is a relay that, told a link failed, closes the links it lets go instead of
+// aborting them: its own end is closed, but the next hop is not told.
+type quietClose struct{ fsm.Role }
+
+func (r quietClose) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.LinkFailed); ok {
+		for i, a := range acts {
+			if x, ok := a.(fsm.AbortLink); ok {
+				acts[i] = fsm.CloseLink{Leg: x.Leg}
+			}
+		}
+	}
+	return acts, err
+}
+
+// TestAbortOnwardTellsNextHop: abort-onward asks for more than a closed end (the planted
+// onward-kept leaves the onward links open): a relay that closes them without a word,
+// when its upstream link fails mid-message, leaves the next hop waiting as surely.
+func TestAbortOnwardTellsNextHop(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RolePFA || k == fsm.RoleCF || k == fsm.RolePFB {
+			return quietClose{r}
+		}
+		return r
+	}
+	res, err := Explore(cfg, ExploreOptions{Workers: 1})
+	if err != nil || res.Violation == nil || res.Violation.Property != PropAbortOnward || !strings.Contains(res.Violation.Detail, "without telling") {
+		t.Fatalf("found %v (err %v), want a %s violation for a link closed without telling the next hop", res.Violation, err, PropAbortOnward)
+	}
+	checkCounterexample(t, cfg, res)
 }

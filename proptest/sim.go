@@ -473,7 +473,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if v := w.orderStep(i, ev.Kind(), ev.EventLeg()); v != nil {
 		return v
 	}
+	var onward []int
 	if x, ok := ev.(fsm.LinkFailed); ok {
+		onward = w.onwardOpen(i, x.Leg)
 		if le := w.dialog(x.Leg); le != nil {
 			le.failed[w.endOf(i, x.Leg)] = true
 		}
@@ -491,6 +493,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	}
 	if err != nil {
 		return &Violation{PropCompleteness, fmt.Sprintf("%s, given %s: %v", w.names[i], ev.Kind(), err)}
+	}
+	if len(onward) > 0 {
+		return w.checkAbortOnward(i, ev.EventLeg(), onward)
 	}
 	return nil
 }
