@@ -435,7 +435,7 @@ func (r *CF) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 // onLinkFailUp runs the rules for LinkFailed on the up side.
 func (r *CF) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 	_ = sd
-	if !(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectAbortOnClose != 0 {
+	if (!(s.Total > 0 && s.Up.Rx >= s.Total) || r.v.Defects&DefectAbortOnClose != 0) && r.v.Defects&DefectKeepOnward == 0 {
 		for _, d := range s.Downs {
 			r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
 		}

@@ -259,9 +259,12 @@ const (
 	// PF-A sends its client a member's failure REPORT although the client sent Failure-Report:
 	// no (a blind sender, which a member's decline makes show).
 	DefectUnaskedFailure
+	// A relay whose upstream link fails before the whole message arrived leaves its onward links
+	// as they are; only the next hops' guard timers end them.
+	DefectKeepOnward
 )
 
-var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure"}
+var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward"}
 
 // String lists the defects in the set.
 func (d Defect) String() string {
@@ -1591,7 +1594,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:c46b65552b2fbf527e934d42965ab81c"
+const Fingerprint = "sha256:6c9b0b0f2d5e60ae60e429e6a148d649"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"
