@@ -45,40 +45,39 @@ func DialedForTest(n *Node, f func(leg string)) {
 // ForgetForTest makes n send on forgot each time it forgets a session (Node.forget); it
 // never blocks n.
 func ForgetForTest(n *Node, forgot chan<- struct{}) {
-	done := make(chan struct{})
-	n.post(func() {
+	onGoroutine(n, func() {
 		n.onForget = func() {
 			select {
 			case forgot <- struct{}{}:
 			default:
 			}
 		}
-		close(done)
 	})
-	<-done
 }
 
 // HeldForTest counts, on n's goroutine, the sessions its machine holds and the entries
 // its driver keeps per leg (node and media maps): what forgetting must bring to 0.
 func HeldForTest(n *Node) (sessions, legs int) {
-	done := make(chan struct{})
-	n.post(func() {
+	onGoroutine(n, func() {
 		sessions = len(n.role.Sessions())
 		m := n.media
 		legs = len(n.upHeaders) + len(n.dialogs) + len(n.okSeen) + len(n.acked) + len(n.forgets) +
 			len(m.legs) + len(m.peers) + len(m.downs) + len(m.dead) + len(m.up) + len(m.held)
-		close(done)
 	})
-	<-done
 	return sessions, legs
 }
 
 // ExecutedForTest makes n call f, on its goroutine, with each action as n carries it out.
 func ExecutedForTest(n *Node, f func(fsm.Action)) {
+	onGoroutine(n, func() { n.onExec = f })
+}
+
+// onGoroutine runs f on n's goroutine, which owns what f touches, and returns once it ran.
+func onGoroutine(n *Node, f func()) {
 	done := make(chan struct{})
 	n.post(func() {
-		n.onExec = f
-		close(done)
+		defer close(done)
+		f()
 	})
 	<-done
 }
