@@ -241,6 +241,20 @@ func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *
 	if !ok {
 		return nil
 	}
+	want := w.wantSetup(r, h, w.leg(leg).offerSetup, answer)
+	if got == want {
+		return nil
+	}
+	what := "offered"
+	if answer {
+		what = fmt.Sprintf("answered an offer of a=setup:%s", setupName(w.leg(leg).offerSetup))
+	}
+	return &Violation{PropInitiative, fmt.Sprintf("%s %s on %s (leg %s) with a=setup:%s; %s initiative wants a=setup:%s", w.names[r], what, h, leg, setupName(got), w.cfg.Variant.Initiative[h], setupName(want))}
+}
+
+// wantSetup is the a=setup role r must put in an offer, or in its answer to an offer of
+// a=setup offer, on hop h (checkSetup says the rule).
+func (w *World) wantSetup(r int, h fsm.Hop, offer core.Setup, answer bool) core.Setup {
 	v := w.cfg.Variant
 	choice := w.setupChoice(r)
 	var want core.Setup
@@ -254,7 +268,7 @@ func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *
 	case !answer:
 		want = core.SetupActpass
 	default:
-		switch offer := w.leg(leg).offerSetup; {
+		switch {
 		case offer == core.SetupActive || offer == core.SetupNone:
 			want = core.SetupPassive
 		case offer == core.SetupPassive:
@@ -269,14 +283,7 @@ func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *
 			want = core.SetupPassive
 		}
 	}
-	if got == want {
-		return nil
-	}
-	what := "offered"
-	if answer {
-		what = fmt.Sprintf("answered an offer of a=setup:%s", setupName(w.leg(leg).offerSetup))
-	}
-	return &Violation{PropInitiative, fmt.Sprintf("%s %s on %s (leg %s) with a=setup:%s; %s initiative wants a=setup:%s", w.names[r], what, h, leg, setupName(got), v.Initiative[h], setupName(want))}
+	return want
 }
 
 // checkReport checks a REPORT a role sends on a leg that faces a client (hop1 towards the

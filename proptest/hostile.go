@@ -163,7 +163,7 @@ func (w *World) probeHostile(probed map[string]struct{}, buf []hostileInput) *Vi
 			}
 		}
 	}
-	return nil
+	return w.probeForeignOffers(probed)
 }
 
 // probeOne feeds one hostile input to its role and restores the role.

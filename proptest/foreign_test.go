@@ -1,0 +1,45 @@
+package proptest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
+)
+
+// deafToOffer is a member that reads no a=setup from the offer: it answers from its own
+// preference as if every offer were actpass (drop-and-operand@c2233f58: a ClientB set to
+// active answers active even to an offer of active or of no a=setup).
+type deafToOffer struct{ fsm.Role }
+
+func (r deafToOffer) Step(ev fsm.Event) ([]fsm.Action, error) {
+	if x, ok := ev.(fsm.InviteReceived); ok {
+		x.Offer.Setup = core.SetupActpass
+		ev = x
+	}
+	return r.Role.Step(ev)
+}
+
+// TestForeignOfferFindsDeafMember: PF-B always offers actpass, so a member deaf to a fixed
+// offer passes every search whose offerers are cpmlink's; the foreign-offer probe, an
+// offerer of another make fixing its role (RFC 4145 §4.1), finds it.
+func TestForeignOfferFindsDeafMember(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, MemberSetups: []core.SetupChoice{core.ChooseActive}}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RoleClientB {
+			return deafToOffer{r}
+		}
+		return r
+	}
+	if res, err := Explore(cfg, ExploreOptions{Workers: 1}); err != nil || res.Violation != nil {
+		t.Fatalf("without the probe: %v (err %v), want no violation: only a foreign offerer tells", res.Violation, err)
+	}
+	cfg.Hostile = true
+	res := exploreFinds(t, cfg, ExploreOptions{Workers: 1}, PropForeignOffer)
+	if !strings.Contains(res.Violation.Detail, "a=setup:active") {
+		t.Errorf("detail %q, want the offer and the answer named", res.Violation.Detail)
+	}
+	checkCounterexample(t, cfg, res)
+}
