@@ -161,3 +161,26 @@ func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {
 		}
 	}
 }
+
+// TestTriggerCoverageLive: the points of the knob space that `cpmlink mutate` adds for the
+// ways of opening a hop no named variant uses (TriggerCoverage) pass every check on the
+// spec, with each client a=setup choice, so that a violation on them is the mutant's.
+func TestTriggerCoverageLive(t *testing.T) {
+	var figs []fsm.Variant
+	for _, n := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
+		v, _ := fsm.VariantByName(n)
+		figs = append(figs, v)
+	}
+	cover := TriggerCoverage(fsm.Variants, figs)
+	if len(cover) != 3 {
+		t.Errorf("%d coverage variants, want 3 (offerer on ok-sent, answerer on ok-received and on ok-sent)", len(cover))
+	}
+	for _, v := range cover {
+		for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}) {
+			res, err := Explore(cfg, ExploreOptions{Workers: 1})
+			if err != nil || !res.OK() {
+				t.Fatalf("%s, %s: %v (err %v)\n%s", v.Name, cfg.SetupLabel(), res.Violation, err, FormatTrace(cfg, res.Trace))
+			}
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package proptest
+
+import (
+	"fmt"
+
+	"github.com/cpmlink/cpmlink/fsm"
+)
+
+// Trigger coverage (docs/architecture.md, "Trigger coverage"). The generated code serves
+// the whole knob space (docs/variant-map.md maps it, and a spec that extends the default one
+// may name any point of it), but the named variants use only some of the ways to open a
+// hop: no figure has an offerer open on its own 200 OK upstream (ok-sent), or an answerer
+// open on a downstream 200 OK (ok-received) or on its own 200 OK. Each trigger compiles to
+// one condition per end, so a slip in a condition no named variant evaluates is invisible
+// to every search of the named variants. TriggerCoverage gives the checkers one point of
+// the knob space for each way of opening that the named variants leave out.
+
+// TriggerCoverage returns, for each (opener end, trigger) that no variant of vs uses on any
+// hop, one variant that does: the first of bases, with the first hop whose opener at that
+// end can observe the trigger (Variant.Check) set to it. The answerer's send-received is
+// left out: such a hop waits for a SEND that can only come over the link it has not opened,
+// and deadlocks in every combination (docs/variant-map.md). The variants carry no order
+// rules: those are their figure's, whose step order they depart from on that hop.
+func TriggerCoverage(vs, bases []fsm.Variant) []fsm.Variant {
+	var used [2][4]bool
+	for _, v := range vs {
+		for h := fsm.Hop(0); h < fsm.NumHops; h++ {
+			used[v.Opener[h]][v.Trigger[h]] = true
+		}
+	}
+	var out []fsm.Variant
+	for o := fsm.OpenerOfferer; o <= fsm.OpenerAnswerer; o++ {
+		for t := fsm.TriggerOKReceived; t <= fsm.TriggerOKSent; t++ {
+			if used[o][t] || o == fsm.OpenerAnswerer && t == fsm.TriggerSendReceived {
+				continue
+			}
+			if v, ok := coverOne(bases, o, t); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// coverOne derives from the first base, on its first hop where that works, a variant whose
+// hop is opened by end o on trigger t.
+func coverOne(bases []fsm.Variant, o fsm.Opener, t fsm.Trigger) (fsm.Variant, bool) {
+	for _, b := range bases {
+		for h := fsm.Hop(0); h < fsm.NumHops; h++ {
+			v := b
+			v.Opener[h], v.Trigger[h] = o, t
+			v.Order = 0
+			if v.Check() != nil {
+				continue
+			}
+			v.Name = fmt.Sprintf("%s with %s opened by the %s on %s", b.Name, h, o, t)
+			v.Doc = "trigger coverage (proptest.TriggerCoverage)"
+			return v, true
+		}
+	}
+	return fsm.Variant{}, false
+}
