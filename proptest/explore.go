@@ -670,6 +670,11 @@ func Run(w *World, pick func(w *World, choices []Choice) int, maxSteps int) *Vio
 			w.blame()
 			return v
 		}
+		if w.cfg.ForeignOffers {
+			if v := w.probeForeignOffers(nil); v != nil {
+				return v
+			}
+		}
 	}
 	return &Violation{PropDeadlock, fmt.Sprintf("still busy after %d deliveries: a livelock", maxSteps)}
 }

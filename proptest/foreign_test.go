@@ -6,6 +6,7 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
+	"pgregory.net/rapid"
 )
 
 // deafToOffer is a member that reads no a=setup from the offer: it answers from its own
@@ -42,4 +43,29 @@ func TestForeignOfferFindsDeafMember(t *testing.T) {
 		t.Errorf("detail %q, want the offer and the answer named", res.Violation.Detail)
 	}
 	checkCounterexample(t, cfg, res)
+}
+
+// TestForeignOfferRapidFindsDeafMember: rapid's runs probe the foreign offers too
+// (DrawConfig sets Config.ForeignOffers), and find the deaf member in the first run.
+func TestForeignOfferRapidFindsDeafMember(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	tb := &mutantTB{}
+	var found *Violation
+	rapid.Check(tb, func(rt *rapid.T) {
+		cfg := DrawConfig(rt, v, Sizes{MaxMembers: 1, MaxPFBs: 1, MaxChunks: 1, MinChunks: 1})
+		cfg.MemberSetups = []core.SetupChoice{core.ChooseActive}
+		cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+			if k == fsm.RoleClientB {
+				return deafToOffer{r}
+			}
+			return r
+		}
+		if _, viol := RunDrawn(rt, cfg); viol != nil {
+			found = viol
+			rt.Fatalf("%s: %s", viol.Property, viol.Detail)
+		}
+	})
+	if found == nil || found.Property != PropForeignOffer {
+		t.Fatalf("rapid found %v (%s), want a %s violation", found, tb.msg, PropForeignOffer)
+	}
 }

@@ -31,6 +31,8 @@ func DrawConfig(t *rapid.T, v fsm.Variant, s Sizes) Config {
 		// 200 (dropping its connection, or only with BYE), or, blind, asks for nothing and
 		// hangs up when its guard runs out; every member must still get what it handed over.
 		Sender: core.Senders[rapid.IntRange(0, len(core.Senders)-1).Draw(t, "sender")],
+		// Members offered a fixed a=setup by an offerer of another make (foreign.go).
+		ForeignOffers: true,
 	}
 	// The clients' a=setup on negotiated hops: standard clients may leave the choice
 	// (actpass, what shrinking tends to) or fix their role (RFC 6135, RFC 4975 §5.4).

@@ -29,6 +29,10 @@ type Config struct {
 	// Hostile probes every state for the input only a broken peer sends (hostile.go): each
 	// role must refuse each such input the wire allows in that state.
 	Hostile bool
+	// ForeignOffers has Run feed, after every step, each INVITE in flight on a negotiated
+	// hop to a copy of its receiver as the offers that fix the offerer's role, which a
+	// foreign offerer makes and ours never do (foreign.go). Hostile does so in the explorer.
+	ForeignOffers bool
 	// Group is what the CF finds for the group the sender writes to: the group
 	// (core.GroupOK, the default), no such group (core.GroupUnknown) or a group the sender
 	// may not write to (core.GroupForbidden). The sender must then be refused with 404 or
