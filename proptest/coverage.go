@@ -16,8 +16,12 @@ import (
 // the knob space for each way of opening that the named variants leave out.
 
 // TriggerCoverage returns, for each (opener end, trigger) that no variant of vs uses on any
-// hop, one variant that does: the first of bases, with the first hop whose opener at that
-// end can observe the trigger (Variant.Check) set to it. The answerer's send-received is
+// hop, one variant that does: the first of bases, with the last hop whose opener at that
+// end can observe the trigger (Variant.Check) set to it. The last, not the first: PF-A
+// opening hop1 before the sender's ACK (on ok-received or ok-sent) lets the message
+// complete before the sender has its 200 OK, and a sender that hangs up after its last
+// SEND then BYEs a dialog it never confirmed (sip-order), a property of those points of
+// the knob space, whatever the conditions say (docs/mutation.md). The answerer's send-received is
 // left out: such a hop waits for a SEND that can only come over the link it has not opened,
 // and deadlocks in every combination (docs/variant-map.md). The variants carry no order
 // rules: those are their figure's, whose step order they depart from on that hop.
@@ -46,7 +50,8 @@ func TriggerCoverage(vs, bases []fsm.Variant) []fsm.Variant {
 // hop is opened by end o on trigger t.
 func coverOne(bases []fsm.Variant, o fsm.Opener, t fsm.Trigger) (fsm.Variant, bool) {
 	for _, b := range bases {
-		for h := fsm.Hop(0); h < fsm.NumHops; h++ {
+		for i := int(fsm.NumHops) - 1; i >= 0; i-- {
+			h := fsm.Hop(i)
 			v := b
 			v.Opener[h], v.Trigger[h] = o, t
 			v.Order = 0

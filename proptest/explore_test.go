@@ -164,7 +164,8 @@ func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {
 
 // TestTriggerCoverageLive: the points of the knob space that `cpmlink mutate` adds for the
 // ways of opening a hop no named variant uses (TriggerCoverage) pass every check on the
-// spec, with each client a=setup choice, so that a violation on them is the mutant's.
+// spec, with each client a=setup choice and each sender, as CheckMutant runs them, so that
+// a violation on them is the mutant's.
 func TestTriggerCoverageLive(t *testing.T) {
 	var figs []fsm.Variant
 	for _, n := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
@@ -177,9 +178,12 @@ func TestTriggerCoverageLive(t *testing.T) {
 	}
 	for _, v := range cover {
 		for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}) {
-			res, err := Explore(cfg, ExploreOptions{Workers: 1})
-			if err != nil || !res.OK() {
-				t.Fatalf("%s, %s: %v (err %v)\n%s", v.Name, cfg.SetupLabel(), res.Violation, err, FormatTrace(cfg, res.Trace))
+			for _, s := range senders {
+				cfg.Sender = s
+				res, err := Explore(cfg, ExploreOptions{Workers: 1})
+				if err != nil || !res.OK() {
+					t.Fatalf("%s, %s, sender %s: %v (err %v)\n%s", v.Name, cfg.SetupLabel(), s, res.Violation, err, FormatTrace(cfg, res.Trace))
+				}
 			}
 		}
 	}
