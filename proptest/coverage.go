@@ -21,10 +21,11 @@ import (
 // opening hop1 before the sender's ACK (on ok-received or ok-sent) lets the message
 // complete before the sender has its 200 OK, and a sender that hangs up after its last
 // SEND then BYEs a dialog it never confirmed (sip-order), a property of those points of
-// the knob space, whatever the conditions say (docs/mutation.md). The answerer's send-received is
-// left out: such a hop waits for a SEND that can only come over the link it has not opened,
-// and deadlocks in every combination (docs/variant-map.md). The variants carry no order
-// rules: those are their figure's, whose step order they depart from on that hop.
+// the knob space, whatever the conditions say (docs/mutation.md). The answerer's
+// send-received is left out: such a hop waits for a SEND that can only come over the link
+// it has not opened, and deadlocks in every combination (docs/variant-map.md). The
+// variants carry no order rules: those are their figure's, whose step order they depart
+// from on that hop.
 func TriggerCoverage(vs, bases []fsm.Variant) []fsm.Variant {
 	var used [2][4]bool
 	for _, v := range vs {
@@ -46,7 +47,7 @@ func TriggerCoverage(vs, bases []fsm.Variant) []fsm.Variant {
 	return out
 }
 
-// coverOne derives from the first base, on its first hop where that works, a variant whose
+// coverOne derives from the first base, on its last hop where that works, a variant whose
 // hop is opened by end o on trigger t.
 func coverOne(bases []fsm.Variant, o fsm.Opener, t fsm.Trigger) (fsm.Variant, bool) {
 	for _, b := range bases {

@@ -126,7 +126,8 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 		}
 	}
 	// The ways of opening a hop that no named variant uses (TriggerCoverage): a condition
-	// of the spec that only they evaluate is checked nowhere else. A few thousand states.
+	// of the spec that only they evaluate is checked nowhere else. A few thousand states
+	// each.
 	for _, v := range TriggerCoverage(all, figs) {
 		for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}) {
 			for _, s := range senders {
