@@ -657,6 +657,10 @@ func Replay(cfg Config, path []int) ([]Step, *Violation, error) {
 // return -1 after duplicating a message through w.Duplicate. The run stops with an error
 // after maxSteps deliveries, which only a livelock can reach.
 func Run(w *World, pick func(w *World, choices []Choice) int, maxSteps int) *Violation {
+	var probed map[string]struct{} // the foreign offers probed this run (ForeignOffers)
+	if w.cfg.ForeignOffers {
+		probed = map[string]struct{}{}
+	}
 	for n := 0; n < maxSteps; n++ {
 		choices := w.Choices()
 		if len(choices) == 0 {
@@ -671,7 +675,7 @@ func Run(w *World, pick func(w *World, choices []Choice) int, maxSteps int) *Vio
 			return v
 		}
 		if w.cfg.ForeignOffers {
-			if v := w.probeForeignOffers(nil); v != nil {
+			if v := w.probeForeignOffers(probed); v != nil {
 				return v
 			}
 		}
