@@ -7,14 +7,15 @@ import (
 	"github.com/cpmlink/cpmlink/fsm/core"
 )
 
-// Foreign offerers (docs/architecture.md, "Foreign offers"). On a negotiated hop the
+// Foreign offerers (docs/architecture.md, "Foreign offerers"). On a negotiated hop the
 // search's offerers are cpmlink's own roles and the configured clients: towards a member
 // only PF-B offers, and PF-B, a server, always offers a=setup:actpass. A standard offerer
 // of another make may fix its own role instead (RFC 4145 §4.1: a=setup:active or passive;
 // RFC 4975 §5.4: no a=setup, which means that the offerer connects), and the answerer must
-// then take the complement, whatever its own preference. With Config.Hostile, every
-// INVITE the search has in flight on a negotiated hop is also fed to a copy of its
-// receiver as each fixed offer it does not already carry; an answer the receiver gives in
+// then take the complement, whatever its own preference. With Config.Hostile (and with
+// Config.ForeignOffers in Run), every INVITE in flight on a negotiated hop whose first
+// copy has not arrived is also fed to a copy of its receiver as each fixed offer it does
+// not already carry; an answer the receiver gives in
 // that step must carry the a=setup checkSetup requires for that offer. A probe changes
 // nothing: the role is restored after it. A receiver that answers only later (a PF, which
 // waits for its downstream 200) is judged on the wire by checkSetup, whose offerers (the
@@ -41,6 +42,9 @@ func (w *World) probeForeignOffers(probed map[string]struct{}) *Violation {
 		h, ok := w.hopOf(it.leg)
 		if !ok || w.cfg.Variant.Initiative[h] != fsm.InitiativeNegotiated {
 			continue
+		}
+		if w.leg(it.leg).offerSDP != "" {
+			continue // a retransmission: a foreign offerer repeats the offer it made first
 		}
 		r := it.to
 		for _, s := range fixedOffers {
