@@ -46,13 +46,12 @@ func TestCancelAnswered487(t *testing.T) {
 // refused with 404, and one that may not write to the group with 403, and no member is
 // invited; a CF that answers 500 instead of 404 or 403 is found.
 func TestGroupRefused(t *testing.T) {
-	for _, name := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
-		v, _ := fsm.VariantByName(name)
+	for _, v := range figureVariants(t) {
 		for _, g := range []core.GroupStatus{core.GroupUnknown, core.GroupForbidden} {
 			cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Group: g, Hostile: true}
 			res, err := Explore(cfg, ExploreOptions{Workers: 1})
 			if err != nil || !res.OK() || res.EndStates == 0 {
-				t.Fatalf("%s, group status %d: %v (err %v)\n%s", name, g, res.Violation, err, FormatTrace(cfg, res.Trace))
+				t.Fatalf("%s, group status %d: %v (err %v)\n%s", v.Name, g, res.Violation, err, FormatTrace(cfg, res.Trace))
 			}
 		}
 	}

@@ -167,12 +167,7 @@ func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {
 // spec, with each client a=setup choice and each sender, as CheckMutant runs them, so that
 // a violation on them is the mutant's.
 func TestTriggerCoverageLive(t *testing.T) {
-	var figs []fsm.Variant
-	for _, n := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
-		v, _ := fsm.VariantByName(n)
-		figs = append(figs, v)
-	}
-	cover := TriggerCoverage(fsm.Variants, figs)
+	cover := TriggerCoverage(fsm.Variants, figureVariants(t))
 	if len(cover) != 3 {
 		t.Errorf("%d coverage variants, want 3 (offerer on ok-sent, answerer on ok-received and on ok-sent)", len(cover))
 	}
@@ -187,4 +182,18 @@ func TestTriggerCoverageLive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// figureVariants returns the variants of FIG. 1–7, in order.
+func figureVariants(t *testing.T) []fsm.Variant {
+	t.Helper()
+	var figs []fsm.Variant
+	for _, name := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
+		v, ok := fsm.VariantByName(name)
+		if !ok {
+			t.Fatalf("no variant %s", name)
+		}
+		figs = append(figs, v)
+	}
+	return figs
 }

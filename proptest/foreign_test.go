@@ -23,18 +23,21 @@ func (r deafToOffer) Step(ev fsm.Event) ([]fsm.Action, error) {
 	return r.Role.Step(ev)
 }
 
+// plantDeafMember makes every member deafToOffer (Config.plant).
+func plantDeafMember(k fsm.RoleKind, r fsm.Role) fsm.Role {
+	if k == fsm.RoleClientB {
+		return deafToOffer{r}
+	}
+	return r
+}
+
 // TestForeignOfferFindsDeafMember: PF-B always offers actpass, so a member deaf to a fixed
 // offer passes every search whose offerers are cpmlink's; the foreign-offer probe, an
 // offerer of another make fixing its role (RFC 4145 §4.1), finds it.
 func TestForeignOfferFindsDeafMember(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
-	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, MemberSetups: []core.SetupChoice{core.ChooseActive}}
-	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
-		if k == fsm.RoleClientB {
-			return deafToOffer{r}
-		}
-		return r
-	}
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, MemberSetups: []core.SetupChoice{core.ChooseActive},
+		plant: plantDeafMember}
 	if res, err := Explore(cfg, ExploreOptions{Workers: 1}); err != nil || res.Violation != nil {
 		t.Fatalf("without the probe: %v (err %v), want no violation: only a foreign offerer tells", res.Violation, err)
 	}
@@ -63,12 +66,7 @@ func TestForeignOfferRapidFindsDeafMember(t *testing.T) {
 	rapid.Check(tb, func(rt *rapid.T) {
 		cfg := DrawConfig(rt, v, Sizes{MaxMembers: 1, MaxPFBs: 1, MaxChunks: 1, MinChunks: 1})
 		cfg.MemberSetups = []core.SetupChoice{core.ChooseActive}
-		cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
-			if k == fsm.RoleClientB {
-				return deafToOffer{r}
-			}
-			return r
-		}
+		cfg.plant = plantDeafMember
 		if _, viol := RunDrawn(rt, cfg); viol != nil {
 			found = viol
 			rt.Fatalf("%s: %s", viol.Property, viol.Detail)

@@ -11,20 +11,16 @@ import (
 // every input the wire makes hostile, in every state the search reaches, with each client
 // a=setup choice and the sender that waits (`cpmlink mutate` runs every sender).
 func TestHostileInputRefused(t *testing.T) {
-	for _, name := range []string{"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"} {
-		v, ok := fsm.VariantByName(name)
-		if !ok {
-			t.Fatalf("no variant %s", name)
-		}
+	for _, v := range figureVariants(t) {
 		for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}) {
 			for _, s := range []core.Sender{core.SenderWaits} {
 				cfg.Sender = s
 				res, err := Explore(cfg, ExploreOptions{Workers: 1})
 				if err != nil {
-					t.Fatalf("%s, %s, sender %s: %v", name, cfg.SetupLabel(), s, err)
+					t.Fatalf("%s, %s, sender %s: %v", v.Name, cfg.SetupLabel(), s, err)
 				}
 				if !res.OK() {
-					t.Fatalf("%s, %s, sender %s: %v\n%s", name, cfg.SetupLabel(), s, res.Violation, FormatTrace(cfg, res.Trace))
+					t.Fatalf("%s, %s, sender %s: %v\n%s", v.Name, cfg.SetupLabel(), s, res.Violation, FormatTrace(cfg, res.Trace))
 				}
 			}
 		}

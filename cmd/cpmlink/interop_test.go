@@ -276,18 +276,19 @@ func startDeployment(t *testing.T, bin, sipp, scenarios, fig, hop1Opener, transp
 	d.pfa = fmt.Sprintf("127.0.0.1:%d", base+1)
 
 	args := []string{"serve", "--config", d.cfg, "--grace", "1s"}
-	if dir := os.Getenv("CPMLINK_INTEROP_TRACES"); dir != "" {
+	traces := os.Getenv("CPMLINK_INTEROP_TRACES")
+	if traces != "" {
 		// Opt-in: keep the servers' trace of each deployment (and, below, each member's) for
 		// a post-mortem.
-		args = append(args, "--trace", filepath.Join(dir, fig+"-"+transport+".ndjson"))
+		args = append(args, "--trace", filepath.Join(traces, fig+"-"+transport+".ndjson"))
 	}
 	serve := startProc(t, bin, "serve", nil, args...)
 	serve.expect(ctx, t, "ready: ")
 	for _, m := range []string{"bob", "carol"} {
 		args := []string{"recv", "--config", d.cfg, "--as", "sip:" + m + "@b1.example", "--dir", filepath.Join(d.dir, m),
 			"--password-file", filepath.Join(d.dir, m+".password")}
-		if dir := os.Getenv("CPMLINK_INTEROP_TRACES"); dir != "" {
-			args = append(args, "--trace", filepath.Join(dir, fig+"-"+transport+"-"+m+".ndjson"))
+		if traces != "" {
+			args = append(args, "--trace", filepath.Join(traces, fig+"-"+transport+"-"+m+".ndjson"))
 		}
 		p := startProc(t, bin, "recv "+m, nil, args...)
 		p.expect(ctx, t, "registered sip:"+m+"@b1.example")
