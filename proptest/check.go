@@ -14,7 +14,7 @@ const (
 	PropProtocol     = "protocol"     // a role refused what a peer sent: the peer broke SIP
 	PropSIPOrder     = "sip-order"    // per leg INVITE -> 200 -> ACK, one ACK per 2xx
 	PropInitiative   = "initiative"   // the right party opened the link, after its trigger, with learned parameters
-	PropReuse        = "reuse"        // with reuse on, one connection per opener and peer address
+	PropReuse        = "reuse"        // with reuse on, one connection per opener and peer address among live links
 	PropDelivery     = "delivery"     // every chunk reached the member once, in order, byte-exact
 	PropDeadlock     = "deadlock"     // nothing can happen but some role is not done
 	PropHopsUp       = "all-hops-up"  // every hop of every (healthy) member came up
@@ -345,13 +345,17 @@ func (w *World) checkSIP(role int, a fsm.Action) *Violation {
 }
 
 // connLive reports whether an opener still has a link open on one of its connections.
+// A link the opener learned has failed holds its connection no more than one it closed:
+// the connection is the sessions' (as the runtime's pool keeps an idle connection, a
+// session that failed or closed leaves its connection to whoever binds next); a 481 to
+// one session's bind says nothing of the others the opener may open there.
 func (w *World) connLive(role int, conn core.ConnID) bool {
 	if c := w.net.conn(role, conn); c == nil || c.state == connFailed {
 		return false
 	}
 	for i := range w.net.legs {
 		le := &w.net.legs[i]
-		if le.opener == role && le.conn == conn && !le.closed[w.endOf(role, w.legNames[i])] {
+		if e := w.endOf(role, w.legNames[i]); le.opener == role && le.conn == conn && !le.closed[e] && !le.failed[e] {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
+	"github.com/cpmlink/cpmlink/fsm/core"
 	"github.com/cpmlink/cpmlink/model"
 )
 
@@ -215,6 +216,33 @@ func TestExploreNamedVariantsWithFaults(t *testing.T) {
 				t.Errorf("%s, member faults %s: no end state", name, cfg.FaultLabel())
 			}
 		}
+	}
+}
+
+// TestReuseAfterRefusedBind: a link its opener learned has failed holds its connection
+// no more than a closed one. FIG. 1 at 2 members over 1 PF-B, one fault step: PF-B's guard
+// on member 1's hop3 fires early, the CF's bind there is answered 481, and the CF opens
+// member 2's hop3 on a new connection, as its engine offers for reuse only the connections
+// of links that are still live. The checker counted the failed link's connection as live
+// and reported a second connection (`reuse`) until it read the opener's failed end too.
+func TestReuseAfterRefusedBind(t *testing.T) {
+	v, ok := fsm.VariantByName("fig1")
+	if !ok {
+		t.Fatal("no variant fig1")
+	}
+	cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1,
+		MemberSetups: []core.SetupChoice{core.ChooseActive, core.ChoosePassive}}
+	// The whole search is beyond 5 million states; the counterexample was at about 22,000
+	// (12 steps), so the first 40,000 are searched.
+	res, err := Explore(cfg, ExploreOptions{MaxStates: 40_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Violation != nil {
+		t.Fatalf("%v\n%s", res.Violation, FormatTrace(cfg, res.Trace))
+	}
+	if !res.Truncated {
+		t.Fatalf("the search ended at %d states: the size this test assumes is out of date", res.States)
 	}
 }
 
