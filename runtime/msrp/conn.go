@@ -33,10 +33,19 @@ type conn struct {
 	// Every write puts them on the wire first: a request written by whoever
 	// learnt of a SEND (a REPORT about its message, say) must follow the SEND's
 	// response, as the peer's transaction layer and its REPORT handling expect
-	// them in that order. Lock order: wmu, then pmu.
+	// them in that order. Requests that expect no response (REPORTs, the '#'
+	// of an aborted message) are queued here too (queue), behind the responses
+	// pending, so that whoever sends one never waits for a writer that a peer
+	// which stopped reading holds up for Config.WriteTimeout. Lock order: wmu,
+	// then pmu.
 	pmu   sync.Mutex
 	pend  []byte
 	spare []byte
+	// flushing is set while a goroutine (flushQueued) writes what queue
+	// added; closing is the cause it closes the connection with once pend is
+	// on the wire (closeFlushed). Both under pmu.
+	flushing bool
+	closing  error
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -89,6 +98,11 @@ type heldFrame struct {
 
 // maxPendingResponses bounds the coalesced responses held before a write.
 const maxPendingResponses = 16 << 10
+
+// maxQueued bounds what requests queued without waiting (conn.queue) may
+// make of the pending bytes: a peer that stops reading holds that much of
+// ours, no more; a REPORT beyond it is refused with ErrLimit.
+const maxQueued = 256 << 10
 
 // txn is an outstanding request waiting for its response. fn runs exactly
 // once: with the response, or with status 408 and an error on timeout or
@@ -346,7 +360,7 @@ func (c *conn) unbind(s *Session) {
 		return
 	}
 	if c.active && c.ep.cfg.Reuse == ReuseOff {
-		c.close(ErrClosed)
+		c.closeFlushed(ErrClosed)
 		return
 	}
 	c.armIdle()
@@ -375,7 +389,7 @@ func (c *conn) unbindClosing(s *Session, cause error, dedicated bool) {
 	c.mu.Unlock()
 	switch {
 	case closing:
-		c.close(cause)
+		c.closeFlushed(cause)
 	case empty:
 		c.armIdle()
 	}
@@ -788,4 +802,91 @@ func (c *conn) flushResponses() {
 		return
 	}
 	_ = c.write()
+}
+
+// queue adds a request that expects no response (a REPORT, RFC 4975 §7.1.2;
+// the '#' chunk of an aborted message, §7.1.1) to what the connection writes
+// next, behind the responses pending, and returns without writing: a
+// goroutine of the connection (flushQueued) writes it, or the next write of
+// anyone else does first. Whoever sends it is never held up by a write in
+// progress, which a peer that stopped reading can block for
+// Config.WriteTimeout: a role's driver sends REPORTs and aborts from the one
+// goroutine that serves all its sessions. Nil means queued, not written.
+func (c *conn) queue(frame []byte) error {
+	c.pmu.Lock()
+	if len(c.pend)+len(frame) > maxQueued {
+		n := len(c.pend)
+		c.pmu.Unlock()
+		return fmt.Errorf("%w: %d bytes wait on a connection whose peer does not read them", ErrLimit, n)
+	}
+	c.pend = append(c.pend, frame...)
+	start := !c.flushing
+	c.flushing = true
+	c.pmu.Unlock()
+	if !start {
+		return nil // the running flusher writes it
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		// Counted before close can run (it sets closed under c.mu), so that
+		// Endpoint.Close, which closes every connection first, waits for it.
+		c.ep.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if closed {
+		c.pmu.Lock()
+		c.flushing = false
+		c.pend = c.pend[:0]
+		c.pmu.Unlock()
+		return c.closeErr()
+	}
+	go c.flushQueued()
+	return nil
+}
+
+// flushQueued writes what is pending until nothing is, then closes the
+// connection if closeFlushed asked it to meanwhile. It waits for c.wmu like
+// any writer; a write in progress puts pend on the wire first anyway.
+func (c *conn) flushQueued() {
+	defer c.ep.wg.Done()
+	for {
+		err := c.write()
+		c.pmu.Lock()
+		if err == nil && len(c.pend) > 0 {
+			c.pmu.Unlock()
+			continue
+		}
+		if err != nil {
+			c.pend = c.pend[:0] // nothing goes out on this connection any more
+		}
+		c.flushing = false
+		cause := c.closing
+		c.pmu.Unlock()
+		if cause != nil {
+			c.close(cause)
+		}
+		return
+	}
+}
+
+// closeFlushed is the orderly close (a session's Close or Abort): what was
+// queued before it (the REPORTs and the '#' the session sent last) goes out
+// first, without the caller waiting for it. Responses the reader had not
+// flushed yet are dropped, as by close.
+func (c *conn) closeFlushed(cause error) {
+	if cause == nil {
+		cause = ErrClosed
+	}
+	c.pmu.Lock()
+	if !c.flushing {
+		c.pmu.Unlock()
+		c.close(cause)
+		return
+	}
+	c.closing = cause
+	c.pmu.Unlock()
+	c.mu.Lock()
+	c.doomed = true // no session may be bound to it meanwhile
+	c.mu.Unlock()
 }

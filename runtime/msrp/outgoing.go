@@ -226,7 +226,8 @@ func (m *Outgoing) writeChunk(ctx context.Context, start int64, body []byte, las
 // §7.1.1). No response is awaited. ctx bounds the wait for a chunk another
 // goroutine is writing right now; if it ends first, Abort returns ctx's
 // error and the '#' is left to the next WriteChunk (the message has failed
-// anyway). The '#' write itself is bounded by Config.WriteTimeout. Aborting
+// anyway). The '#' is queued on the connection, not written here (its
+// flusher's write is bounded by Config.WriteTimeout). Aborting
 // a message that already has its outcome keeps that outcome but still sends
 // the '#' it owes (e.g. after a 413 no later WriteChunk noticed).
 func (m *Outgoing) Abort(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,7 +73,10 @@ type outMsg struct {
 	// a context) serialises writing this message's chunks: the scratch
 	// buffers, and the wire state below, which decides whether a '#' is
 	// still owed.
-	wlock   chan struct{}
+	wlock chan struct{}
+	// owed is set when an abort found a chunk being written: the '#' it owes
+	// goes out when the writer lets go of wlock (unlockWrite, payAbort).
+	owed    atomic.Bool
 	hdr     []byte // header scratch
 	trl     []byte
 	c       *conn // the connection the first chunk went on
@@ -155,10 +159,36 @@ func (om *outMsg) lockWrite(ctx context.Context) error {
 	}
 }
 
-func (om *outMsg) unlockWrite() { <-om.wlock }
+// unlockWrite lets go of the message's write lock, and pays a '#' that an
+// abort left owed meanwhile.
+func (om *outMsg) unlockWrite() {
+	<-om.wlock
+	if om.owed.Load() {
+		om.payAbort()
+	}
+}
 
-// writeLocked writes one chunk; the caller holds wlock and, when expect, a
-// window slot (given back here if nothing is written).
+// payAbort queues the '#' an abort owes, unless a chunk of the message is
+// being written: its writer pays it when it lets go (unlockWrite). The owed
+// flag is looked at again after every unlock, so an abort that found the
+// lock taken just before it was let go is not lost.
+func (om *outMsg) payAbort() {
+	for om.owed.Load() {
+		select {
+		case om.wlock <- struct{}{}:
+		default:
+			return
+		}
+		if om.owed.Swap(false) && om.started && !om.ended {
+			_ = om.writeLocked(om.c, nil, om.next, FlagAbort, false, true)
+		}
+		<-om.wlock
+	}
+}
+
+// writeLocked writes one chunk, or queues it when it is the '#' (see
+// conn.queue); the caller holds wlock and, when expect, a window slot (given
+// back here if nothing is written).
 func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expect, free bool) error {
 	if om.ended || flag != FlagAbort && om.isDone() {
 		if expect {
@@ -219,6 +249,13 @@ func (om *outMsg) writeLocked(c *conn, body []byte, start int64, flag byte, expe
 	om.c, om.started = c, true
 	om.next = start + int64(len(body))
 	om.ended = flag == FlagEnd || flag == FlagAbort
+	if flag == FlagAbort {
+		// No body and no response (§7.1.1): queued behind what the connection
+		// writes, so that ending a message never waits for the connection's
+		// writer, and written before the connection closes in order
+		// (conn.closeFlushed).
+		return c.queue(append(om.hdr, om.trl...))
+	}
 	if err := c.write(om.hdr, body, om.trl); err != nil {
 		// The connection is gone; its reader fails the transaction (408).
 		return err
@@ -346,10 +383,15 @@ func (om *outMsg) wait(ctx context.Context) (Result, error) {
 
 // abort fails the message locally with err and, when chunks of it are on
 // the wire without an end, sends the bodiless '#' chunk so that the receiver
-// can drop what it has (RFC 4975 §7.1.1).
+// can drop what it has (RFC 4975 §7.1.1). It never waits: when a chunk of
+// the message is being written, to a peer that may have stopped reading (for
+// up to Config.WriteTimeout), the '#' is left owed to that writer.
+// Session.Abort runs on its caller's goroutine, which in a role serves every
+// other session too.
 func (om *outMsg) abort(err error) {
 	om.fail(StatusOf(err), "", err)
-	_ = om.abandon(context.Background())
+	om.owed.Store(true)
+	om.payAbort()
 }
 
 // abandon ends a message that failed or was given up before its last chunk

@@ -527,7 +527,11 @@ func (s *Session) sendReport(to Path, msgID string, br ByteRange, code int, reas
 	f := Frame{TID: NewTransactionID(), Method: MethodREPORT, ToPath: to, FromPath: Path{s.local},
 		MessageID: msgID, ByteRange: br, Headers: hdrs, ReportStatus: &ReportStatus{Namespace: 0, Code: code, Reason: reason}}
 	var buf [512]byte
-	return c.write(f.AppendTrailer(f.AppendHeader(buf[:0])))
+	// Queued, not written here: no response comes back (§7.1.2), so nothing
+	// is lost by not waiting, and a sender that serves other sessions (a
+	// role's driver) must not wait behind a write to a peer that stopped
+	// reading.
+	return c.queue(f.AppendTrailer(f.AppendHeader(buf[:0])))
 }
 
 // SendReport sends a REPORT request (RFC 4975 §7.1.2) for message msgID:
@@ -537,8 +541,11 @@ func (s *Session) sendReport(to Path, msgID string, br ByteRange, code int, reas
 // frame. The To-Path is to, or the session's Remote when to is nil (the
 // peer's a=path; RFC 4975 §7.1.2 wants the From-Path of the reported SEND,
 // which on a session is the same path). It waits for the link to be up
-// (bounded by ctx); the write itself is bounded by Config.WriteTimeout.
-// REPORTs get no response, so nil means "written", not "received".
+// (bounded by ctx), never for the write: the REPORT is queued on the
+// connection behind the responses pending and written by the connection's
+// own goroutine, bounded by Config.WriteTimeout. REPORTs get no response,
+// so nil means "queued", not "received"; a connection whose peer has not
+// read what is queued on it refuses more with ErrLimit.
 func (s *Session) SendReport(ctx context.Context, to Path, msgID string, br ByteRange, code int, comment string, headers []Field) error {
 	if !validIdent(msgID) {
 		return fmt.Errorf("%w: Message-ID %q", ErrMalformed, msgID)
@@ -688,7 +695,10 @@ func (s *Session) Abort(cause error) {
 	for _, m := range in {
 		m.abort(cause)
 	}
-	// '#' first, while the connection is still there.
+	// '#' first, while the connection is still there: queued, and written
+	// before the connection closes (closeFlushed). A '#' owed by a message
+	// whose chunk is being written follows that chunk, from its writer's
+	// goroutine: Abort never waits for a write (see outMsg.abort).
 	for _, om := range out {
 		om.abort(statusErr(StatusOf(cause), cause))
 	}
