@@ -30,9 +30,15 @@ type foreignMember struct {
 	aor string
 	// status answers every SEND (200 OK unless set).
 	status int
-	udp    *net.UDPConn
-	ln     net.Listener
-	path   string
+	// deaf makes the member stop reading its MSRP connection once it has answered the
+	// bind (the bodiless SEND, RFC 4975 §7.1.1): the relay's writes to it back up until
+	// its write timeout. bound is closed then.
+	deaf  bool
+	bound chan struct{}
+	stop  chan struct{}
+	udp   *net.UDPConn
+	ln    net.Listener
+	path  string
 
 	mu      sync.Mutex
 	message bytes.Buffer // the chunks of the one message, in Byte-Range order
@@ -53,7 +59,7 @@ func newForeignMember(t *testing.T, aor string) *foreignMember {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &foreignMember{aor: aor, udp: udp, ln: ln, done: make(chan struct{})}
+	p := &foreignMember{aor: aor, udp: udp, ln: ln, done: make(chan struct{}), bound: make(chan struct{}), stop: make(chan struct{})}
 	p.path = fmt.Sprintf("msrp://%s/%s;tcp", ln.Addr(), token())
 	t.Cleanup(func() {
 		udp.Close()
@@ -63,6 +69,7 @@ func newForeignMember(t *testing.T, aor string) *foreignMember {
 			c.Close() // a relay may keep an idle connection open for reuse
 		}
 		p.mu.Unlock()
+		close(p.stop)
 		p.wg.Wait()
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -313,6 +320,11 @@ func (p *foreignMember) serveMSRP(c net.Conn) {
 		if flag == '$' && len(body) > 0 {
 			p.once.Do(func() { close(p.done) })
 		}
+		if p.deaf && len(body) == 0 {
+			close(p.bound)
+			<-p.stop
+			return
+		}
 	}
 }
 
@@ -393,5 +405,93 @@ func TestForeignMemberRefusing(t *testing.T) {
 	}
 	if rec := r.g.Members[0].Received(); len(rec) != 1 || rec[0].SHA256 != sum(msg) {
 		t.Errorf("our member stored %+v", rec)
+	}
+}
+
+// TestDeafMemberDoesNotStallRelay: a member that stops reading its MSRP connection
+// holds up only its own link. PF-B's relay writer to it blocks in a write that only
+// msrp.Config.WriteTimeout (30 s) ends; when PF-B's guard gives the member up, the
+// machine aborts that link (AbortLink) and a second message, to another member behind
+// the same PF-B, must still be delivered well within the write timeout. Before the fix,
+// aborting waited on the node's goroutine for the blocked writer (to end the message
+// with '#', RFC 4975 §7.1.1), and every session of the PF-B waited with it.
+func TestDeafMemberDoesNotStallRelay(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 2*time.Minute)
+	// The deaf member's message must not fit in what the kernel buffers between PF-B and
+	// the member (about 4 MiB on Linux loopback: tcp_wmem's maximum and the member's
+	// receive window), so that PF-B's writer blocks; and it must fit in PF-B's store
+	// (16 chunks), so that the store never holds the upstream back and no stall
+	// detection drops the member before the guard aborts it.
+	const chunk, guard = 512 << 10, 2 * time.Second
+	first := payload(7<<20+3, 21)
+	// Below the default write timeout (30 s), and above what the second message needs
+	// (a few hundred ms on loopback, under -race too).
+	const within = 10 * time.Second
+	cfg := runtime.GroupConfig{Variant: fig1(t), Members: 2, PFBs: 1, ChunkSize: chunk, Guard: guard,
+		StoreDir: t.TempDir(), Foreign: map[int]bool{0: true}}
+	r := startGroup(t, ctx, cfg)
+	deaf := newForeignMember(t, r.members[0])
+	deaf.deaf = true
+	if err := deaf.register(ctx, r.g.PFBs[0].SIPAddr()); err != nil {
+		t.Fatalf("registering the deaf member: %v", err)
+	}
+	deaf.serve()
+	aborting := make(chan struct{}, 1)
+	runtime.ExecutedForTest(r.g.PFBs[0], func(a fsm.Action) {
+		if _, ok := a.(fsm.AbortLink); ok {
+			select {
+			case aborting <- struct{}{}:
+			default:
+			}
+		}
+	})
+
+	type sent struct {
+		out runtime.Outcome
+		err error
+	}
+	firstDone := make(chan sent, 1)
+	go func() {
+		out, err := r.g.ClientA.Send(ctx, runtime.AdHocURI, []string{r.members[0]}, runtime.Message{
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(first)), nil },
+			Size: int64(len(first)), ContentType: "application/octet-stream"})
+		firstDone <- sent{out, err}
+	}()
+	for _, ch := range []chan struct{}{deaf.bound, aborting} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("the deaf member's link was never bound and aborted")
+		}
+	}
+
+	second := payload(40<<10+1, 22)
+	ctx2, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	start := time.Now()
+	out, err := r.g.ClientA.Send(ctx2, runtime.AdHocURI, []string{r.members[1]}, runtime.Message{
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(second)), nil },
+		Size: int64(len(second)), ContentType: "application/octet-stream"})
+	if o := out.Of(r.members[1]); err != nil || o.Kind != core.Delivered {
+		t.Errorf("second message, while PF-B aborts the deaf member's link: %v after %v, outcome %v; want delivered within %v",
+			err, time.Since(start).Round(time.Millisecond), o, within)
+	}
+	if rec := r.g.Members[0].Received(); len(rec) != 1 || rec[0].SHA256 != sum(second) {
+		t.Errorf("the other member stored %+v, want the second message", rec)
+	}
+
+	var res sent
+	select {
+	case res = <-firstDone:
+	case <-ctx.Done():
+		t.Fatal("the first message never ended")
+	}
+	// PF-B's guard gave the member up: the sender learns it failed, it is not dropped.
+	if o := res.out.Of(r.members[0]); res.err != nil || o.Kind != core.Failed {
+		t.Errorf("deaf member: the sender learned %v (%v), want failed", o, res.err)
+	}
+	if err := r.g.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
