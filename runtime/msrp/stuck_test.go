@@ -56,7 +56,7 @@ func (c *stuckConn) Close() error {
 // return at once: a role's driver calls them on the one goroutine that serves
 // all its sessions. The REPORT goes out after the chunk once the write moves
 // again (RFC 4975 §7.1.2: no response to wait for); the abort reaches the peer
-// as the connection failing.
+// as the connection failing. What may wait on such a peer is bounded.
 func TestStuckWriterHoldsNoOneElse(t *testing.T) {
 	const reportID = "report-on-a-stuck-link"
 	for _, tc := range []string{"SendReport", "Abort"} {
@@ -75,7 +75,14 @@ func TestStuckWriterHoldsNoOneElse(t *testing.T) {
 			// Far beyond the test's own waits: only the fix can make them.
 			a := newTestEndpoint(t, Config{Dial: dial, WriteTimeout: 10 * time.Minute})
 			b := newTestEndpoint(t, Config{})
-			onReport, reports := reportCatcher()
+			// The first REPORT only: the peer's reader must never wait on the test.
+			reports := make(chan *Frame, 1)
+			onReport := func(f *Frame) {
+				select {
+				case reports <- f.Clone():
+				default:
+				}
+			}
 			ended := make(chan error, 1)
 			accepted := make(chan struct{})
 			mustSession(t, b.Endpoint, SessionConfig{Local: b.uri("b"), Remote: Path{a.uri("a")}, OnReport: onReport,
@@ -132,6 +139,15 @@ func TestStuckWriterHoldsNoOneElse(t *testing.T) {
 				}
 				<-sent
 				return
+			}
+			// What waits on a peer that does not read is bounded: every REPORT
+			// frame is over 100 bytes, so this many cannot all be queued.
+			err = nil
+			for i := 0; i < maxQueued/100+1 && err == nil; i++ {
+				err = sa.SendReport(ctx, nil, reportID, ByteRange{1, 10, 10}, StatusOK, "", nil)
+			}
+			if !errors.Is(err, ErrLimit) {
+				t.Errorf("REPORTs queued past %d bytes: %v, want ErrLimit", maxQueued, err)
 			}
 			sc.unstick()
 			select {
