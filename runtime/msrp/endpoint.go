@@ -85,11 +85,16 @@ func (e *Endpoint) Serve(l net.Listener) error {
 		}
 		c, err := e.admit(nc, &open)
 		if err != nil {
+			shut := errors.Is(err, ErrClosed)
+			if !shut {
+				// Counted before the close, which the peer may see at once: Stats
+				// read after the peer saw it must include it.
+				e.refused.Add(1)
+			}
 			_ = nc.Close()
-			if errors.Is(err, ErrClosed) {
+			if shut {
 				return nil
 			}
-			e.refused.Add(1)
 			e.cfg.Logger.Warn("msrp: connection refused", "remote", nc.RemoteAddr(), "local", nc.LocalAddr(), "reason", err)
 			continue
 		}
