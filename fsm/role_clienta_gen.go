@@ -162,10 +162,7 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 			r.e.Errorf("%w: ClientA got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
 			break
 		}
-		_, run := r.e.Fire(sd, colLink, linkEvRecvAcks)
-		if run {
-			r.onRecvAcksDown(s, sd, ev)
-		}
+		r.e.Fire(sd, colLink, linkEvRecvAcks)
 		r.react(s)
 	case ReportReceived:
 		s, sd := r.e.Lookup(ev.Leg)
@@ -267,18 +264,6 @@ func (r *ClientA) onLinkFailDown(s *core.Session, sd *core.Side, ev LinkFailed) 
 	}
 }
 
-// onRecvAcksDown runs the rules for MessageAcked on the down side.
-func (r *ClientA) onRecvAcksDown(s *core.Session, sd *core.Side, ev MessageAcked) {
-	if r.e.Cfg.Sender == core.SenderCloses {
-		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
-		r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
-	}
-	if r.e.Cfg.Sender == core.SenderHangsUp {
-		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
-		r.e.Send(sd, colLink, linkEvLinkClose, CloseLink{Leg: sd.Leg})
-	}
-}
-
 // onRecvReportDown runs the rules for ReportReceived on the down side.
 func (r *ClientA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportReceived) {
 	if s.Results.Record(ev.Member, ev.Outcome, ev.Of) {
@@ -292,7 +277,7 @@ func (r *ClientA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportRece
 // onFireDown runs the rules for Timeout on the down side.
 func (r *ClientA) onFireDown(s *core.Session, sd *core.Side, ev Timeout) {
 	// RFC 4975 §7.1.1
-	if r.e.Cfg.Sender == core.SenderBlind && s.Flags&flagStreamed != 0 {
+	if r.e.Cfg.Sender == core.SenderBlind && s.Flags&flagStreamed != 0 && sd.M[colSIP].State() == uacConfirmed {
 		r.e.Send(sd, colSIP, uacEvSendBye, SendBye{Leg: sd.Leg})
 		r.e.Send(sd, colLink, linkEvLinkClose, CloseLink{Leg: sd.Leg})
 	} else {
@@ -375,6 +360,22 @@ func (r *ClientA) react(s *core.Session) {
 		if s.Downs[0].M[colLink].State() == linkUp && s.Flags&flagStreamed == 0 {
 			r.e.Send(s.Downs[0], colLink, linkEvSendMessage, SendMessage{Leg: s.Downs[0].Leg})
 			s.Flags |= flagStreamed
+			fired = true
+		}
+		// hang-up: A sender that hangs up after its last 200 (every SEND had its 200, RFC 4975
+		// §7.1.1) sends BYE once its dialog is confirmed, and aborts its link (closes) or closes it
+		// gracefully (hangs-up). Where the answerer opens hop1 on a 200 OK, the message can be
+		// through before the sender has its own 200 OK: it waits for it and ACKs it first, as only a
+		// confirmed dialog may take a BYE (RFC 3261 §15); PF-A has answered whenever hop1 is up, so
+		// a CANCEL would only cross that 200. If the 200 never comes, the guard ends the session
+		// (CANCEL, and 408 for every member not yet reported).
+		if (r.e.Cfg.Sender == core.SenderCloses || r.e.Cfg.Sender == core.SenderHangsUp) && s.Downs[0].Had[colLink]&(1<<linkEvRecvAcks) != 0 && s.Downs[0].M[colSIP].State() == uacConfirmed {
+			r.e.Send(s.Downs[0], colSIP, uacEvSendBye, SendBye{Leg: s.Downs[0].Leg})
+			if r.e.Cfg.Sender == core.SenderCloses {
+				r.e.Send(s.Downs[0], colLink, linkEvLinkAbort, AbortLink{Leg: s.Downs[0].Leg})
+			} else {
+				r.e.Send(s.Downs[0], colLink, linkEvLinkClose, CloseLink{Leg: s.Downs[0].Leg})
+			}
 			fired = true
 		}
 		// finish: When every member's outcome is known, the transmitter ends the session with BYE.

@@ -1594,7 +1594,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:6c9b0b0f2d5e60ae60e429e6a148d649"
+const Fingerprint = "sha256:21cdb5ca2773fcb6bea3875fc8f677ff"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"
