@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -179,6 +180,53 @@ func TestTriggerCoverageLive(t *testing.T) {
 				if err != nil || !res.OK() {
 					t.Fatalf("%s, %s, sender %s: %v (err %v)\n%s", v.Name, cfg.SetupLabel(), s, res.Violation, err, FormatTrace(cfg, res.Trace))
 				}
+			}
+		}
+	}
+}
+
+// TestSenderHangsUpInConfirmedDialog: where PF-A, the answerer of hop1, opens it on a 200
+// OK (FIG. 1 with hop1 opened by the answerer on ok-received or ok-sent), the sender's link
+// comes up while its INVITE is still pending, and its message can be through before its own
+// 200 OK arrives. A sender that hangs up after its last 200 must still wait for the 200 OK
+// and ACK it before its BYE (RFC 3261 §15: BYE only in a confirmed dialog); so must a blind
+// sender whose guard fires early, which ends the session as a failure instead. No named
+// variant opens hop1 before the ACK; these points of the knob space are the only ones that
+// show it (docs/mutation.md, "Found on the way").
+func TestSenderHangsUpInConfirmedDialog(t *testing.T) {
+	fig1, ok := fsm.VariantByName("fig1")
+	if !ok {
+		t.Fatal("no variant fig1")
+	}
+	for _, trig := range []fsm.Trigger{fsm.TriggerOKReceived, fsm.TriggerOKSent} {
+		v := fig1
+		v.Opener[fsm.Hop1], v.Trigger[fsm.Hop1] = fsm.OpenerAnswerer, trig
+		v.Order = 0 // fig1's order rules have ClientA open hop1
+		v.Name = fmt.Sprintf("fig1 with hop1 opened by the answerer on %s", trig)
+		if err := v.Check(); err != nil {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		for _, sender := range []core.Sender{core.SenderCloses, core.SenderHangsUp} {
+			for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true, Sender: sender}) {
+				res, err := Explore(cfg, ExploreOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.OK() {
+					t.Errorf("%s, %s, sender %s: %v\n%s", v.Name, cfg.SetupLabel(), sender, res.Violation, FormatTrace(cfg, res.Trace))
+				}
+			}
+		}
+		// The blind sender's guard fires early only as a fault step; the whole faulted
+		// search is millions of states, its first violation (before the fix) was a few
+		// hundred in, so a bounded search is enough to show it.
+		for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Sender: core.SenderBlind, Timers: true, FaultBudget: 1}) {
+			res, err := Explore(cfg, ExploreOptions{MaxStates: 10_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Violation != nil {
+				t.Errorf("%s, %s, blind sender, one fault step: %v\n%s", v.Name, cfg.SetupLabel(), res.Violation, FormatTrace(cfg, res.Trace))
 			}
 		}
 	}
