@@ -63,6 +63,12 @@ func (w *World) hostileInputs(r int, out []hostileInput) []hostileInput {
 				}
 			}
 			if e == 1 {
+				// §17.1.1.2: Timer A retransmits the INVITE over UDP until a response
+				// arrives, so a copy can arrive after any response, the final one too
+				// (and after a CANCEL or BYE): whatever the dialog's state, the copy is
+				// the INVITE that created the side, and is taken without a refusal.
+				// Every role at the answering end of a leg takes INVITEs (no takes).
+				out = append(out, hostileInput{role: r, leg: leg, ev: fsm.InviteReceived{Leg: leg}, why: "a retransmitted INVITE", benign: true})
 				// RFC 3261 §17.1.1.3: the client transaction ACKs a non-2xx final response.
 				if le.rejects > 0 {
 					benign(fsm.AckReceived{Leg: leg}, "the ACK of its non-2xx final response")

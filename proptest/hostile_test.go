@@ -93,8 +93,8 @@ func (r touchy) Step(ev fsm.Event) ([]fsm.Action, error) {
 
 // TestHostileProbeFindsTouchyRoles: a role with no cell for what a standard peer may send
 // and the search never delivers (a CANCEL that crossed the final response, a SEND still in
-// flight when the link was let go, a 2xx retransmitted after the dialog ended) passes the
-// fault-free search; the probes find it.
+// flight when the link was let go, a 2xx retransmitted after the dialog ended, an INVITE
+// retransmitted after the final response) passes the fault-free search; the probes find it.
 func TestHostileProbeFindsTouchyRoles(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	for _, bug := range []struct {
@@ -104,6 +104,7 @@ func TestHostileProbeFindsTouchyRoles(t *testing.T) {
 		{fsm.RolePFB, "CancelReceived"},
 		{fsm.RoleClientB, "SendReceived"},
 		{fsm.RoleCF, "OKReceived"},
+		{fsm.RoleClientB, "InviteReceived"},
 	} {
 		t.Run(bug.role.String()+"-"+bug.kind, func(t *testing.T) {
 			probeFinds(t, v, bug.role, func(r fsm.Role) fsm.Role { return touchy{r, bug.kind} }, false)
