@@ -179,8 +179,8 @@ func (om *outMsg) payAbort() {
 		default:
 			return
 		}
-		if om.owed.Swap(false) && om.started && !om.ended {
-			_ = om.writeLocked(om.c, nil, om.next, FlagAbort, false, true)
+		if om.owed.Swap(false) {
+			_ = om.endLocked()
 		}
 		<-om.wlock
 	}
@@ -405,6 +405,12 @@ func (om *outMsg) abandon(ctx context.Context) error {
 		return err
 	}
 	defer om.unlockWrite()
+	return om.endLocked()
+}
+
+// endLocked sends the '#' a message owes when chunks of it went out without
+// an end; the caller holds wlock.
+func (om *outMsg) endLocked() error {
 	if !om.started || om.ended {
 		return nil
 	}
