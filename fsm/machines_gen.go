@@ -28,9 +28,11 @@ const (
 	uasEvRecvAck
 	uasEvRecvCancel
 	uasEvRecvBye
+	uasEvHangUp
+	uasEvSendBye
 )
 
-var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "confirmed", "rejected", "cancelled", "ended"}, []string{"recv-invite", "send-200", "send-reject", "recv-ack", "recv-cancel", "recv-bye"}, uasIdle, []uint8{uasRejected, uasCancelled, uasEnded}, [][]core.Cell{{{
+var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "confirmed", "rejected", "cancelled", "ended"}, []string{"recv-invite", "send-200", "send-reject", "recv-ack", "recv-cancel", "recv-bye", "hang-up", "send-bye"}, uasIdle, []uint8{uasRejected, uasCancelled, uasEnded}, [][]core.Cell{{{
 	Kind: core.CellTo,
 	To:   uasInvited,
 }, {}, {}, {
@@ -42,7 +44,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellReject,
 	Reason: "BYE outside a dialog",
-}}, {{
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "no confirmed dialog to end: the callee may not send BYE before the ACK (RFC 3261 §15)",
+}, {}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {
@@ -60,7 +65,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellReject,
 	Reason: "BYE outside a dialog",
-}}, {{
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "no confirmed dialog to end: the callee may not send BYE before the ACK (RFC 3261 §15)",
+}, {}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {}, {}, {
@@ -72,7 +80,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind: core.CellTo,
 	To:   uasEnded,
-}}, {{
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "no confirmed dialog to end: the callee may not send BYE before the ACK (RFC 3261 §15)",
+}, {}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {}, {}, {
@@ -81,6 +92,12 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "CANCEL after the final response has no effect (RFC 3261 §9.2)",
+}, {
+	Kind: core.CellTo,
+	To:   uasEnded,
+}, {
+	Kind: core.CellTo,
+	To:   uasConfirmed,
 }, {
 	Kind: core.CellTo,
 	To:   uasEnded,
@@ -96,7 +113,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellReject,
 	Reason: "BYE outside a dialog",
-}}, {{
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "the dialog is over already",
+}, {}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {}, {
@@ -111,7 +131,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellReject,
 	Reason: "BYE outside a dialog",
-}}, {{
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "the dialog is over already",
+}, {}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {}, {}, {
@@ -123,7 +146,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "a retransmitted BYE",
-}}})
+}, {
+	Kind:   core.CellIgnore,
+	Reason: "the dialog is over already",
+}, {}}})
 
 // uac: The SIP dialog a role starts (RFC 3261 §13.2), seen by the UAC core.
 const (

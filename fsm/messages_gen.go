@@ -133,6 +133,21 @@ func (ByeReceived) Kind() string {
 	return "ByeReceived"
 }
 
+// HangUp: The user of a receiving client ends its session (RFC 3261 §15).
+type HangUp struct {
+	Leg LegID
+}
+
+// EventLeg implements the core interface.
+func (x HangUp) EventLeg() LegID {
+	return x.Leg
+}
+
+// Kind names the type.
+func (HangUp) Kind() string {
+	return "HangUp"
+}
+
 // LinkUp: The side's MSRP link is usable (we opened or reused it, or accepted its binding
 // SEND).
 type LinkUp struct {
@@ -323,7 +338,7 @@ func (SendCancel) Kind() string {
 	return "SendCancel"
 }
 
-// SendBye: End a downstream dialog.
+// SendBye: End a dialog: a caller's, or a confirmed one a callee ends.
 type SendBye struct {
 	Leg LegID
 }

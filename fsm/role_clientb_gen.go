@@ -119,6 +119,21 @@ func (r *ClientB) Step(ev Event) ([]Action, error) {
 			r.onRecvByeUp(s, sd, ev)
 		}
 		r.react(s)
+	case HangUp:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: ClientB got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != true {
+			r.e.Errorf("%w: ClientB got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		_, run := r.e.Fire(sd, colSIP, uasEvHangUp)
+		if run {
+			r.onHangUpUp(s, sd, ev)
+		}
+		r.react(s)
 	case LinkUp:
 		s, sd := r.e.Lookup(ev.Leg)
 		if sd == nil {
@@ -251,6 +266,14 @@ func (r *ClientB) onRecvCancelUp(s *core.Session, sd *core.Side, ev CancelReceiv
 // onRecvByeUp runs the rules for ByeReceived on the up side.
 func (r *ClientB) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 	_ = sd
+	r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
+}
+
+// onHangUpUp runs the rules for HangUp on the up side.
+func (r *ClientB) onHangUpUp(s *core.Session, sd *core.Side, ev HangUp) {
+	_ = sd
+	// RFC 3261 §15
+	r.e.Send(s.Up, colSIP, uasEvSendBye, SendBye{Leg: s.Up.Leg})
 	r.e.Send(s.Up, colLink, linkEvLinkClose, CloseLink{Leg: s.Up.Leg})
 }
 

@@ -157,6 +157,18 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 			r.e.Fire(sd, colSIP, uacEvRecvBye)
 		}
 		r.react(s)
+	case HangUp:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: PFA got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != true {
+			r.e.Errorf("%w: PFA got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		r.e.Fire(sd, colSIP, uasEvHangUp)
+		r.react(s)
 	case LinkUp:
 		s, sd := r.e.Lookup(ev.Leg)
 		if sd == nil {
@@ -679,11 +691,12 @@ func (r *PFA) react(s *core.Session) {
 			}
 		}
 		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
-		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
-		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
-		// session that no longer exists, with no guard timer to end it.
+		// does one whose dialog ended: before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15), or by the callee's BYE (a member that hung up). A link
+		// kept would wait for a session that no longer exists (RFC 4975 §8.4 ties an MSRP session
+		// to its SIP dialog), with no guard timer to end it.
 		for _, d := range s.Downs {
-			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
+			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacEnded) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

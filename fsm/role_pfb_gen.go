@@ -154,8 +154,23 @@ func (r *PFB) Step(ev Event) ([]Action, error) {
 				r.onRecvByeUp(s, sd, ev)
 			}
 		} else {
-			r.e.Fire(sd, colSIP, uacEvRecvBye)
+			_, run := r.e.Fire(sd, colSIP, uacEvRecvBye)
+			if run {
+				r.onRecvByeDown(s, sd, ev)
+			}
 		}
+		r.react(s)
+	case HangUp:
+		s, sd := r.e.Lookup(ev.Leg)
+		if sd == nil {
+			r.e.Errorf("%w: PFB got %s on leg %s", core.ErrUnknownLeg, ev.Kind(), ev.Leg)
+			break
+		}
+		if sd.Up != true {
+			r.e.Errorf("%w: PFB got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
+			break
+		}
+		r.e.Fire(sd, colSIP, uasEvHangUp)
 		r.react(s)
 	case LinkUp:
 		s, sd := r.e.Lookup(ev.Leg)
@@ -438,6 +453,13 @@ func (r *PFB) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 	}
 }
 
+// onRecvByeDown runs the rules for ByeReceived on the down side.
+func (r *PFB) onRecvByeDown(s *core.Session, sd *core.Side, ev ByeReceived) {
+	if sd.Outcome.Kind == core.OutcomeNone && r.v.Defects&DefectQuietHangUp == 0 {
+		core.SetOutcome(sd, core.FailedOutcome(481))
+	}
+}
+
 // onLinkFailUp runs the rules for LinkFailed on the up side.
 func (r *PFB) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 	_ = sd
@@ -690,11 +712,12 @@ func (r *PFB) react(s *core.Session) {
 			}
 		}
 		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
-		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
-		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
-		// session that no longer exists, with no guard timer to end it.
+		// does one whose dialog ended: before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15), or by the callee's BYE (a member that hung up). A link
+		// kept would wait for a session that no longer exists (RFC 4975 §8.4 ties an MSRP session
+		// to its SIP dialog), with no guard timer to end it.
 		for _, d := range s.Downs {
-			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
+			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacEnded) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

@@ -262,9 +262,12 @@ const (
 	// A relay whose upstream link fails before the whole message arrived leaves its onward links
 	// as they are; only the next hops' guard timers end them.
 	DefectKeepOnward
+	// PF-B takes its member's BYE without reporting the member: the sender learns its outcome
+	// only when a guard fires (408), not that the member ended its session (481).
+	DefectQuietHangUp
 )
 
-var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward"}
+var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward", "quiet-hang-up"}
 
 // String lists the defects in the set.
 func (d Defect) String() string {
@@ -1594,7 +1597,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:21cdb5ca2773fcb6bea3875fc8f677ff"
+const Fingerprint = "sha256:5e1d4b14111c98f7a3d9b22df6c034d6"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -29,10 +29,11 @@ const (
 	PropCancel487   = "cancel-487"     // the INVITE a CANCEL ends is answered 487
 	PropTimerC      = "timer-c"        // a PF whose only branch timed out answers upstream at once
 	PropGuarded     = "guarded-wait"   // every wait for a peer that may never come has its guard armed
-	PropEndedLink   = "ended-link"     // no link is opened or awaited for a dialog that ended
+	PropEndedLink   = "ended-link"     // no link is opened, awaited or kept for a dialog that ended
 	PropReportOrder = "report-order"   // no REPORT on a link before a SEND arrived on it
 	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
 	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once
+	PropHangUp      = "hang-up"        // a member that hangs up sends BYE and lets its link go; the sender learns 481 or delivered
 )
 
 // Violation is a property that failed, with what showed it.
@@ -337,7 +338,12 @@ func (w *World) checkSIP(role int, a fsm.Action) *Violation {
 			return bad("CANCEL without a pending INVITE")
 		}
 	case fsm.SendBye:
-		if lo.okRecv == 0 || lo.acksSent == 0 {
+		// RFC 3261 §15: the caller once it sent its ACK, the callee once it received it.
+		if w.endOf(role, leg) == 1 {
+			if !lo.ackRecv {
+				return bad("the callee sent BYE before the ACK for its 2xx arrived")
+			}
+		} else if lo.okRecv == 0 || lo.acksSent == 0 {
 			return bad("BYE before the dialog was confirmed")
 		}
 	}
@@ -385,7 +391,9 @@ func (w *World) quiescent() *Violation {
 	}
 	cfg := w.cfg
 	faulty := func(m int) bool {
-		if _, f := cfg.Faults[m]; f || w.net.harmed {
+		// A member configured to hang up that never did (its session ended first) is
+		// held to what a healthy member is.
+		if f, ok := cfg.Faults[m]; ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed {
 			return true
 		}
 		for _, lk := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
@@ -499,7 +507,7 @@ func (w *World) checkEndState() *Violation {
 		if le.invites > 0 && le.oks+le.rejects == 0 && le.cancels == 0 {
 			return &Violation{PropEndState, fmt.Sprintf("the INVITE on %s was neither answered nor cancelled", name)}
 		}
-		if le.oks > 0 && le.byes == 0 {
+		if le.oks > 0 && !le.byeSeen() {
 			return &Violation{PropEndState, fmt.Sprintf("the dialog on %s was answered 200 OK and never ended with BYE", name)}
 		}
 		for e := 0; e < 2; e++ {

@@ -141,32 +141,86 @@ func (w *World) describeFault(c Choice) string {
 		it := w.net.bag[c.item]
 		return fmt.Sprintf("refuse %s -> %s: %s", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
 	}
+	if c.Kind == ChooseHangUp {
+		return fmt.Sprintf("%s hangs up on %s (a member fault)", w.names[w.net.legs[c.leg].ends[1]], w.cfg.LegName(w.legNames[c.leg]))
+	}
 	return "reset the link of " + w.cfg.LegName(w.legNames[c.leg])
+}
+
+// hangUpChoices offers, for each member configured to hang up, its hang-up while its
+// dialog is confirmed (it received the ACK, RFC 3261 §15) and not yet ended.
+func (w *World) hangUpChoices(out []Choice) []Choice {
+	for m := 0; m < w.cfg.Members; m++ {
+		if f, ok := w.cfg.Faults[m]; !ok || f.Kind != HangUp {
+			continue
+		}
+		leg := w.memberLeg(m, 4)
+		i, ok := w.legIdx[leg]
+		if !ok || i >= len(w.net.legs) {
+			continue
+		}
+		if le := &w.net.legs[i]; le.ackRecv && !le.byeRecv && !le.upBye {
+			out = append(out, Choice{Kind: ChooseHangUp, leg: i})
+		}
+	}
+	return out
+}
+
+// hangUp is the member's user ending its session: the member's machines decide what goes
+// on the wire (its BYE, its link's close), and the checkers see it there.
+func (w *World) hangUp(c Choice) *Violation {
+	r, leg := w.net.legs[c.leg].ends[1], w.legNames[c.leg]
+	w.record(Step{From: w.names[r], To: w.names[r], Label: "hang up " + string(leg), Note: true})
+	if v := w.step(r, fsm.HangUp{Leg: leg}); v != nil {
+		return v
+	}
+	le := &w.net.legs[c.leg]
+	switch {
+	case !le.upBye:
+		return &Violation{PropHangUp, fmt.Sprintf("%s hung up on %s, a confirmed dialog, and sent no BYE (RFC 3261 §15)", w.names[r], w.cfg.LegName(leg))}
+	case !le.closed[1] && !le.failed[1] && (le.up[1] || w.linkAwaited(le, 1)):
+		return &Violation{PropHangUp, fmt.Sprintf("%s hung up on %s and kept its link there", w.names[r], w.cfg.LegName(leg))}
+	}
+	return nil
+}
+
+// hungUp: member m sent BYE on its dialog (it hung up).
+func (w *World) hungUp(m int) bool {
+	le := w.dialog(w.memberLeg(m, 4))
+	return le != nil && le.upBye
 }
 
 // sipBefore is what a SIP delivery's checks need from before the step.
 type sipBefore struct {
 	acks, rejects int
-	byes          int
+	// ended: the dialog ended with a BYE, from either end, before the step.
+	ended bool
 }
 
 func (w *World) beforeSIP(it item) sipBefore {
 	lo := w.leg(it.leg)
-	return sipBefore{acks: lo.acksSent, rejects: lo.rejects, byes: lo.byes}
+	return sipBefore{acks: lo.acksSent, rejects: lo.rejects, ended: lo.byeSeen()}
 }
 
 // afterSIP checks a SIP delivery's step: a 2xx that reaches a UAC that already ACKed (a
 // retransmission) gets an ACK of its own (RFC 3261 §13.2.2.4: the UAC core ACKs each 2xx
 // the transaction layer hands it; the UAS retransmits its 2xx until an ACK arrives, §13.3.1.4),
-// unless the UAC ended the dialog with BYE; and a CANCEL that took effect (answered with
-// 487) is passed on to every downstream INVITE still pending (RFC 3261 §16.10).
+// unless the dialog ended with BYE; the end that receives a BYE lets its link go; and a
+// CANCEL that took effect (answered with 487) is passed on to every downstream INVITE still
+// pending (RFC 3261 §16.10).
 func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 	lo := w.leg(it.leg)
 	switch it.ev.(type) {
 	case fsm.OKReceived:
-		if pre.acks > 0 && pre.byes == 0 && lo.acksSent == pre.acks {
+		if pre.acks > 0 && !pre.ended && lo.acksSent == pre.acks {
 			return &Violation{PropAckPer2xx, fmt.Sprintf("%s received a retransmitted 200 OK on %s after its ACK and did not ACK it again (RFC 3261 §13.2.2.4)",
 				w.names[it.to], w.cfg.LegName(it.leg))}
+		}
+	case fsm.ByeReceived:
+		// The BYE ends the session the link carries (RFC 4975 §8.4): the end that takes it
+		// lets its link go in the same step, whatever the link was doing.
+		if e := w.endOf(it.to, it.leg); !lo.closed[e] && !lo.failed[e] && (lo.up[e] || w.linkAwaited(lo, e)) {
+			return &Violation{PropEndedLink, fmt.Sprintf("%s received BYE on %s and kept its link there", w.names[it.to], w.cfg.LegName(it.leg))}
 		}
 	case fsm.CancelReceived:
 		if lo.rejects == pre.rejects {
@@ -204,11 +258,11 @@ func (w *World) checkEnded(r int, leg core.LegID, what string) *Violation {
 	}
 	var why string
 	switch end := w.endOf(r, leg); {
-	case end == 0 && le.byes > 0:
+	case end == 0 && le.byes > 0, end == 1 && le.upBye:
 		why = "it sent BYE"
 	case end == 0 && le.finalRecv:
 		why = "it received a final non-2xx response"
-	case end == 1 && le.byeRecv:
+	case end == 1 && le.byeRecv, end == 0 && le.downByeRecv:
 		why = "it received BYE"
 	case end == 1 && le.rejects > 0:
 		why = "it answered with a final non-2xx response"
@@ -238,7 +292,8 @@ func (w *World) checkGuardFired(r, leg, dir int, before []byte) *Violation {
 	return nil
 }
 
-// checkDeclineStatus: a member that declines with a status is reported to the sender
+// checkDeclineStatus: a member that hung up is reported to the sender as failed with 481
+// or as delivered (hang-up); a member that declines with a status is reported to the sender
 // with that status (RFC 3261 §16.7 forwards the best final response unchanged; the group
 // REPORTs carry it), unless another fault harmed the run: a fault step, or another member
 // that never answers, whose guard timer may end the sender's whole INVITE (408) before the
@@ -246,13 +301,21 @@ func (w *World) checkGuardFired(r, leg, dir int, before []byte) *Violation {
 // silent member, overtaken by PF-A's guard).
 func (w *World) checkDeclineStatus(m int, view core.Outcome) *Violation {
 	f, ok := w.cfg.Faults[m]
-	if !ok || f.Kind != Decline || w.net.harmed || !view.Final() {
+	if !ok || f.Kind != Decline && !(f.Kind == HangUp && w.hungUp(m)) || w.net.harmed || !view.Final() {
 		return nil
 	}
 	for o, g := range w.cfg.Faults {
 		if o != m && g.Kind == Silent {
 			return nil
 		}
+	}
+	if f.Kind == HangUp {
+		// Its PF-B reports a member that ended its session before its outcome was known as
+		// failed, 481: the session no longer exists (RFC 4975 §7.1.1), not a time-out.
+		if view.Kind != core.Delivered && (view.Kind != core.Failed || view.Status != 481) {
+			return &Violation{PropHangUp, fmt.Sprintf("member %s hung up, but the sender sees %s, not 481 or delivered", w.cfg.MemberURI(m), view)}
+		}
+		return nil
 	}
 	if view.Kind != core.Failed || view.Status != f.Status {
 		return &Violation{PropDeclineKept, fmt.Sprintf("member %s declined with %d, but the sender sees %s", w.cfg.MemberURI(m), f.Status, view)}
@@ -273,7 +336,7 @@ func FaultConfigs(cfg Config, k int) []Config {
 	for _, s := range DeclineStatuses {
 		kinds = append(kinds, Fault{Kind: Decline, Status: s})
 	}
-	kinds = append(kinds, Fault{Kind: Silent})
+	kinds = append(kinds, Fault{Kind: Silent}, Fault{Kind: HangUp})
 	var out []Config
 	var rec func(m, used int, fs map[int]Fault)
 	rec = func(m, used int, fs map[int]Fault) {
@@ -349,6 +412,8 @@ func ParseMemberFaults(s string) (map[int]Fault, error) {
 		switch {
 		case what == "silent":
 			f = Fault{Kind: Silent}
+		case what == "hang-up":
+			f = Fault{Kind: HangUp}
 		case strings.HasPrefix(what, "decline-"):
 			st, err := strconv.Atoi(strings.TrimPrefix(what, "decline-"))
 			if err != nil || st < 300 || st > 699 {
@@ -356,7 +421,7 @@ func ParseMemberFaults(s string) (map[int]Fault, error) {
 			}
 			f = Fault{Kind: Decline, Status: st}
 		default:
-			return nil, fmt.Errorf("%w: %q: the faults are silent and decline-<status>", ErrFaultSyntax, p)
+			return nil, fmt.Errorf("%w: %q: the faults are silent, hang-up and decline-<status>", ErrFaultSyntax, p)
 		}
 		out[m-1] = f
 	}
@@ -414,9 +479,9 @@ func (w *World) checkGuarded() *Violation {
 		switch {
 		case le.invites > 0 && le.okRecv == 0 && !le.finalRecv && !le.timer[0]:
 			why = "its INVITE is pending"
-		case le.okRecv > 0 && le.byes == 0 && !le.byeRecv && w.linkAwaited(le, 0) && !le.timer[0]:
+		case le.okRecv > 0 && !le.byeSeen() && w.linkAwaited(le, 0) && !le.timer[0]:
 			why = "it awaits the link of an answered dialog"
-		case le.oks > 0 && le.byes == 0 && !le.byeRecv && w.linkAwaited(le, 1) && !le.timer[1]:
+		case le.oks > 0 && !le.byeSeen() && w.linkAwaited(le, 1) && !le.timer[1]:
 			why, end = "it awaits the link of an answered dialog", 1
 		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
 			why = "it waits for the members' outcomes"

@@ -60,7 +60,7 @@ const rotationFaultSteps = 20000
 
 // mutantFaults are the member faults the one-member search is run with, one at a time.
 var mutantFaults = []Fault{
-	{Kind: Decline, Status: 486}, {Kind: Silent}, {Kind: RefuseHop3}, {Kind: RefuseHop4}, {Kind: BreakHop4, After: 1},
+	{Kind: Decline, Status: 486}, {Kind: Silent}, {Kind: RefuseHop3}, {Kind: RefuseHop4}, {Kind: BreakHop4, After: 1}, {Kind: HangUp},
 }
 
 // CheckMutant runs the checkers on the named variants of the generated code, cheapest
@@ -191,7 +191,7 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 			for _, cfg := range FaultConfigs(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}, 1) {
 				// The member faults alone ran in the stage above (one decline status
 				// stands for the others there; the budget's own configurations run here).
-				if cfg.FaultBudget == 0 && cfg.Faults[0].Status == 486 || cfg.FaultBudget == 0 && cfg.Faults[0].Kind == Silent {
+				if cfg.FaultBudget == 0 && (cfg.Faults[0].Status == 486 || cfg.Faults[0].Kind == Silent || cfg.Faults[0].Kind == HangUp) {
 					continue
 				}
 				if explore("explore 1/1 fault steps", cfg, p.FaultSteps) {

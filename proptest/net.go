@@ -110,7 +110,13 @@ type legState struct {
 	finalRecv bool
 	// failed marks the ends that learned their link failed (hostile.go reads it).
 	failed [2]bool
+	// upBye: the answerer end sent BYE (a member that hung up); downByeRecv: the offerer
+	// end received one. byes and byeRecv are the other direction's.
+	upBye, downByeRecv bool
 }
+
+// byeSeen: a BYE was sent on the leg's dialog, by either end.
+func (l *legState) byeSeen() bool { return l.byes > 0 || l.upBye }
 
 // connEntry is one connection an opener opened: to which address, and whether it opened.
 type connEntry struct {

@@ -49,8 +49,8 @@ func DrawConfig(t *rapid.T, v fsm.Variant, s Sizes) Config {
 		cfg.Faults = map[int]Fault{}
 		for m := 0; m < members; m++ {
 			// Mostly healthy members, so that every fault meets healthy peers.
-			k := FaultKind(rapid.IntRange(0, 11).Draw(t, fmt.Sprintf("fault%d", m)))
-			if k > BreakHop4 {
+			k := FaultKind(rapid.IntRange(0, 12).Draw(t, fmt.Sprintf("fault%d", m)))
+			if k > HangUp {
 				continue
 			}
 			f := Fault{Kind: k}

@@ -256,11 +256,11 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 	// offerSetup is written with the INVITE by the offerer end, answerSetup with the 200 by
 	// the answerer end (the checkers record the a=setup sent, not received).
 	if o.invites != n.invites || o.acksSent != n.acksSent || o.okRecv != n.okRecv || o.answerSDP != n.answerSDP || o.cancels != n.cancels ||
-		o.offerSetup != n.offerSetup || o.finalRecv != n.finalRecv {
+		o.offerSetup != n.offerSetup || o.finalRecv != n.finalRecv || o.downByeRecv != n.downByeRecv {
 		what |= touchEnd0
 	}
 	if o.oks != n.oks || o.okSent != n.okSent || o.rejects != n.rejects || o.offerSDP != n.offerSDP || o.ackRecv != n.ackRecv || o.chunkRecv != n.chunkRecv ||
-		o.answerSetup != n.answerSetup {
+		o.answerSetup != n.answerSetup || o.upBye != n.upBye {
 		what |= touchEnd1
 	}
 	for e := 0; e < 2; e++ {
@@ -278,7 +278,8 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 	if o.ends != n.ends || o.broken != n.broken {
 		what |= touchEnds
 	}
-	// byeRecv is set by whichever end receives a BYE, as byes by whichever sends one.
+	// byeRecv (the answerer received a BYE) and byes (the offerer sent one) stay shared
+	// fields: the trigger check of an opening reads byeRecv of its up leg (footprintOf).
 	if o.established != n.established || o.opener != n.opener || o.conn != n.conn || o.frames != n.frames || o.byes != n.byes ||
 		o.byeRecv != n.byeRecv {
 		what |= touchShared

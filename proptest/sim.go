@@ -29,6 +29,9 @@ const (
 	ChooseDuplicate // a SIP message in flight is sent a second time (a retransmission)
 	ChooseRefuse    // a connection attempt in flight is refused
 	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
+	// A member configured to hang up (HangUp) ends its confirmed dialog: ordinary, as its
+	// fault is configuration, and offered in every state until it does or the dialog ends.
+	ChooseHangUp
 )
 
 // Choice is one thing that can happen next. Choices of a state are listed in a canonical
@@ -69,6 +72,7 @@ func (w *World) choicesInto(out []Choice) []Choice {
 			}
 		}
 	}
+	out = w.hangUpChoices(out)
 	// A blind sender's guard is no fault but the end of its session (it is told nothing):
 	// it fires when nothing else can happen, as every guard does with Timers.
 	if blind := w.cfg.Sender == core.SenderBlind; len(out) == 0 && (w.cfg.Timers || blind) {
@@ -97,6 +101,8 @@ func (w *World) choiceKey(c Choice) string {
 		return "x" + strconv.Itoa(int(c.Kind)) + string(w.net.bag[c.item].key)
 	case ChooseReset:
 		return "r" + strconv.Itoa(c.leg)
+	case ChooseHangUp:
+		return "h" + strconv.Itoa(c.leg)
 	}
 	return "t" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
 }
@@ -110,7 +116,7 @@ func (w *World) Describe(c Choice) string {
 	case ChooseFrame:
 		le := &w.net.legs[c.leg]
 		return fmt.Sprintf("%s -> %s: %s", w.names[le.ends[c.dir]], w.names[le.ends[1-c.dir]], frameLabel(le.chans[c.dir][0], w.legNames[c.leg]))
-	case ChooseDuplicate, ChooseRefuse, ChooseReset:
+	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseHangUp:
 		return w.describeFault(c)
 	}
 	if c.early {
@@ -220,7 +226,7 @@ func (w *World) Earliest(choices []Choice) int {
 			s = w.net.bag[c.item].seq
 		case ChooseFrame:
 			s = w.net.legs[c.leg].chans[c.dir][0].seq
-		case ChooseDuplicate, ChooseRefuse, ChooseReset:
+		case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseHangUp:
 			s = ^uint64(0)
 		default:
 			s = ^uint64(0) - 1
@@ -307,6 +313,8 @@ func (w *World) apply1(c Choice) *Violation {
 		return w.checkGuardFired(r, c.leg, c.dir, before)
 	case ChooseDuplicate, ChooseRefuse, ChooseReset:
 		return w.applyFault(c)
+	case ChooseHangUp:
+		return w.hangUp(c)
 	}
 	return nil
 }
@@ -322,7 +330,11 @@ func (w *World) observeSIP(it item) {
 	case fsm.AckReceived:
 		lo.ackRecv = true
 	case fsm.ByeReceived:
-		lo.byeRecv = true
+		if w.endOf(it.to, it.leg) == 0 {
+			lo.downByeRecv = true
+		} else {
+			lo.byeRecv = true
+		}
 	case fsm.RejectReceived:
 		lo.finalRecv = true
 	}
@@ -655,7 +667,11 @@ func (w *World) sendSIP(r int, a fsm.Action) *Violation {
 		lo.cancels++
 		ev = fsm.CancelReceived{Leg: leg}
 	case fsm.SendBye:
-		lo.byes++
+		if w.endOf(r, leg) == 0 {
+			lo.byes++
+		} else {
+			lo.upBye = true
+		}
 		ev = fsm.ByeReceived{Leg: leg}
 	}
 	to := other()

@@ -286,6 +286,8 @@ func (w *World) describeAll(cs []Choice) string {
 // matches reports whether a choice delivers the recorded event to the role on the leg.
 func (w *World) matches(c Choice, role int, leg core.LegID, r TraceRecord) bool {
 	switch c.Kind {
+	case ChooseHangUp:
+		return r.Type == "HangUp" && w.legNames[c.leg] == leg && w.net.legs[c.leg].ends[1] == role
 	case ChooseItem:
 		it := w.net.bag[c.item]
 		if it.leg != leg {

@@ -103,10 +103,13 @@ const (
 	RefuseHop4
 	// BreakHop4: the member's hop4 link breaks after After frames crossed it.
 	BreakHop4
+	// HangUp: the member answers, then hangs up (BYE, RFC 3261 §15) at any moment once
+	// its dialog is confirmed (ChooseHangUp), until its dialog ends otherwise.
+	HangUp
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"none", "decline", "silent", "refuse-hop3", "refuse-hop4", "break-hop4"}[k]
+	return [...]string{"none", "decline", "silent", "refuse-hop3", "refuse-hop4", "break-hop4", "hang-up"}[k]
 }
 
 // Fault is one injected failure.
