@@ -423,6 +423,12 @@ func (w *World) frame(li, dir int) *Violation {
 	from, to := le.ends[dir], le.ends[dest]
 	if le.closed[dest] {
 		w.record(Step{From: w.names[from], To: w.names[to], Label: "dropped " + frameLabel(f, leg), Media: true, Note: true})
+		// A SEND for a session its receiver closed is answered 481 (RFC 4975 §7.1.1,
+		// the session does not exist) when its sender asked for responses: the sender's
+		// transaction fails, and its end learns the link failed, once.
+		if f.kind == fChunk && f.asked&askFailure != 0 && !le.closed[dir] && !le.failed[dir] && !w.failQueued(to, from, leg) {
+			w.put(item{kind: itFail, from: to, to: from, leg: leg, status: 481})
+		}
 		return nil
 	}
 	w.record(Step{From: w.names[from], To: w.names[to], Label: frameLabel(f, leg), Media: true})
