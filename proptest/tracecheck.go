@@ -143,6 +143,16 @@ func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Viol
 			}
 		}
 		if !taken {
+			// A frame that reaches an end its role closed leaves no record there (the
+			// session drops it; a SEND may be answered 481, whose failure the sender's
+			// next record takes): deliver one and try the records again.
+			if c, ok := w.droppedFrame(choices); ok {
+				if v := w.Apply(c); v != nil {
+					return steps, v, nil
+				}
+				total++
+				continue
+			}
 			if d, ok := strings.CutSuffix(stuck.Detail, stuckDeliverable); ok {
 				stuck.Detail = d + "deliverable: " + w.describeAll(choices)
 			}
@@ -166,6 +176,16 @@ func ValidateTrace(cfg Config, recs []TraceRecord, complete bool) ([]Step, *Viol
 		return steps, w.quiescent(), nil
 	}
 	return steps, nil, nil
+}
+
+// droppedFrame finds a frame in flight to a link end its role closed.
+func (w *World) droppedFrame(choices []Choice) (Choice, bool) {
+	for _, c := range choices {
+		if c.Kind == ChooseFrame && w.net.legs[c.leg].closed[1-c.dir] {
+			return c, true
+		}
+	}
+	return Choice{}, false
 }
 
 // replayOne delivers record n if the simulator can: it reports whether it did, and a
