@@ -249,6 +249,77 @@ func (n *Node) WaitReceived(ctx context.Context, after int) ([]Received, error) 
 	}
 }
 
+// ErrNotReceiver is returned by HangUp on a node that is not a member (ClientB).
+var ErrNotReceiver = errors.New("runtime: only a member (ClientB) hangs up")
+
+// ErrNoSession is returned by HangUp when the member has no session it may end: none, or
+// none whose dialog is confirmed yet. A callee may send BYE only once the ACK for its 2xx
+// arrived (RFC 3261 §15), and the member's machine ignores a hang-up before then, so
+// HangUp says so (and how many sessions await their ACK) rather than let the hang-up be
+// lost. A member may be handed chunks before its ACK: its PF-B may open the link as it
+// sends the ACK, and the chunks can overtake it.
+var ErrNoSession = errors.New("runtime: no confirmed session to hang up")
+
+// HangUp is the member's user ending its sessions, as a standard client does when its user
+// hangs up: each session whose dialog is confirmed sends BYE and closes its link, and a
+// message still arriving on it is not stored. Its PF-B reports the member failed with 481
+// (the session no longer exists) unless it already knew the outcome. The machine decides
+// what goes on the wire, on the node's goroutine, as for any other event; HangUp returns
+// once it has. A member receives on one session per message and its user does not tell
+// them apart, so all of them end; one not yet confirmed is left alone, and HangUp returns
+// ErrNoSession if it ended none.
+func (n *Node) HangUp() error {
+	if n.cfg.Kind != fsm.RoleClientB {
+		return ErrNotReceiver
+	}
+	type count struct{ ended, unacked int }
+	done := make(chan count, 1)
+	n.post(func() {
+		var c count
+		var legs []fsm.LegID
+		for _, s := range n.role.Sessions() {
+			if s.Up == nil {
+				continue
+			}
+			switch dialogState(s.Up) {
+			case "confirmed":
+				legs = append(legs, s.Up.Leg)
+			case "answered":
+				c.unacked++
+			}
+		}
+		for _, leg := range legs {
+			n.step(fsm.HangUp{Leg: leg})
+		}
+		c.ended = len(legs)
+		done <- c
+	})
+	select {
+	case c := <-done:
+		switch {
+		case c.ended > 0:
+			return nil
+		case c.unacked > 0:
+			return fmt.Errorf("%w: %s: %d answered, awaiting the ACK", ErrNoSession, n.cfg.Name, c.unacked)
+		}
+		return fmt.Errorf("%w: %s", ErrNoSession, n.cfg.Name)
+	case <-n.ctx.Done():
+		return fmt.Errorf("runtime: %s: hanging up: the node is closed", n.cfg.Name)
+	}
+}
+
+// dialogState is the state of an up side's dialog: its uas machine's, by the names
+// model/cpmlink.yaml gives them. Only "confirmed" takes a hang-up; asking first keeps a
+// hang-up the machine would ignore out of the trace.
+func dialogState(sd *core.Side) string {
+	for _, m := range sd.M {
+		if m.Def().Name == "uas" {
+			return m.Name()
+		}
+	}
+	return ""
+}
+
 // WaitIdle waits until every session of the node's machine is over (BYE done, links
 // closed), bounded by ctx.
 func (n *Node) WaitIdle(ctx context.Context) error {
