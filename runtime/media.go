@@ -436,7 +436,11 @@ func (m *media) forget(leg fsm.LegID) {
 
 // close1 ends a leg's link; abort makes the peer see it fail.
 func (m *media) close1(leg fsm.LegID, abort bool) {
-	m.kill(leg, errors.New("runtime: link closed"))
+	cause := errLinkClosed
+	if abort {
+		cause = errors.New("runtime: link aborted")
+	}
+	m.kill(leg, cause)
 	lm := m.legs[leg]
 	if lm == nil {
 		return
@@ -447,6 +451,15 @@ func (m *media) close1(leg fsm.LegID, abort bool) {
 		lm.sess.Close()
 	}
 }
+
+// errLinkClosed is what a link the machine closed leaves to a message still arriving on
+// it. The machine closes a link whose session is over (its dialog ended, or its message
+// is done), so a SEND that still comes is answered 481, the session does not exist (RFC
+// 4975 §10), as one that arrives after the session left the endpoint is: not 413, which
+// would tell the sender that the member refused the message. A member that hangs up
+// closes its link as it sends BYE, and its PF-B, which may read the answer before the
+// BYE, reports it failed with 481 either way (model/cpmlink.yaml: recv-bye at down).
+var errLinkClosed = errors.New("runtime: link closed")
 
 // linkFailed tells the machine that a leg's link failed, once: the connection, the
 // message arriving on it, the relay writing to it and the bind each watch the link, and
@@ -568,6 +581,9 @@ type storeSink struct {
 func (s *storeSink) WriteChunk(c *msrp.Chunk) error {
 	last := c.Flag == msrp.FlagEnd
 	k, err := s.st.add(s.m.n.ctx, c)
+	if errors.Is(err, errLinkClosed) {
+		return &msrp.StatusError{Code: 481, Comment: "session closed"}
+	}
 	if err != nil {
 		return &msrp.StatusError{Code: 413, Comment: err.Error()}
 	}
