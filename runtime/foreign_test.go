@@ -35,18 +35,38 @@ type foreignMember struct {
 	// its write timeout. bound is closed then.
 	deaf  bool
 	bound chan struct{}
-	stop  chan struct{}
-	udp   *net.UDPConn
-	ln    net.Listener
-	path  string
+	// hangUpAfter makes the member's user hang up once that many chunks with a body
+	// arrived: once its dialog is confirmed (RFC 3261 §15) it sends BYE, answers no SEND
+	// after it, and closes its MSRP connection when the BYE's final response arrives.
+	hangUpAfter int
+	stop        chan struct{}
+	udp         *net.UDPConn
+	ln          net.Listener
+	path        string
+	// acked is closed when the ACK of the member's 2xx arrives.
+	acked     chan struct{}
+	ackedOnce sync.Once
+	// byeDone is closed when the BYE's final response arrives (byeStatus).
+	byeDone chan struct{}
+	byeOnce sync.Once
 
 	mu      sync.Mutex
 	message bytes.Buffer // the chunks of the one message, in Byte-Range order
+	chunks  int          // how many chunks with a body it stored
 	done    chan struct{}
 	once    sync.Once
 	errs    []error
 	conns   []net.Conn
 	wg      sync.WaitGroup
+
+	// dialog is what the INVITE set up, for the member's own in-dialog requests.
+	dialog *uasDialog
+	// byeStatus is the final status of the member's BYE; afterBye counts the MSRP
+	// requests read after the BYE went out (until the member closed its connection), and
+	// lastFlag is the continuation flag of the last of them.
+	byeStatus int
+	afterBye  int
+	lastFlag  byte
 }
 
 func newForeignMember(t *testing.T, aor string) *foreignMember {
@@ -59,7 +79,8 @@ func newForeignMember(t *testing.T, aor string) *foreignMember {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &foreignMember{aor: aor, udp: udp, ln: ln, done: make(chan struct{}), bound: make(chan struct{}), stop: make(chan struct{})}
+	p := &foreignMember{aor: aor, udp: udp, ln: ln, done: make(chan struct{}), bound: make(chan struct{}), stop: make(chan struct{}),
+		acked: make(chan struct{}), byeDone: make(chan struct{})}
 	p.path = fmt.Sprintf("msrp://%s/%s;tcp", ln.Addr(), token())
 	t.Cleanup(func() {
 		udp.Close()
@@ -196,14 +217,20 @@ func (p *foreignMember) serveSIP() {
 		}
 		start, hs, _ := sipHeaders(string(buf[:n]))
 		f := strings.Fields(start)
+		if len(f) >= 2 && f[0] == "SIP/2.0" {
+			p.response(f[1], hs)
+			continue
+		}
 		if len(f) < 3 || f[2] != "SIP/2.0" {
-			continue // a response, or not SIP
+			continue // not SIP
 		}
 		var body, ctype string
 		switch f[0] {
 		case "ACK":
+			p.ackedOnce.Do(func() { close(p.acked) })
 			continue // RFC 3261 §17.2.1: an ACK gets no response
 		case "INVITE":
+			p.learnDialog(hs, toTag)
 			// RFC 4975 §8: the answer's a=path is where the offerer (PF-B, which opens the
 			// link in FIG. 1) connects.
 			host, port, _ := net.SplitHostPort(p.ln.Addr().String())
@@ -237,10 +264,179 @@ func (p *foreignMember) serveSIP() {
 	}
 }
 
+// uasDialog is the member's side of the dialog an INVITE made (RFC 3261 §12.1.1), what
+// its own requests in the dialog need (§12.2.1.1).
+type uasDialog struct {
+	callID string
+	// from and to are the From and To of the member's requests: the INVITE's To with the
+	// member's tag, and its From (with the caller's tag).
+	from, to string
+	// target is the remote target (the INVITE's Contact URI); routes the route set, the
+	// INVITE's Record-Route entries in their order.
+	target string
+	routes []string
+}
+
+// headerURI is the URI of a name-addr or addr-spec header value (RFC 3261 §20: without
+// angle brackets, what follows ';' is a header parameter).
+func headerURI(v string) string {
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			return v[i+1 : i+j]
+		}
+	}
+	u, _, _ := strings.Cut(strings.TrimSpace(v), ";")
+	return u
+}
+
+// hostPort is where a SIP URI points: its host and port (5060 by default, RFC 3261 §19.1.2).
+func hostPort(uri string) (string, error) {
+	rest, ok := strings.CutPrefix(uri, "sip:")
+	if !ok {
+		return "", fmt.Errorf("not a sip URI: %q", uri)
+	}
+	if strings.Contains(strings.ToLower(rest), "transport=tcp") || strings.Contains(strings.ToLower(rest), "transport=tls") {
+		return "", fmt.Errorf("the member speaks SIP over UDP only: %q", uri)
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	rest, _, _ = strings.Cut(rest, ";")
+	rest, _, _ = strings.Cut(rest, "?")
+	if _, _, err := net.SplitHostPort(rest); err != nil {
+		rest = net.JoinHostPort(rest, "5060")
+	}
+	return rest, nil
+}
+
+// learnDialog keeps what the (first) INVITE says of the dialog it makes.
+func (p *foreignMember) learnDialog(hs [][2]string, toTag string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dialog != nil {
+		return // a retransmission
+	}
+	d := &uasDialog{}
+	for _, h := range hs {
+		switch h[0] {
+		case "Call-ID":
+			d.callID = h[1]
+		case "From":
+			d.to = h[1]
+		case "To":
+			d.from = h[1]
+			if !strings.Contains(d.from, "tag=") {
+				d.from += ";tag=" + toTag
+			}
+		case "Contact":
+			d.target = headerURI(h[1])
+		case "Record-Route":
+			for _, rr := range strings.Split(h[1], ",") {
+				d.routes = append(d.routes, strings.TrimSpace(rr))
+			}
+		}
+	}
+	p.dialog = d
+}
+
+// response takes a response to one of the member's own requests: the BYE's final one
+// ends the hang-up, and the member closes its MSRP connection.
+func (p *foreignMember) response(code string, hs [][2]string) {
+	status, _ := strconv.Atoi(code)
+	bye := false
+	for _, h := range hs {
+		if h[0] == "CSeq" {
+			f := strings.Fields(h[1])
+			bye = len(f) == 2 && f[1] == "BYE"
+		}
+	}
+	if !bye || status < 200 {
+		return
+	}
+	p.mu.Lock()
+	first := p.byeStatus == 0
+	if first {
+		p.byeStatus = status
+	}
+	conns := p.conns
+	p.mu.Unlock()
+	if !first {
+		return // a retransmitted response
+	}
+	close(p.byeDone)
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// bye sends the member's BYE in its dialog (RFC 3261 §12.2.1.1, §15.1.1): the remote
+// target as Request-URI, the route set as Route, the dialog's tags and Call-ID, a CSeq of
+// the member's own (it sent no request in the dialog before) and its own Via. Over UDP it
+// retransmits as a non-INVITE client transaction does (§17.1.2.2: Timer E, from T1
+// doubling up to T2, until Timer F) until a final response arrives.
+func (p *foreignMember) bye() error {
+	p.mu.Lock()
+	d := p.dialog
+	p.mu.Unlock()
+	if d == nil {
+		return errors.New("BYE: no dialog")
+	}
+	next := d.target
+	if len(d.routes) > 0 {
+		next = headerURI(d.routes[0]) // every proxy here loose-routes (;lr)
+	}
+	addr, err := hostPort(next)
+	if err != nil {
+		return fmt.Errorf("BYE: %w", err)
+	}
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("BYE: %w", err)
+	}
+	var req strings.Builder
+	req.WriteString("BYE " + d.target + " SIP/2.0\r\n")
+	req.WriteString("Via: SIP/2.0/UDP " + p.udp.LocalAddr().String() + ";branch=z9hG4bK" + token() + ";rport\r\n")
+	req.WriteString("Max-Forwards: 70\r\n")
+	for _, r := range d.routes {
+		req.WriteString("Route: " + r + "\r\n")
+	}
+	req.WriteString("From: " + d.from + "\r\nTo: " + d.to + "\r\nCall-ID: " + d.callID + "\r\n")
+	req.WriteString("CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n")
+	msg := []byte(req.String())
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		const t1, t2 = 500 * time.Millisecond, 4 * time.Second
+		timerF := time.NewTimer(64 * t1)
+		defer timerF.Stop()
+		for wait := t1; ; wait = min(2*wait, t2) {
+			if _, err := p.udp.WriteToUDP(msg, to); err != nil {
+				return // the member is closing
+			}
+			timerE := time.NewTimer(wait)
+			select {
+			case <-p.byeDone:
+				timerE.Stop()
+				return
+			case <-p.stop:
+				timerE.Stop()
+				return
+			case <-timerF.C:
+				timerE.Stop()
+				p.fail(errors.New("BYE: no final response (Timer F)"))
+				return
+			case <-timerE.C:
+			}
+		}
+	}()
+	return nil
+}
+
 // serveMSRP reads MSRP requests (RFC 4975 §7, §9) and answers each SEND with 200 OK,
 // unless Failure-Report says no or partial (§7.1.1).
 func (p *foreignMember) serveMSRP(c net.Conn) {
 	r := bufio.NewReader(c)
+	hungUp := false
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -288,6 +484,15 @@ func (p *foreignMember) serveMSRP(c net.Conn) {
 			name, value, _ := strings.Cut(l, ":")
 			hs[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
 		}
+		if hungUp {
+			// The session is over for the member: it reads on only to see what its
+			// relay still sends, until the BYE's response closes the connection.
+			p.mu.Lock()
+			p.afterBye++
+			p.lastFlag = flag
+			p.mu.Unlock()
+			continue
+		}
 		if method != "SEND" {
 			continue // REPORTs get no response (§7.1.2); nothing else is expected
 		}
@@ -303,6 +508,7 @@ func (p *foreignMember) serveMSRP(c net.Conn) {
 				return
 			}
 			p.message.Write(body)
+			p.chunks++
 			p.mu.Unlock()
 		}
 		status, phrase := 200, "OK"
@@ -324,6 +530,22 @@ func (p *foreignMember) serveMSRP(c net.Conn) {
 			close(p.bound)
 			<-p.stop
 			return
+		}
+		p.mu.Lock()
+		hangUp := p.hangUpAfter > 0 && p.chunks >= p.hangUpAfter
+		p.mu.Unlock()
+		if hangUp {
+			// A callee sends BYE only once its 2xx is acknowledged (RFC 3261 §15).
+			select {
+			case <-p.acked:
+			case <-p.stop:
+				return
+			}
+			if err := p.bye(); err != nil {
+				p.fail(err)
+				return
+			}
+			hungUp = true
 		}
 	}
 }

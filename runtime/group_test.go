@@ -97,11 +97,16 @@ type groupRun struct {
 	members []string
 }
 
-// startGroup starts a group on loopback that traces into the run; it stops at cleanup.
-func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig) *groupRun {
+// startGroup starts a group on loopback that traces into the run, and hands each record to
+// the watchers given; it stops at cleanup.
+func startGroup(t *testing.T, ctx context.Context, cfg runtime.GroupConfig, watch ...recordWatch) *groupRun {
 	t.Helper()
 	r := &groupRun{}
-	cfg.Trace = runtime.NewTracer(&r.trace, nil)
+	w := []io.Writer{&r.trace}
+	for _, f := range watch {
+		w = append(w, f)
+	}
+	cfg.Trace = runtime.NewTracer(io.MultiWriter(w...), nil)
 	g, err := runtime.StartGroup(ctx, cfg)
 	if err != nil {
 		t.Fatalf("starting the group: %v", err)
