@@ -259,8 +259,7 @@ func TestMemberHangUp(t *testing.T) {
 					t.Errorf("the member that hung up recorded %s %s: %s%s", rec.Type, rec.Leg, rec.Err, rec.Note)
 				}
 			}
-			// Not replayed into the simulator: proptest's trace check does not yet take a
-			// HangUp record as the member's hang-up choice (it reports it undeliverable).
+			r.validate(t, proptest.Config{Variant: v, Members: 2, PFBs: 1, Faults: map[int]proptest.Fault{0: {Kind: proptest.HangUp}}})
 		})
 	}
 }
