@@ -147,8 +147,9 @@ func (w *World) describeFault(c Choice) string {
 	return "reset the link of " + w.cfg.LegName(w.legNames[c.leg])
 }
 
-// hangUpChoices offers, for each member configured to hang up, its hang-up while its
-// dialog is confirmed (it received the ACK, RFC 3261 §15) and not yet ended.
+// hangUpChoices offers, for each member configured to hang up, its user's hang-up, once,
+// in any state from the INVITE's arrival on: its machine ends a confirmed dialog (RFC 3261
+// §15 lets a callee BYE once the ACK arrived) and ignores the hang-up in any other state.
 func (w *World) hangUpChoices(out []Choice) []Choice {
 	for m := 0; m < w.cfg.Members; m++ {
 		if f, ok := w.cfg.Faults[m]; !ok || f.Kind != HangUp {
@@ -159,7 +160,7 @@ func (w *World) hangUpChoices(out []Choice) []Choice {
 		if !ok || i >= len(w.net.legs) {
 			continue
 		}
-		if le := &w.net.legs[i]; le.ackRecv && !le.byeRecv && !le.upBye {
+		if le := &w.net.legs[i]; le.offerSDP != "" && !le.hangUp {
 			out = append(out, Choice{Kind: ChooseHangUp, leg: i})
 		}
 	}
@@ -169,13 +170,18 @@ func (w *World) hangUpChoices(out []Choice) []Choice {
 // hangUp is the member's user ending its session: the member's machines decide what goes
 // on the wire (its BYE, its link's close), and the checkers see it there.
 func (w *World) hangUp(c Choice) *Violation {
-	r, leg := w.net.legs[c.leg].ends[1], w.legNames[c.leg]
+	le := &w.net.legs[c.leg]
+	r, leg := le.ends[1], w.legNames[c.leg]
+	le.hangUp = true
+	confirmed := le.ackRecv && !le.byeRecv
 	w.record(Step{From: w.names[r], To: w.names[r], Label: "hang up " + string(leg), Note: true})
 	if v := w.step(r, fsm.HangUp{Leg: leg}); v != nil {
 		return v
 	}
-	le := &w.net.legs[c.leg]
+	le = &w.net.legs[c.leg]
 	switch {
+	case !confirmed:
+		return nil // nothing to end, or not yet: the machine ignores it
 	case !le.upBye:
 		return &Violation{PropHangUp, fmt.Sprintf("%s hung up on %s, a confirmed dialog, and sent no BYE (RFC 3261 §15)", w.names[r], w.cfg.LegName(leg))}
 	case !le.closed[1] && !le.failed[1] && (le.up[1] || w.linkAwaited(le, 1)):

@@ -113,6 +113,8 @@ type legState struct {
 	// upBye: the answerer end sent BYE (a member that hung up); downByeRecv: the offerer
 	// end received one. byes and byeRecv are the other direction's.
 	upBye, downByeRecv bool
+	// hangUp: the answerer's user hung up (the member fault HangUp; once a run).
+	hangUp bool
 }
 
 // byeSeen: a BYE was sent on the leg's dialog, by either end.

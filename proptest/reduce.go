@@ -260,7 +260,7 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 		what |= touchEnd0
 	}
 	if o.oks != n.oks || o.okSent != n.okSent || o.rejects != n.rejects || o.offerSDP != n.offerSDP || o.ackRecv != n.ackRecv || o.chunkRecv != n.chunkRecv ||
-		o.answerSetup != n.answerSetup || o.upBye != n.upBye {
+		o.answerSetup != n.answerSetup || o.upBye != n.upBye || o.hangUp != n.hangUp {
 		what |= touchEnd1
 	}
 	for e := 0; e < 2; e++ {

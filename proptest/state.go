@@ -129,6 +129,7 @@ func appendLeg(e *core.Enc, l *legState) {
 	e.Bool(l.finalRecv)
 	e.Bool(l.upBye)
 	e.Bool(l.downByeRecv)
+	e.Bool(l.hangUp)
 	e.Bool(l.failed[0])
 	e.Bool(l.failed[1])
 }
@@ -215,7 +216,7 @@ func (w *World) loadNet(b []byte) error {
 		l.seen[0], l.seen[1] = d.U(), d.U()
 
 		l.finalRecv = d.Bool()
-		l.upBye, l.downByeRecv = d.Bool(), d.Bool()
+		l.upBye, l.downByeRecv, l.hangUp = d.Bool(), d.Bool(), d.Bool()
 		l.failed[0], l.failed[1] = d.Bool(), d.Bool()
 		n.legs = append(n.legs, l)
 	}
