@@ -175,7 +175,9 @@ func (x Reuse) String() string {
 
 // Initiative: How the two ends of a hop learn which of them is the active party. The figures
 // negotiate on the legs that face a client (hop1, hop4), so that a standard client that
-// fixes its role is followed, and keep the opener knob as a preset between servers.
+// fixes its role is followed, and keep the opener knob as a preset between servers. Every
+// named variant must: a client that follows RFC 4975 and RFC 6135 has to work in every
+// figure with nothing cpmlink-specific (require).
 type Initiative uint8
 
 const (
@@ -1146,7 +1148,9 @@ type Variant struct {
 	Reuse Reuse
 	// How the two ends of a hop learn which of them is the active party. The figures negotiate
 	// on the legs that face a client (hop1, hop4), so that a standard client that fixes its role
-	// is followed, and keep the opener knob as a preset between servers.
+	// is followed, and keep the opener knob as a preset between servers. Every named variant
+	// must: a client that follows RFC 4975 and RFC 6135 has to work in every figure with nothing
+	// cpmlink-specific (require).
 	Initiative [NumHops]Initiative
 	// Defects are planted defects (none in a named variant of the spec).
 	Defects Defect
@@ -1597,7 +1601,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:5e1d4b14111c98f7a3d9b22df6c034d6"
+const Fingerprint = "sha256:457ac4da54e20a2d2de97ebc6e6c2bf1"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

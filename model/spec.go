@@ -226,7 +226,11 @@ type Knob struct {
 	Per    string       `yaml:"per"`
 	From   string       `yaml:"from"`
 	Values []*KnobValue `yaml:"values"`
-	Pos    Pos          `yaml:"-"`
+	// Require names, per hop, the value every named variant must take there (a per-hop
+	// knob only): a table that contradicts it fails validation. The knob's doc says why.
+	// The knob space (cpmlink map) still covers the other values.
+	Require map[string]string `yaml:"require"`
+	Pos     Pos               `yaml:"-"`
 }
 
 // PerHop reports whether the knob takes one value per hop.

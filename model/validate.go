@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -298,6 +299,17 @@ func (v *validator) knobs() {
 			v.errf(k.Pos, "knob %s needs at least two values", k.Name)
 		}
 		names(v, "value of knob "+k.Name, k.Values, func(x *KnobValue) (string, Pos) { return x.Name, k.Pos })
+		if len(k.Require) > 0 && !k.PerHop() {
+			v.errf(k.Pos, "knob %s: require names hops, and the knob is not per hop", k.Name)
+		}
+		for _, hop := range sortedKeys(k.Require) {
+			if v.s.Hop(hop) == nil {
+				v.errf(k.Pos, "knob %s: require names %q, which is not a hop", k.Name, hop)
+			}
+			if !slices.Contains(k.ValueNames(), k.Require[hop]) {
+				v.errf(k.Pos, "knob %s: require %s: %q is not a value of the knob", k.Name, hop, k.Require[hop])
+			}
+		}
 		switch k.From {
 		case "":
 		case "triggers":
@@ -814,6 +826,13 @@ func (v *validator) variants() {
 			continue
 		}
 		x.Resolved = res
+		for _, k := range v.s.Knobs {
+			for _, hop := range sortedKeys(k.Require) {
+				if got := res[k.Name+"."+hop]; got != k.Require[hop] {
+					v.errf(x.Pos, "variant %s: %s.%s is %s; every variant must take %s there (knob %s says why)", x.Name, k.Name, hop, got, k.Require[hop], k.Name)
+				}
+			}
+		}
 		if x.Orders, err = v.s.resolveOrder(x, nil, v.inherited); err != nil {
 			v.errs = append(v.errs, err)
 		}
