@@ -853,7 +853,7 @@ func (v *validator) variants() {
 		}
 		switch x.Expect {
 		case "", "completeness", "protocol", "sip-order", "initiative", "reuse", "delivery", "deadlock", "all-hops-up", "outcome", "terminal", "reports", "order",
-			"ack-per-2xx", "decline-status", "cancel-reach", "ended-link", "report-order", "guard-fires", "abort-onward", "hang-up":
+			"ack-per-2xx", "decline-status", "cancel-reach", "ended-link", "report-order", "guard-fires", "abort-onward", "hang-up", "best-final":
 		default:
 			v.errf(x.Pos, "variant %s: expect %q is not a property the checkers report", x.Name, x.Expect)
 		}

@@ -113,3 +113,47 @@ func TestTimerCAnswersUpstream(t *testing.T) {
 	}
 	t.Logf("%s", res.Violation)
 }
+
+// giveUpEarly is a CF that answers its upstream INVITE 408 as soon as its guard gives up
+// one member's pending INVITE (the CANCEL it sends), although other members may still
+// answer: the mutant drop-and-operand@6f12056c's behaviour.
+type giveUpEarly struct{ fsm.Role }
+
+func (r giveUpEarly) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.Timeout); !ok {
+		return acts, err
+	}
+	for _, a := range acts {
+		if x, ok := a.(fsm.SendCancel); ok {
+			if up, ok := parentLeg(x.Leg); ok {
+				return append(acts, fsm.SendReject{Leg: up, Status: 408}), err
+			}
+		}
+	}
+	return acts, err
+}
+
+// TestProxyWaitsForEveryBranch: in FIG. 5 the CF answers upstream only on a member's 200
+// or once every member failed; a guard that fires early on one member's INVITE (one fault
+// step) must not end the others' chance. The first 60,000 states of 2 members over 1
+// PF-B pass; a CF that gives up on the first expired branch is found by best-final.
+func TestProxyWaitsForEveryBranch(t *testing.T) {
+	v, _ := fsm.VariantByName("fig5")
+	cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	res, err := Explore(cfg, ExploreOptions{MaxStates: 60_000})
+	if err != nil || res.Violation != nil {
+		t.Fatalf("fig5: %v (err %v)", res.Violation, err)
+	}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RoleCF {
+			return giveUpEarly{r}
+		}
+		return r
+	}
+	res, err = Explore(cfg, ExploreOptions{MaxStates: 60_000})
+	if err != nil || res.Violation == nil || res.Violation.Property != PropBestFinal {
+		t.Fatalf("found %v (err %v), want a %s violation", res.Violation, err, PropBestFinal)
+	}
+	t.Logf("%s", res.Violation)
+}

@@ -34,6 +34,7 @@ const (
 	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
 	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once
 	PropHangUp      = "hang-up"        // a member that hangs up sends BYE and lets its link go; the sender learns 481 or delivered
+	PropBestFinal   = "best-final"     // a relay answers a non-2xx upstream only once every branch it forwarded is over
 )
 
 // Violation is a property that failed, with what showed it.
@@ -326,6 +327,7 @@ func (w *World) checkSIP(role int, a fsm.Action) *Violation {
 		if lo.invites == 0 || lo.oks > 0 || lo.rejects > 0 && lo.cancels == 0 {
 			return bad("a final response without an INVITE to answer")
 		}
+		return w.checkBestFinal(role, leg)
 	case fsm.SendAck:
 		if lo.okRecv == 0 {
 			return bad("ACK before the 200 OK it acknowledges")
@@ -345,6 +347,27 @@ func (w *World) checkSIP(role int, a fsm.Action) *Violation {
 			}
 		} else if lo.okRecv == 0 || lo.acksSent == 0 {
 			return bad("BYE before the dialog was confirmed")
+		}
+	}
+	return nil
+}
+
+// checkBestFinal: a relay answers its upstream INVITE with a final non-2xx only once every
+// branch it forwarded it on is over (RFC 3261 §16.7, step 6: the best response is chosen
+// when no final response is pending): answered, or given up with a CANCEL (§16.8: a
+// branch whose Timer C fired counts as a 408). An INVITE cancelled from upstream is
+// answered 487 at once (cancel-487, §9.2), whatever its branches still do.
+func (w *World) checkBestFinal(role int, leg core.LegID) *Violation {
+	if w.leg(leg).cancels > 0 {
+		return nil
+	}
+	for i, l := range w.legNames {
+		if p, ok := parentLeg(l); !ok || p != leg || i >= len(w.net.legs) {
+			continue
+		}
+		if d := &w.net.legs[i]; d.ends[0] == role && d.invites > 0 && d.okRecv == 0 && !d.finalRecv && d.cancels == 0 {
+			return &Violation{PropBestFinal, fmt.Sprintf("%s answered the INVITE on %s with a final non-2xx while the INVITE on %s was still pending (RFC 3261 §16.7)",
+				w.names[role], w.cfg.LegName(leg), w.cfg.LegName(l))}
 		}
 	}
 	return nil

@@ -58,6 +58,11 @@ type MutantVerdict struct {
 // (CheckMutant).
 const rotationFaultSteps = 20000
 
+// wideFaultSteps bounds the fault-step searches of two members over one PF-B: a guard
+// that gives up one branch early while the other is pending (a CF that then gives up on
+// the whole group, best-final) is a few steps from the start.
+const wideFaultSteps = 10000
+
 // mutantFaults are the member faults the one-member search is run with, one at a time.
 var mutantFaults = []Fault{
 	{Kind: Decline, Status: 486}, {Kind: Silent}, {Kind: RefuseHop3}, {Kind: RefuseHop4}, {Kind: BreakHop4, After: 1}, {Kind: HangUp},
@@ -215,6 +220,13 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 			}
 		}
 		out.Ran = append(out.Ran, "explore 1/1 fault steps")
+		for _, v := range figs {
+			cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, Hostile: true, FaultBudget: 1}
+			if explore("explore 2/1 fault steps", cfg, min(p.FaultSteps, wideFaultSteps)) {
+				return out
+			}
+		}
+		out.Ran = append(out.Ran, "explore 2/1 fault steps")
 	}
 	if p.WideMaxStates > 0 {
 		for _, v := range figs {
