@@ -157,3 +157,40 @@ func TestProxyWaitsForEveryBranch(t *testing.T) {
 	}
 	t.Logf("%s", res.Violation)
 }
+
+// stuckGuard is a role whose guard timer, when it fires, changes nothing and is armed
+// again: the wait it guards never ends.
+type stuckGuard struct{ fsm.Role }
+
+func (r stuckGuard) Step(ev fsm.Event) ([]fsm.Action, error) {
+	x, ok := ev.(fsm.Timeout)
+	if !ok {
+		return r.Role.Step(ev)
+	}
+	snap := r.Snapshot(nil)
+	if _, err := r.Role.Step(ev); err != nil {
+		return nil, err
+	}
+	if err := r.Restore(snap); err != nil {
+		return nil, err
+	}
+	return []fsm.Action{fsm.StartTimer{Leg: x.Leg}}, nil
+}
+
+// TestGuardFiresFindsStuckGuard: a CF whose guard on a silent member's INVITE fires,
+// changes nothing and is armed again is found by guard-fires.
+func TestGuardFiresFindsStuckGuard(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, Faults: map[int]Fault{0: {Kind: Silent}}}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RoleCF {
+			return stuckGuard{r}
+		}
+		return r
+	}
+	res, err := Explore(cfg, ExploreOptions{Workers: 1})
+	if err != nil || res.Violation == nil || res.Violation.Property != PropGuardFires {
+		t.Fatalf("found %v (err %v), want a %s violation", res.Violation, err, PropGuardFires)
+	}
+	t.Logf("%s", res.Violation)
+}
