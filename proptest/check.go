@@ -361,16 +361,25 @@ func (w *World) checkBestFinal(role int, leg core.LegID) *Violation {
 	if w.leg(leg).cancels > 0 {
 		return nil
 	}
+	if l, ok := w.pendingBranch(role, leg); ok {
+		return &Violation{PropBestFinal, fmt.Sprintf("%s answered the INVITE on %s with a final non-2xx while the INVITE on %s was still pending (RFC 3261 §16.7)",
+			w.names[role], w.cfg.LegName(leg), w.cfg.LegName(l))}
+	}
+	return nil
+}
+
+// pendingBranch finds a branch a relay forwarded its INVITE on (a child leg of up it
+// offered) whose INVITE has no final response and was not cancelled.
+func (w *World) pendingBranch(role int, up core.LegID) (core.LegID, bool) {
 	for i, l := range w.legNames {
-		if p, ok := parentLeg(l); !ok || p != leg || i >= len(w.net.legs) {
+		if p, ok := parentLeg(l); !ok || p != up || i >= len(w.net.legs) {
 			continue
 		}
 		if d := &w.net.legs[i]; d.ends[0] == role && d.invites > 0 && d.okRecv == 0 && !d.finalRecv && d.cancels == 0 {
-			return &Violation{PropBestFinal, fmt.Sprintf("%s answered the INVITE on %s with a final non-2xx while the INVITE on %s was still pending (RFC 3261 §16.7)",
-				w.names[role], w.cfg.LegName(leg), w.cfg.LegName(l))}
+			return l, true
 		}
 	}
-	return nil
+	return "", false
 }
 
 // connLive reports whether an opener still has a link open on one of its connections.

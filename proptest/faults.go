@@ -184,7 +184,7 @@ func (w *World) hangUp(c Choice) *Violation {
 		return nil // nothing to end, or not yet: the machine ignores it
 	case !le.upBye:
 		return &Violation{PropHangUp, fmt.Sprintf("%s hung up on %s, a confirmed dialog, and sent no BYE (RFC 3261 §15)", w.names[r], w.cfg.LegName(leg))}
-	case !le.closed[1] && !le.failed[1] && (le.up[1] || w.linkAwaited(le, 1)):
+	case w.linkHeld(le, 1):
 		return &Violation{PropHangUp, fmt.Sprintf("%s hung up on %s and kept its link there", w.names[r], w.cfg.LegName(leg))}
 	}
 	return nil
@@ -225,7 +225,7 @@ func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 	case fsm.ByeReceived:
 		// The BYE ends the session the link carries (RFC 4975 §8.4): the end that takes it
 		// lets its link go in the same step, whatever the link was doing.
-		if e := w.endOf(it.to, it.leg); !lo.closed[e] && !lo.failed[e] && (lo.up[e] || w.linkAwaited(lo, e)) {
+		if w.linkHeld(lo, w.endOf(it.to, it.leg)) {
 			return &Violation{PropEndedLink, fmt.Sprintf("%s received BYE on %s and kept its link there", w.names[it.to], w.cfg.LegName(it.leg))}
 		}
 	case fsm.CancelReceived:
@@ -239,15 +239,9 @@ func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 					w.names[it.to], w.cfg.LegName(it.leg), x.Status)}
 			}
 		}
-		for i, l := range w.legNames {
-			if p, ok := parentLeg(l); !ok || p != it.leg || i >= len(w.net.legs) {
-				continue
-			}
-			d := &w.net.legs[i]
-			if d.ends[0] == it.to && d.invites > 0 && d.okRecv == 0 && !d.finalRecv && d.cancels == 0 {
-				return &Violation{PropCancelAll, fmt.Sprintf("%s was cancelled on %s and answered 487, but left the INVITE on %s pending without a CANCEL (RFC 3261 §16.10)",
-					w.names[it.to], w.cfg.LegName(it.leg), w.cfg.LegName(l))}
-			}
+		if l, ok := w.pendingBranch(it.to, it.leg); ok {
+			return &Violation{PropCancelAll, fmt.Sprintf("%s was cancelled on %s and answered 487, but left the INVITE on %s pending without a CANCEL (RFC 3261 §16.10)",
+				w.names[it.to], w.cfg.LegName(it.leg), w.cfg.LegName(l))}
 		}
 	}
 	return nil
@@ -503,6 +497,11 @@ func (w *World) checkGuarded() *Violation {
 // failed there.
 func (w *World) linkAwaited(le *legState, e int) bool {
 	return (le.listen[e] != "" || le.opener == le.ends[e]) && !le.up[e] && !le.closed[e] && !le.failed[e]
+}
+
+// linkHeld: end e's link is up, or awaited, and neither closed nor failed there.
+func (w *World) linkHeld(le *legState, e int) bool {
+	return le.up[e] && !le.closed[e] && !le.failed[e] || w.linkAwaited(le, e)
 }
 
 // outcomesKnown: the sender learned every member's outcome (or the failure of all).

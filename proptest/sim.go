@@ -29,8 +29,8 @@ const (
 	ChooseDuplicate // a SIP message in flight is sent a second time (a retransmission)
 	ChooseRefuse    // a connection attempt in flight is refused
 	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
-	// A member configured to hang up (HangUp) ends its confirmed dialog: ordinary, as its
-	// fault is configuration, and offered in every state until it does or the dialog ends.
+	// A member configured to hang up (HangUp): its user's hang-up, an ordinary choice (the
+	// fault is configuration), offered once, in any state from the INVITE's arrival on.
 	ChooseHangUp
 )
 
