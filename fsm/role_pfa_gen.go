@@ -691,12 +691,14 @@ func (r *PFA) react(s *core.Session) {
 			}
 		}
 		// close-down: A down side whose dialog failed (declined, cancelled) gives up its link; so
-		// does one whose dialog ended: before its link came up (a 2xx that crossed our CANCEL, ACKed
-		// and BYEd at once, RFC 3261 §15), or by the callee's BYE (a member that hung up). A link
-		// kept would wait for a session that no longer exists (RFC 4975 §8.4 ties an MSRP session
-		// to its SIP dialog), with no guard timer to end it.
+		// does one whose dialog ended before its link came up (a 2xx that crossed our CANCEL, ACKed
+		// and BYEd at once, RFC 3261 §15): a link still listening or opening would wait for a
+		// session that no longer exists (RFC 4975 §8.4 ties an MSRP session to its SIP dialog),
+		// with no guard timer to end it. A link that is up when its dialog ends is closed by whoever
+		// ends the dialog (the sender's finish, PF-B on a member's BYE), not here: a net here would
+		// hide a role that forgets to.
 		for _, d := range s.Downs {
-			if (d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled || d.M[colSIP].State() == uacEnded) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp) {
+			if ((d.M[colSIP].State() == uacRejected || d.M[colSIP].State() == uacCancelled) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening || d.M[colLink].State() == linkUp)) || (d.M[colSIP].State() == uacEnded && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) {
 				r.e.Send(d, colLink, linkEvLinkClose, CloseLink{Leg: d.Leg})
 				fired = true
 			}

@@ -1601,7 +1601,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:457ac4da54e20a2d2de97ebc6e6c2bf1"
+const Fingerprint = "sha256:32b3a73bb90ebd94eecf2ff45ffb9d0a"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"
