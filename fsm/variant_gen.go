@@ -358,6 +358,11 @@ const (
 	OrderPFAOpensHop2OnAck
 	// Solution 1 and 3 alternatives: PF-A opens the second link on the 200 OK from the CF.
 	OrderPFAOpensHop2On200
+	// Solution 1 and 3 alternatives: Where PF-A opens the second link on the CF's 200 OK, it
+	// opens it in answer to that 200, so before its own 200 OK goes to ClientA, and before
+	// ClientA's first MSRP SEND can reach it: a PF-A that waited for the ACK or the SEND would
+	// open it later.
+	OrderPFAOpensHop2BeforeSend
 	// Solution 1 and 3 alternatives: PF-A opens the second link on the first MSRP SEND from
 	// ClientA.
 	OrderPFAOpensHop2OnSend
@@ -383,6 +388,11 @@ const (
 	OrderPFBOpensHop4OnAck
 	// Solution 1 alternatives: PF-B opens the fourth link on its member's 200 OK.
 	OrderPFBOpensHop4On200
+	// Solution 1 alternatives: Where PF-B opens a member's fourth link on that member's 200 OK,
+	// it opens it before its own 200 OK goes to the CF, which opens the third link on it (S110),
+	// so before the first MSRP SEND can reach PF-B; unless the member fixed its own role by
+	// a=setup (RFC 6135) and opens the link itself.
+	OrderPFBOpensHop4BeforeSend
 	// Solution 1 alternatives: PF-B opens the fourth link on the first MSRP SEND from the CF.
 	OrderPFBOpensHop4OnSend
 	// S201, S304: ClientB opens the fourth link on the ACK from PF-B.
@@ -836,6 +846,26 @@ var OrderRules = []OrderRule{{
 	},
 }, {
 	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop2,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFA,
+		Text:  "PFA link-open at down",
+	}},
+	Cite: "Solution 1 and 3 alternatives",
+	Doc:  "Where PF-A opens the second link on the CF's 200 OK, it opens it in answer to that 200, so before its own 200 OK goes to ClientA, and before ClientA's first MSRP SEND can reach it: a PF-A that waited for the ACK or the SEND would open it later.\n",
+	Name: "pfa-opens-hop2-before-send",
+	Then: OrderTerm{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop1,
+		Kinds: []string{"SendReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-chunk at up",
+	},
+}, {
+	After: []OrderTerm{{
 		End:   1,
 		Event: "recv-chunk",
 		Hop:   Hop1,
@@ -1051,6 +1081,33 @@ var OrderRules = []OrderRule{{
 	},
 }, {
 	After: []OrderTerm{{
+		End:   0,
+		Event: "link-open",
+		Hop:   Hop4,
+		Kinds: []string{"OpenLink", "ReuseLink"},
+		Role:  RolePFB,
+		Text:  "PFB link-open at down",
+	}, {
+		End:   0,
+		Event: "overridden",
+		Hop:   Hop4,
+		Kinds: []string{"SetupOverridden"},
+		Role:  RolePFB,
+		Text:  "PFB overridden at down",
+	}},
+	Cite: "Solution 1 alternatives",
+	Doc:  "Where PF-B opens a member's fourth link on that member's 200 OK, it opens it before its own 200 OK goes to the CF, which opens the third link on it (S110), so before the first MSRP SEND can reach PF-B; unless the member fixed its own role by a=setup (RFC 6135) and opens the link itself.\n",
+	Name: "pfb-opens-hop4-before-send",
+	Then: OrderTerm{
+		End:   1,
+		Event: "recv-chunk",
+		Hop:   Hop3,
+		Kinds: []string{"SendReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-chunk at up",
+	},
+}, {
+	After: []OrderTerm{{
 		End:   1,
 		Event: "recv-chunk",
 		Hop:   Hop3,
@@ -1236,7 +1293,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-pf-on-ok",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderCFOpensHop3On200 | OrderPFAOpensHop2On200 | OrderPFBOpensHop4On200,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderCFOpensHop3On200 | OrderPFAOpensHop2On200 | OrderPFBOpensHop4On200 | OrderPFAOpensHop2BeforeSend | OrderPFBOpensHop4BeforeSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerOKReceived, TriggerOKReceived, TriggerOKReceived},
@@ -1406,7 +1463,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig6-pfa-on-ok",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderPFAOpensHop2On200,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderPFAAcksAfterAck | OrderPFBAcksAfterAck | OrderPFAOpensHop2On200 | OrderPFAOpensHop2BeforeSend,
 	PFAck:      PFAckOnUpstreamAck,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerOKReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1601,7 +1658,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:32b3a73bb90ebd94eecf2ff45ffb9d0a"
+const Fingerprint = "sha256:1b891ea606df33bd2e1a7e901624f2a1"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"
