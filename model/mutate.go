@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -38,6 +39,11 @@ type Mutant struct {
 	// change to one variant's knob table: that variant and those based on it); empty means
 	// every variant.
 	Variants []string `json:"variants,omitempty"`
+	// Also names variants to check besides the usual ones: for a change to a trigger's
+	// definition, the first named variant in which an offerer, and the first in which an
+	// answerer, opens a hop on that trigger. The figures use send-received on no hop, so
+	// a mutant of it checked on them alone could never be killed.
+	Also []string `json:"also,omitempty"`
 	// Source is the mutated spec.
 	Source []byte `json:"-"`
 }
@@ -70,7 +76,7 @@ func Mutants(src []byte) ([]Mutant, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%w: the spec is not a mapping", ErrMutate)
 	}
-	m := &mutator{doc: &doc, seen: map[string]int{}}
+	m := &mutator{doc: &doc, seen: map[string]int{}, users: triggerUsers(src)}
 	top := doc.Content[0]
 	if n := mapGet(top, "machines"); n != nil {
 		m.machines(n)
@@ -103,10 +109,13 @@ func Mutants(src []byte) ([]Mutant, error) {
 type mutator struct {
 	// affects is the variant being mutated and those based on it.
 	affects []string
-	doc     *yaml.Node
-	out     []Mutant
-	seen    map[string]int
-	err     error
+	// also is what emit records as Mutant.Also: set while a trigger is mutated.
+	also  []string
+	users map[string][]string
+	doc   *yaml.Node
+	out   []Mutant
+	seen  map[string]int
+	err   error
 }
 
 // emit records the mutant made by change, which edits the tree in place and returns an
@@ -128,7 +137,35 @@ func (m *mutator) emit(op, loc string, at *yaml.Node, what string, variants []st
 	if k := m.seen[id]; k > 1 {
 		id = fmt.Sprintf("%s#%d", id, k)
 	}
-	m.out = append(m.out, Mutant{ID: id, Operator: op, Location: loc, Line: at.Line, Change: what, Variants: variants, Source: src})
+	m.out = append(m.out, Mutant{ID: id, Operator: op, Location: loc, Line: at.Line, Change: what, Variants: variants, Also: m.also, Source: src})
+}
+
+// triggerUsers maps each trigger to the first named variant (in spec order) in which an
+// offerer opens a hop on it, and the first in which an answerer does. A spec that does not
+// parse has none: its mutants are checked on the usual variants.
+func triggerUsers(src []byte) map[string][]string {
+	spec, err := Parse("spec", src)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]string{}
+	seen := map[string]bool{}
+	for _, v := range spec.Variants {
+		for key, trig := range v.Resolved {
+			hop, ok := strings.CutPrefix(key, "trigger.")
+			if !ok {
+				continue
+			}
+			end := trig + "/" + v.Resolved["opener."+hop]
+			if !seen[end] {
+				seen[end] = true
+				if !slices.Contains(out[trig], v.Name) {
+					out[trig] = append(out[trig], v.Name)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // mapGet returns the value of key in a mapping node, or nil.
@@ -281,6 +318,7 @@ func (m *mutator) actions(list *yaml.Node) {
 func (m *mutator) triggers(list *yaml.Node) {
 	for _, t := range list.Content {
 		name := flowText(mapGet(t, "name"))
+		m.also = m.users[name]
 		for _, end := range []string{"offerer", "answerer"} {
 			if e := mapGet(t, end); e != nil {
 				m.guard(e, "trigger "+name+", "+end)
@@ -295,6 +333,7 @@ func (m *mutator) triggers(list *yaml.Node) {
 			})
 		}
 	}
+	m.also = nil
 }
 
 // ---- rules and reactions ----------------------------------------------------------------

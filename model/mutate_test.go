@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,75 @@ func TestMutantsCoverOperators(t *testing.T) {
 	}
 	if parsed*4 < len(ms)/40*3 {
 		t.Errorf("only %d of %d sampled mutants are valid specs", parsed, len(ms)/40+1)
+	}
+}
+
+// TestTriggerMutantsNameTheirUsers checks that a mutant of a trigger's definition is also
+// checked where the trigger is used: on the first variant in which an offerer, and the
+// first in which an answerer, opens a hop on it (each must use it so; a trigger no named
+// variant uses gets none), and that mutants of anything else name no extra variant.
+func TestTriggerMutantsNameTheirUsers(t *testing.T) {
+	src := DefaultSource()
+	spec, err := Parse("spec", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Variant{}
+	used := map[string]bool{} // ok-sent is used by no named variant (mutate's coverage points are)
+	for _, v := range spec.Variants {
+		byName[v.Name] = v
+		for key, val := range v.Resolved {
+			used[val] = used[val] || strings.HasPrefix(key, "trigger.")
+		}
+	}
+	ms, err := Mutants(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trigger := 0
+	for _, m := range ms {
+		name, ok := strings.CutPrefix(m.Location, "trigger ")
+		if !ok {
+			if len(m.Also) > 0 {
+				t.Errorf("%s (%s) names extra variants %v", m.ID, m.Location, m.Also)
+			}
+			continue
+		}
+		trigger++
+		name, _, _ = strings.Cut(name, ",")
+		if len(m.Also) == 0 && used[name] {
+			t.Errorf("%s (%s) names no variant that uses trigger %s", m.ID, m.Location, name)
+		}
+		for _, vn := range m.Also {
+			v := byName[vn]
+			uses := false
+			for key, val := range v.Resolved {
+				uses = uses || strings.HasPrefix(key, "trigger.") && val == name
+			}
+			if !uses {
+				t.Errorf("%s: variant %s does not use trigger %s", m.ID, vn, name)
+			}
+		}
+	}
+	if trigger == 0 {
+		t.Fatal("no mutant of a trigger")
+	}
+	// send-received opens hops in named variants only outside the figures; both of its
+	// ends must be covered by some variant that uses it with that opener.
+	for _, m := range ms {
+		if m.Operator == "swap-trigger-ends" && m.Location == "trigger send-received" {
+			ends := map[string]bool{}
+			for _, vn := range m.Also {
+				for key, val := range byName[vn].Resolved {
+					if hop, ok := strings.CutPrefix(key, "trigger."); ok && val == "send-received" {
+						ends[byName[vn].Resolved["opener."+hop]] = true
+					}
+				}
+			}
+			if !ends["offerer"] {
+				t.Errorf("send-received's swap is checked on %v, none with an offerer opening on it", m.Also)
+			}
+		}
 	}
 }
 

@@ -167,7 +167,11 @@ func runMutate(args []string, stdout, stderr io.Writer) int {
 	}
 	if *list {
 		for _, m := range mutants {
-			fmt.Fprintf(w, "%-34s %-40s %s\n", m.ID, m.Location, m.Change)
+			also := ""
+			if len(m.Also) > 0 {
+				also = " (also checked on " + strings.Join(m.Also, ", ") + ")"
+			}
+			fmt.Fprintf(w, "%-34s %-40s %s%s\n", m.ID, m.Location, m.Change, also)
 		}
 		fmt.Fprintf(w, "%d mutants\n", len(mutants))
 		return 0
@@ -295,7 +299,7 @@ func checkOne(ctx context.Context, r *proptest.MutantRunner, m model.Mutant, pla
 		out.Status, out.Why = "equivalent", e.Why
 		return out
 	}
-	for _, v := range m.Variants {
+	for _, v := range slices.Concat(m.Variants, m.Also) {
 		if !slices.Contains(plan.Variants, v) {
 			plan.Variants = append(plan.Variants, v)
 			plan.Figures = append(plan.Figures, v)
