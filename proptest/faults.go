@@ -517,8 +517,9 @@ func (w *World) outcomesKnown() bool {
 	return true
 }
 
-// onwardOpen: relay r is told that the link on which it receives the message failed (leg
-// is the leg r answered) before the message's last chunk arrived at r's end. It returns
+// onwardOpen: relay r is told that the link on which it receives the message failed, or
+// its guard on it fires (leg is the leg r answered), before the message's last chunk
+// arrived at r's end. It returns
 // the onward legs of that session whose link r has up, is opening or listens for, read
 // before the step, for checkAbortOnward to read after it; nil when r is not such a relay.
 func (w *World) onwardOpen(r int, leg core.LegID) []int {
@@ -544,8 +545,8 @@ func (w *World) onwardOpen(r int, leg core.LegID) []int {
 	return open
 }
 
-// checkAbortOnward: a relay whose upstream link failed before the whole message arrived
-// aborts, in the step that tells it, every onward link of that session it had up, was
+// checkAbortOnward: a relay whose upstream link failed (or was given up by its guard)
+// before the whole message arrived aborts, in the step that tells it, every onward link of that session it had up, was
 // opening or listened for, and a next hop whose end of such a link is up learns it. What
 // the relay has not received it cannot relay, and the rest will not come over a link that
 // is gone, so its onward messages can only end aborted (RFC 4975 §7.1's "#"); an onward
@@ -564,7 +565,7 @@ func (w *World) checkAbortOnward(r int, up core.LegID, open []int) *Violation {
 		default:
 			continue
 		}
-		return &Violation{PropAbortOnward, fmt.Sprintf("%s's link on %s failed before the whole message arrived (%d of %d chunks), and it "+why,
+		return &Violation{PropAbortOnward, fmt.Sprintf("%s's link on %s failed or timed out before the whole message arrived (%d of %d chunks), and it "+why,
 			w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(l))}
 	}
 	return nil

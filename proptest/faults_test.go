@@ -280,3 +280,48 @@ func TestAbortOnwardTellsNextHop(t *testing.T) {
 	}
 	checkCounterexample(t, cfg, res)
 }
+
+// guardKeepsOnward is a relay whose guard on its upstream leg aborts that link only: the
+// onward links it had stay as they are (the mutant drop-statement@1e8d513b of the spec's
+// `fire at up`).
+type guardKeepsOnward struct{ fsm.Role }
+
+func (r guardKeepsOnward) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	x, ok := ev.(fsm.Timeout)
+	if !ok {
+		return acts, err
+	}
+	kept := acts[:0]
+	for _, a := range acts {
+		if ab, ok := a.(fsm.AbortLink); ok && ab.Leg != x.Leg {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept, err
+}
+
+// TestAbortOnwardCoversGuards: a relay's guard that gives up the link it receives the
+// message on, before the message arrived, must abort the onward links as a link failure
+// does. Without the Timeout case in World.step, abort-onward misses this planted relay and
+// nothing else notices: the member's own guard ends its link later.
+func TestAbortOnwardCoversGuards(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	res, err := Explore(cfg, ExploreOptions{})
+	if err != nil || res.Violation != nil {
+		t.Fatalf("fig1: %v (err %v)", res.Violation, err)
+	}
+	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+		if k == fsm.RolePFB {
+			return guardKeepsOnward{r}
+		}
+		return r
+	}
+	res, err = Explore(cfg, ExploreOptions{Workers: 1})
+	if err != nil || res.Violation == nil || res.Violation.Property != PropAbortOnward || !strings.Contains(res.Violation.Detail, "left its link") {
+		t.Fatalf("found %v (err %v), want a %s violation for an onward link left open", res.Violation, err, PropAbortOnward)
+	}
+	checkCounterexample(t, cfg, res)
+}

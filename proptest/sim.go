@@ -492,11 +492,16 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		return v
 	}
 	var onward []int
-	if x, ok := ev.(fsm.LinkFailed); ok {
+	switch x := ev.(type) {
+	case fsm.LinkFailed:
 		onward = w.onwardOpen(i, x.Leg)
 		if le := w.dialog(x.Leg); le != nil {
 			le.failed[w.endOf(i, x.Leg)] = true
 		}
+	case fsm.Timeout:
+		// A relay's guard on the leg it answered gives that link up: the rest of the
+		// message will not come either.
+		onward = w.onwardOpen(i, x.Leg)
 	}
 	acts, err := w.roles[i].Step(ev)
 	w.snaps[i] = w.roles[i].Snapshot(w.snaps[i][:0])
