@@ -392,10 +392,17 @@ func (m *mutator) stmts(list *yaml.Node, loc string) {
 		if key == "learn" {
 			op = "drop-learn"
 		}
-		m.emit(op, here, st, "statement "+key+" removed", nil, func() func() { return removeAt(list, si, 1) })
+		// A body that runs only with a defect runs in no named variant: removing it, or
+		// changing anything in it, is equivalent by construction (as a defect operand is,
+		// in guard). Running it always, or on the negated condition, is a real change.
+		cond := mapGet(st, "if")
+		defectBody := key == "if" && cond != nil && requiresDefect(cond.Value)
+		if !defectBody {
+			m.emit(op, here, st, "statement "+key+" removed", nil, func() func() { return removeAt(list, si, 1) })
+		}
 		switch key {
 		case "if":
-			cond, body := mapGet(st, "if"), mapGet(st, "do")
+			body := mapGet(st, "do")
 			if body != nil && body.Kind == yaml.SequenceNode {
 				m.emit("drop-guard", here, st, "the statements run unconditionally", nil, func() func() {
 					return replaceAt(list, si, body.Content...)
@@ -404,7 +411,7 @@ func (m *mutator) stmts(list *yaml.Node, loc string) {
 			if cond != nil {
 				m.guard(cond, here)
 			}
-			if body != nil {
+			if body != nil && !defectBody {
 				m.stmts(body, here)
 			}
 			if els := mapGet(st, "else"); els != nil {
@@ -486,6 +493,17 @@ func splitTop(s, sep string) []string {
 		}
 	}
 	return append(out, strings.TrimSpace(s[start:]))
+}
+
+// requiresDefect: the condition holds only when a defect is set (it is one, or a
+// top-level and of which one operand is one).
+func requiresDefect(expr string) bool {
+	for _, p := range splitTop(strings.Join(strings.Fields(expr), " "), " and ") {
+		if p = strings.TrimSpace(p); strings.HasPrefix(p, "defect.") && !strings.ContainsAny(p, " ()") {
+			return true
+		}
+	}
+	return false
 }
 
 func defectOnly(p string) bool {
