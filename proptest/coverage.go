@@ -66,3 +66,25 @@ func coverOne(bases []fsm.Variant, o fsm.Opener, t fsm.Trigger) (fsm.Variant, bo
 	}
 	return fsm.Variant{}, false
 }
+
+// EarlyClientHop returns base with hop1 opened by PF-A, the answerer, on the 200 OK
+// (ok-received) and on its own 200 OK (ok-sent): the message can then be through before
+// the sender has its 200 OK, so a sender that ends its session once the message is out
+// (closes, hangs-up, or a blind one whose guard fires) must wait for the 200 OK and ACK
+// it before its BYE (RFC 3261 §15). No named variant opens hop1 so, and TriggerCoverage
+// changes the last hop, not hop1. The variants carry no order rules (the figure's have
+// ClientA open hop1).
+func EarlyClientHop(base fsm.Variant) []fsm.Variant {
+	var out []fsm.Variant
+	for _, trig := range []fsm.Trigger{fsm.TriggerOKReceived, fsm.TriggerOKSent} {
+		v := base
+		v.Opener[fsm.Hop1], v.Trigger[fsm.Hop1] = fsm.OpenerAnswerer, trig
+		v.Order = 0
+		v.Name = fmt.Sprintf("%s with hop1 opened by the answerer on %s", base.Name, trig)
+		v.Doc = "early client hop (proptest.EarlyClientHop)"
+		if v.Check() == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,7 +1,6 @@
 package proptest
 
 import (
-	"fmt"
 	"reflect"
 	"testing"
 
@@ -198,14 +197,11 @@ func TestSenderHangsUpInConfirmedDialog(t *testing.T) {
 	if !ok {
 		t.Fatal("no variant fig1")
 	}
-	for _, trig := range []fsm.Trigger{fsm.TriggerOKReceived, fsm.TriggerOKSent} {
-		v := fig1
-		v.Opener[fsm.Hop1], v.Trigger[fsm.Hop1] = fsm.OpenerAnswerer, trig
-		v.Order = 0 // fig1's order rules have ClientA open hop1
-		v.Name = fmt.Sprintf("fig1 with hop1 opened by the answerer on %s", trig)
-		if err := v.Check(); err != nil {
-			t.Fatalf("%s: %v", v.Name, err)
-		}
+	vs := EarlyClientHop(fig1)
+	if len(vs) != 2 {
+		t.Fatalf("EarlyClientHop(fig1) gave %d variants, want 2 (ok-received, ok-sent)", len(vs))
+	}
+	for _, v := range vs {
 		for _, sender := range []core.Sender{core.SenderCloses, core.SenderHangsUp} {
 			for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true, Sender: sender}) {
 				res, err := Explore(cfg, ExploreOptions{})

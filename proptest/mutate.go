@@ -219,6 +219,20 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 				}
 			}
 		}
+		// A blind sender whose guard fires early where PF-A opens hop1 on a 200 OK, so the
+		// message may be out before the sender's dialog is confirmed (EarlyClientHop): its
+		// BYE must wait for that 200 OK (the sender's fire rule). Bounded as the rotations.
+		var early []fsm.Variant
+		if len(figs) > 0 {
+			early = EarlyClientHop(figs[0])
+		}
+		for _, v := range early {
+			for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Sender: core.SenderBlind, Timers: true, FaultBudget: 1}) {
+				if explore("explore 1/1 fault steps", cfg, min(p.FaultSteps, rotationFaultSteps)) {
+					return out
+				}
+			}
+		}
 		out.Ran = append(out.Ran, "explore 1/1 fault steps")
 		for _, v := range figs {
 			cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, Hostile: true, FaultBudget: 1}
