@@ -92,6 +92,12 @@ func (w *World) hostileInputs(r int, out []hostileInput) []hostileInput {
 				if le.okRecv > 0 {
 					benign(fsm.OKReceived{Leg: leg}, "a retransmitted 2xx")
 				}
+				// §16.7 step 5: once a forking proxy sent a final response, it still forwards
+				// any 2xx of another branch at once, so a 2xx may follow a non-2xx final
+				// response (a member registered from two devices, one declining).
+				if le.finalRecv && le.okRecv == 0 {
+					benign(fsm.OKReceived{Leg: leg}, "a 2xx after its non-2xx final response (a forking proxy's other branch)")
+				}
 			}
 			// RFC 4975 §7.1.1: what was in flight when an end let its link go still arrives.
 			if le.closed[e] || le.failed[e] {

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -133,5 +134,28 @@ func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Ro
 		t.Logf("%s\n%s", res.Violation, FormatTrace(cfg, res.Trace))
 	} else {
 		t.Logf("%s", res.Violation)
+	}
+}
+
+// TestHostileProbeFindsLateBranch2xx: after a member declined, a forking proxy may still
+// forward another branch's 2xx (RFC 3261 §16.7 step 5). A PF-B with no cell for it passes
+// the search, which never delivers one; the probe finds it.
+func TestHostileProbeFindsLateBranch2xx(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Faults: map[int]Fault{0: {Kind: Decline, Status: 486}},
+		plant: func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+			if k == fsm.RolePFB {
+				return touchy{r, "OKReceived"}
+			}
+			return r
+		}}
+	clean, err := Explore(cfg, ExploreOptions{Workers: 1})
+	if err != nil || !clean.OK() {
+		t.Fatalf("without the probes: %v (err %v)", clean.Violation, err)
+	}
+	cfg.Hostile = true
+	res := exploreFinds(t, cfg, ExploreOptions{Workers: 1}, PropHostile)
+	if !strings.Contains(res.Violation.Detail, "forking proxy") {
+		t.Fatalf("found %v, want the late branch's 2xx", res.Violation)
 	}
 }
