@@ -146,6 +146,23 @@ func exploreFinds(t *testing.T, cfg Config, opt ExploreOptions, prop string) *Ex
 	return res
 }
 
+// plantFinds plants wrap around every role of kind k in cfg: the search without it must
+// pass, and with it find a prop violation, which replays (exploreFinds).
+func plantFinds(t *testing.T, cfg Config, opt ExploreOptions, k fsm.RoleKind, wrap func(fsm.Role) fsm.Role, prop string) *ExploreResult {
+	t.Helper()
+	clean, err := Explore(cfg, opt)
+	if err != nil || !clean.OK() {
+		t.Fatalf("without the planted %s: %v (err %v)", k, clean.Violation, err)
+	}
+	cfg.plant = func(kind fsm.RoleKind, r fsm.Role) fsm.Role {
+		if kind == k {
+			return wrap(r)
+		}
+		return r
+	}
+	return exploreFinds(t, cfg, opt, prop)
+}
+
 func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {
 	t.Helper()
 	steps, again, err := Replay(cfg, res.Path)

@@ -309,19 +309,8 @@ func (r guardKeepsOnward) Step(ev fsm.Event) ([]fsm.Action, error) {
 func TestAbortOnwardCoversGuards(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-	res, err := Explore(cfg, ExploreOptions{})
-	if err != nil || res.Violation != nil {
-		t.Fatalf("fig1: %v (err %v)", res.Violation, err)
+	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFB, func(r fsm.Role) fsm.Role { return guardKeepsOnward{r} }, PropAbortOnward)
+	if !strings.Contains(res.Violation.Detail, "left its link") {
+		t.Fatalf("found %v, want an onward link left open", res.Violation)
 	}
-	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
-		if k == fsm.RolePFB {
-			return guardKeepsOnward{r}
-		}
-		return r
-	}
-	res, err = Explore(cfg, ExploreOptions{Workers: 1})
-	if err != nil || res.Violation == nil || res.Violation.Property != PropAbortOnward || !strings.Contains(res.Violation.Detail, "left its link") {
-		t.Fatalf("found %v (err %v), want a %s violation for an onward link left open", res.Violation, err, PropAbortOnward)
-	}
-	checkCounterexample(t, cfg, res)
 }

@@ -113,10 +113,11 @@ func TestHostileProbeFindsTouchyRoles(t *testing.T) {
 	}
 }
 
-// probeFinds plants wrap around role in v at 1 member / 1 PF-B: the fault-free search
-// must pass, the search with the hostile probes must find a hostile-refused violation,
-// and replaying its path must give the same one (trace: log the counterexample).
-func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Role) fsm.Role, trace bool) {
+// probeFinds plants wrap around role in v at 1 member / 1 PF-B (with cfg's faults, if
+// any): the search without the probes must pass, the search with them must find a
+// hostile-refused violation, and replaying its path must give the same one (trace: log
+// the counterexample).
+func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Role) fsm.Role, trace bool, faults ...map[int]Fault) *ExploreResult {
 	t.Helper()
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, plant: func(k fsm.RoleKind, r fsm.Role) fsm.Role {
 		if k == role {
@@ -124,6 +125,9 @@ func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Ro
 		}
 		return r
 	}}
+	if len(faults) > 0 {
+		cfg.Faults = faults[0]
+	}
 	clean, err := Explore(cfg, ExploreOptions{Workers: 1})
 	if err != nil || !clean.OK() {
 		t.Fatalf("without the probes: %v (err %v)", clean.Violation, err)
@@ -135,6 +139,7 @@ func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Ro
 	} else {
 		t.Logf("%s", res.Violation)
 	}
+	return res
 }
 
 // TestHostileProbeFindsLateBranch2xx: after a member declined, a forking proxy may still
@@ -142,19 +147,8 @@ func probeFinds(t *testing.T, v fsm.Variant, role fsm.RoleKind, wrap func(fsm.Ro
 // the search, which never delivers one; the probe finds it.
 func TestHostileProbeFindsLateBranch2xx(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
-	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Faults: map[int]Fault{0: {Kind: Decline, Status: 486}},
-		plant: func(k fsm.RoleKind, r fsm.Role) fsm.Role {
-			if k == fsm.RolePFB {
-				return touchy{r, "OKReceived"}
-			}
-			return r
-		}}
-	clean, err := Explore(cfg, ExploreOptions{Workers: 1})
-	if err != nil || !clean.OK() {
-		t.Fatalf("without the probes: %v (err %v)", clean.Violation, err)
-	}
-	cfg.Hostile = true
-	res := exploreFinds(t, cfg, ExploreOptions{Workers: 1}, PropHostile)
+	declines := map[int]Fault{0: {Kind: Decline, Status: 486}}
+	res := probeFinds(t, v, fsm.RolePFB, func(r fsm.Role) fsm.Role { return touchy{r, "OKReceived"} }, false, declines)
 	if !strings.Contains(res.Violation.Detail, "forking proxy") {
 		t.Fatalf("found %v, want the late branch's 2xx", res.Violation)
 	}
