@@ -495,10 +495,20 @@ func splitTop(s, sep string) []string {
 	return append(out, strings.TrimSpace(s[start:]))
 }
 
-// requiresDefect: the condition holds only when a defect is set (it is one, or a
-// top-level and of which one operand is one).
+// requiresDefect: the condition holds only when a defect is set: it is one, an and of
+// which one operand is one, or an or of which every operand is such (or binds looser
+// than and, so a top-level or is split first).
 func requiresDefect(expr string) bool {
-	for _, p := range splitTop(strings.Join(strings.Fields(expr), " "), " and ") {
+	expr = strings.TrimSpace(strings.Join(strings.Fields(expr), " "))
+	if ors := splitTop(expr, " or "); len(ors) > 1 {
+		for _, o := range ors {
+			if !requiresDefect(o) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, p := range splitTop(expr, " and ") {
 		if p = strings.TrimSpace(p); strings.HasPrefix(p, "defect.") && !strings.ContainsAny(p, " ()") {
 			return true
 		}

@@ -178,3 +178,21 @@ func TestEquivalentsName(t *testing.T) {
 		}
 	}
 }
+
+// TestRequiresDefect: or binds looser than and, so a defect operand of one disjunct does
+// not make the whole condition a defect's (the CF's at-once answer is no defect's body).
+func TestRequiresDefect(t *testing.T) {
+	for expr, want := range map[string]bool{
+		"defect.live-relay":              true,
+		"not defect.live-relay":          false,
+		"up.link is up and defect.x":     true,
+		"up.link is up and not defect.x": false,
+		"role is CF and knob.a is b or role is PFB and defect.early-answer": false,
+		"role is CF and defect.a or defect.b":                               true,
+		"(up.link is up or defect.x)":                                       false,
+	} {
+		if got := requiresDefect(expr); got != want {
+			t.Errorf("requiresDefect(%q) = %v, want %v", expr, got, want)
+		}
+	}
+}
