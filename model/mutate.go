@@ -509,15 +509,21 @@ func requiresDefect(expr string) bool {
 		return true
 	}
 	for _, p := range splitTop(expr, " and ") {
-		if p = strings.TrimSpace(p); strings.HasPrefix(p, "defect.") && !strings.ContainsAny(p, " ()") {
+		if isDefect(p) {
 			return true
 		}
 	}
 	return false
 }
 
+// defectOnly: the operand names a defect, negated or not.
 func defectOnly(p string) bool {
-	p = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(p), "not "))
+	return isDefect(strings.TrimPrefix(strings.TrimSpace(p), "not "))
+}
+
+// isDefect: the operand is a defect's name alone (defect.NAME).
+func isDefect(p string) bool {
+	p = strings.TrimSpace(p)
 	return strings.HasPrefix(p, "defect.") && !strings.ContainsAny(p, " ()")
 }
 

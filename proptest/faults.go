@@ -519,9 +519,9 @@ func (w *World) outcomesKnown() bool {
 
 // onwardOpen: relay r is told that the link on which it receives the message failed, or
 // its guard on it fires (leg is the leg r answered), before the message's last chunk
-// arrived at r's end. It returns
-// the onward legs of that session whose link r has up, is opening or listens for, read
-// before the step, for checkAbortOnward to read after it; nil when r is not such a relay.
+// arrived at r's end. It returns the onward legs of that session whose link r has up, is
+// opening or listens for, read before the step, for checkAbortOnward to read after it;
+// nil when r is not such a relay.
 func (w *World) onwardOpen(r int, leg core.LegID) []int {
 	switch rk, _, _ := w.roleAt(r); rk {
 	case fsm.RolePFA, fsm.RoleCF, fsm.RolePFB:
@@ -546,13 +546,14 @@ func (w *World) onwardOpen(r int, leg core.LegID) []int {
 }
 
 // checkAbortOnward: a relay whose upstream link failed (or was given up by its guard)
-// before the whole message arrived aborts, in the step that tells it, every onward link of that session it had up, was
-// opening or listened for, and a next hop whose end of such a link is up learns it. What
-// the relay has not received it cannot relay, and the rest will not come over a link that
-// is gone, so its onward messages can only end aborted (RFC 4975 §7.1's "#"); an onward
-// link left open, or closed without a word, holds the next hop waiting for chunks that
-// never come until its guard turns a known link loss into a late 408. A relay that has
-// the last chunk owes the rest of the delivery and keeps its onward links (end-down).
+// before the whole message arrived aborts, in the step that tells it, every onward link
+// of that session it had up, was opening or listened for, and a next hop whose end of
+// such a link is up learns it. What the relay has not received it cannot relay, and the
+// rest will not come over a link that is gone, so its onward messages can only end
+// aborted (RFC 4975 §7.1's "#"); an onward link left open, or closed without a word,
+// holds the next hop waiting for chunks that never come until its guard turns a known
+// link loss into a late 408. A relay that has the last chunk owes the rest of the
+// delivery and keeps its onward links (end-down).
 func (w *World) checkAbortOnward(r int, up core.LegID, open []int) *Violation {
 	for _, i := range open {
 		d, l := &w.net.legs[i], w.legNames[i]
