@@ -425,17 +425,8 @@ func (w *World) quiescent() *Violation {
 	faulty := func(m int) bool {
 		// A member configured to hang up that never did (its session ended first) is
 		// held to what a healthy member is.
-		if f, ok := cfg.Faults[m]; ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed {
-			return true
-		}
-		for _, lk := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
-			if le := w.dialog(lk); le != nil && le.opener >= 0 {
-				if c := w.net.conn(le.opener, le.conn); c != nil && c.tainted {
-					return true
-				}
-			}
-		}
-		return false
+		f, ok := cfg.Faults[m]
+		return ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed || w.onFailedConn(m)
 	}
 	for _, l := range []core.LegID{w.hopLeg(1), w.hopLeg(2)} {
 		if lo := w.dialog(l); len(cfg.Faults) == 0 && !w.net.harmed && (lo == nil || !lo.up[0] || !lo.up[1]) {
@@ -513,6 +504,20 @@ func (w *World) hopLeg(hop int) core.LegID {
 }
 
 // memberLeg returns the leg of hop3 or hop4 of member m.
+// onFailedConn says whether a link of member m rides a connection that a fault failed: a
+// refused or broken connection that links of several members share (a reused hop3) fails
+// all of them, whatever their own faults.
+func (w *World) onFailedConn(m int) bool {
+	for _, lk := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
+		if le := w.dialog(lk); le != nil && le.opener >= 0 {
+			if c := w.net.conn(le.opener, le.conn); c != nil && c.tainted {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (w *World) memberLeg(m, hop int) core.LegID {
 	l := core.DownLeg(w.hopLeg(2), m)
 	if hop == 4 {

@@ -298,7 +298,10 @@ func (w *World) checkGuardFired(r, leg, dir int, before []byte) *Violation {
 // REPORTs carry it), unless another fault harmed the run: a fault step, or another member
 // that never answers, whose guard timer may end the sender's whole INVITE (408) before the
 // decline reached the sender (rapid found fig5's CF, waiting for a first 200 from the
-// silent member, overtaken by PF-A's guard).
+// silent member, overtaken by PF-A's guard). A member that hung up on a link whose shared
+// connection another member's fault failed may be reported with that failure instead:
+// rapid found fig7-cf-hop3's CF learning of the refused hop3 connection before PF-B
+// passed the member's BYE on.
 func (w *World) checkDeclineStatus(m int, view core.Outcome) *Violation {
 	f, ok := w.cfg.Faults[m]
 	if !ok || f.Kind != Decline && !(f.Kind == HangUp && w.hungUp(m)) || w.net.harmed || !view.Final() {
@@ -310,6 +313,9 @@ func (w *World) checkDeclineStatus(m int, view core.Outcome) *Violation {
 		}
 	}
 	if f.Kind == HangUp {
+		if w.onFailedConn(m) {
+			return nil
+		}
 		// Its PF-B reports a member that ended its session before its outcome was known as
 		// failed, 481: the session no longer exists (RFC 4975 §7.1.1), not a time-out.
 		if view.Kind != core.Delivered && (view.Kind != core.Failed || view.Status != 481) {
