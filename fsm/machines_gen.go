@@ -83,7 +83,10 @@ var uasDef = core.NewMachineDef("uas", []string{"idle", "invited", "answered", "
 }, {
 	Kind:   core.CellIgnore,
 	Reason: "no confirmed dialog to end: the callee may not send BYE before the ACK (RFC 3261 §15)",
-}, {}}, {{
+}, {
+	Kind: core.CellTo,
+	To:   uasEnded,
+}}, {{
 	Kind:   core.CellIgnore,
 	Reason: "a retransmission; the server transaction repeats its last response (RFC 3261 §17.2.1)",
 }, {}, {}, {

@@ -309,9 +309,13 @@ func (r *ClientB) onRecvChunkUp(s *core.Session, sd *core.Side, ev SendReceived)
 // onFireUp runs the rules for Timeout on the up side.
 func (r *ClientB) onFireUp(s *core.Session, sd *core.Side, ev Timeout) {
 	_ = sd
+	// RFC 3261 §13.3.1.4, §15
 	r.e.Send(s.Up, colLink, linkEvLinkAbort, AbortLink{Leg: s.Up.Leg})
 	if s.Up.Outcome.Kind == core.OutcomeNone {
 		core.SetOutcome(s.Up, core.FailedOutcome(408))
+	}
+	if (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && r.v.Defects&DefectLinger == 0 {
+		r.e.Send(s.Up, colSIP, uasEvSendBye, SendBye{Leg: s.Up.Leg})
 	}
 }
 
@@ -341,7 +345,7 @@ func (r *ClientB) triggerUp(s *core.Session) bool {
 
 // waitingUp reports whether the side waits for its peer (its guard timer runs).
 func (r *ClientB) waitingUp(s *core.Session) bool {
-	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || (s.Up.M[colLink].State() == linkUp && s.Up.Outcome.Kind == core.OutcomeNone)
+	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || s.Up.M[colLink].State() == linkUp
 }
 
 // announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).

@@ -267,9 +267,12 @@ const (
 	// PF-B takes its member's BYE without reporting the member: the sender learns its outcome
 	// only when a guard fires (408), not that the member ended its session (481).
 	DefectQuietHangUp
+	// A member whose guard fires gives up its link but keeps its dialog, waiting for a BYE that
+	// never comes when its PF-B is gone or the network between them is cut.
+	DefectLinger
 )
 
-var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward", "quiet-hang-up"}
+var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward", "quiet-hang-up", "linger"}
 
 // String lists the defects in the set.
 func (d Defect) String() string {
@@ -1658,7 +1661,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:1b891ea606df33bd2e1a7e901624f2a1"
+const Fingerprint = "sha256:ceab2be5509eec8c6cad951f27efc0ad"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -340,9 +340,11 @@ func (w *World) checkSIP(role int, a fsm.Action) *Violation {
 			return bad("CANCEL without a pending INVITE")
 		}
 	case fsm.SendBye:
-		// RFC 3261 §15: the caller once it sent its ACK, the callee once it received it.
+		// RFC 3261 §15: the caller once it sent its ACK, the callee once it received it or
+		// once its transaction timed out: its guard runs 64*T1, the time §13.3.1.4 gives
+		// the ACK before the callee ends the session with BYE.
 		if w.endOf(role, leg) == 1 {
-			if !lo.ackRecv {
+			if !lo.ackRecv && w.guarded != leg {
 				return bad("the callee sent BYE before the ACK for its 2xx arrived")
 			}
 		} else if lo.okRecv == 0 || lo.acksSent == 0 {
@@ -410,7 +412,7 @@ func (w *World) quiescent() *Violation {
 	}
 	if len(stuck) > 0 {
 		prop := PropDeadlock
-		if len(w.cfg.Faults) > 0 || w.net.harmed {
+		if len(w.cfg.Faults) > 0 || w.net.harmed || w.net.faultsLeft < w.cfg.FaultBudget {
 			prop = PropTerminal
 		}
 		return &Violation{prop, "nothing can happen, but these roles are not done: " + strings.Join(stuck, "; ")}

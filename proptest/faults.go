@@ -23,7 +23,11 @@ import (
 //   - a 2xx in flight sent a second time (the UAS's retransmission, RFC 3261 §13.3.1.4);
 //   - a connection attempt in flight refused;
 //   - a link with a SEND chunk in flight reset: the frames in flight are lost and both
-//     ends learn it.
+//     ends learn it;
+//   - the network between a leg's ends cut while a frame is in flight on its link (a
+//     partition, a host gone without a word): from then on everything between them on the
+//     leg is lost, SIP and MSRP, and neither end learns it; only guard timers end the
+//     waits it leaves.
 //
 // Timers still fire for free when nothing else can happen. Fault steps step no single
 // role (actor -1): the sleep sets treat them as dependent on every step, and never put
@@ -59,6 +63,11 @@ func (w *World) faultChoices(out []Choice) []Choice {
 	for i := range w.net.legs {
 		if le := &w.net.legs[i]; le.established && !le.broken && (chunkInFlight(le.chans[0]) || chunkInFlight(le.chans[1])) {
 			out = append(out, Choice{Kind: ChooseReset, leg: i})
+		}
+	}
+	for i := range w.net.legs {
+		if le := &w.net.legs[i]; le.established && !le.broken && (len(le.chans[0]) > 0 || len(le.chans[1]) > 0) && w.cuttable(i) {
+			out = append(out, Choice{Kind: ChooseCut, leg: i})
 		}
 	}
 	return out
@@ -119,8 +128,44 @@ func (w *World) applyFault(c Choice) *Violation {
 		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: "link reset " + string(leg), Note: true})
 		w.harm(leg)
 		w.breakLink(leg)
+	case ChooseCut:
+		leg := w.legNames[c.leg]
+		le := &w.net.legs[c.leg]
+		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: "network cut " + string(leg), Note: true})
+		w.harm(leg)
+		w.cutLeg(c.leg)
 	}
 	return nil
+}
+
+// cuttable says where the search cuts the network: between a PF-B and its member (the
+// member's device gone from the network, or its PF-B's host gone). A cut upstream of the
+// CF is not offered yet: after one, a relay waits for ever for the sender's chunks or
+// BYE, and a UAS whose ACK was lost keeps its dialog (RFC 3261 §13.3.1.4 has it BYE the
+// dialog after 64*T1), neither of which the spec guards yet (docs/architecture.md, which
+// names RFC 4028's session timers as the way).
+func (w *World) cuttable(i int) bool {
+	h, ok := w.hopOf(w.legNames[i])
+	return ok && h == fsm.NumHops-1
+}
+
+// cutLeg cuts the network between a leg's ends: what is in flight between them is lost,
+// and so is what either sends the other from now on (put and push drop it).
+func (w *World) cutLeg(i int) {
+	le := &w.net.legs[i]
+	le.chans[0], le.chans[1] = nil, nil
+	le.broken, le.cut = true, true
+	if c := w.net.conn(le.opener, le.conn); c != nil {
+		c.tainted = true
+	}
+	leg := w.legNames[i]
+	for j := 0; j < len(w.net.bag); {
+		if w.net.bag[j].leg == leg {
+			w.net.take(j)
+			continue
+		}
+		j++
+	}
 }
 
 // harm notes a fault that may fail members. On a member's own legs the checkers see it
@@ -143,6 +188,9 @@ func (w *World) describeFault(c Choice) string {
 	}
 	if c.Kind == ChooseHangUp {
 		return fmt.Sprintf("%s hangs up on %s (a member fault)", w.names[w.net.legs[c.leg].ends[1]], w.cfg.LegName(w.legNames[c.leg]))
+	}
+	if c.Kind == ChooseCut {
+		return "cut the network of " + w.cfg.LegName(w.legNames[c.leg])
 	}
 	return "reset the link of " + w.cfg.LegName(w.legNames[c.leg])
 }

@@ -85,7 +85,11 @@ type legState struct {
 	closed      [2]bool
 	established bool
 	// broken: the connection under the link broke; whatever is sent on it is lost.
-	broken   bool
+	broken bool
+	// cut: the network between the leg's ends is cut (a partition, a host gone without a
+	// word): the link is broken, and every SIP message, connection attempt and link
+	// failure of the leg is lost too, and neither end is told (faults.go).
+	cut      bool
 	opener   int
 	conn     core.ConnID
 	frames   int

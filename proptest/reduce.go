@@ -275,7 +275,7 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 			what |= touchEnd0 << e
 		}
 	}
-	if o.ends != n.ends || o.broken != n.broken {
+	if o.ends != n.ends || o.broken != n.broken || o.cut != n.cut {
 		what |= touchEnds
 	}
 	// byeRecv (the answerer received a BYE) and byes (the offerer sent one) stay shared

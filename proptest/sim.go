@@ -29,6 +29,7 @@ const (
 	ChooseDuplicate // a SIP message in flight is sent a second time (a retransmission)
 	ChooseRefuse    // a connection attempt in flight is refused
 	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
+	ChooseCut       // the network between a leg's ends is cut while frames are in flight: all is lost, no end learns it
 	// A member configured to hang up (HangUp): its user's hang-up, an ordinary choice (the
 	// fault is configuration), offered once, in any state from the INVITE's arrival on.
 	ChooseHangUp
@@ -101,6 +102,8 @@ func (w *World) choiceKey(c Choice) string {
 		return "x" + strconv.Itoa(int(c.Kind)) + string(w.net.bag[c.item].key)
 	case ChooseReset:
 		return "r" + strconv.Itoa(c.leg)
+	case ChooseCut:
+		return "c" + strconv.Itoa(c.leg)
 	case ChooseHangUp:
 		return "h" + strconv.Itoa(c.leg)
 	}
@@ -116,7 +119,7 @@ func (w *World) Describe(c Choice) string {
 	case ChooseFrame:
 		le := &w.net.legs[c.leg]
 		return fmt.Sprintf("%s -> %s: %s", w.names[le.ends[c.dir]], w.names[le.ends[1-c.dir]], frameLabel(le.chans[c.dir][0], w.legNames[c.leg]))
-	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseHangUp:
+	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut, ChooseHangUp:
 		return w.describeFault(c)
 	}
 	if c.early {
@@ -198,8 +201,11 @@ func (w *World) Duplicate(c Choice) bool {
 	return true
 }
 
-// put sends an item, stamping it with the send order.
+// put sends an item, stamping it with the send order; on a cut leg it is lost.
 func (w *World) put(it item) {
+	if le := w.dialog(it.leg); le != nil && le.cut {
+		return
+	}
 	w.seq++
 	it.seq = w.seq
 	w.net.put(it)
@@ -226,7 +232,7 @@ func (w *World) Earliest(choices []Choice) int {
 			s = w.net.bag[c.item].seq
 		case ChooseFrame:
 			s = w.net.legs[c.leg].chans[c.dir][0].seq
-		case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseHangUp:
+		case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut, ChooseHangUp:
 			s = ^uint64(0)
 		default:
 			s = ^uint64(0) - 1
@@ -274,6 +280,14 @@ func (w *World) apply1(c Choice) *Violation {
 		it := w.net.take(c.item)
 		switch it.kind {
 		case itSIP:
+			if _, bye := it.ev.(fsm.ByeReceived); bye && w.endOf(it.to, it.leg) == 0 && w.leg(it.leg).okRecv == 0 {
+				// The caller has no dialog yet: its 2xx has not arrived. Its SIP layer
+				// answers the BYE 481 (RFC 3261 §12.2.2; runtime/sipx does) and the machine
+				// never sees it. Only a callee whose guard gave up on the ACK sends one so
+				// early, and its dialog is over whatever the answer.
+				w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: "BYE, answered 481: no dialog yet", Note: true})
+				return nil
+			}
 			w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: sipLabel(it.ev)})
 			w.observeSIP(it)
 			pre := w.beforeSIP(it)
@@ -311,7 +325,7 @@ func (w *World) apply1(c Choice) *Violation {
 			return v
 		}
 		return w.checkGuardFired(r, c.leg, c.dir, before)
-	case ChooseDuplicate, ChooseRefuse, ChooseReset:
+	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut:
 		return w.applyFault(c)
 	case ChooseHangUp:
 		return w.hangUp(c)
@@ -502,6 +516,10 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		// A relay's guard on the leg it answered gives that link up: the rest of the
 		// message will not come either.
 		onward = w.onwardOpen(i, x.Leg)
+	}
+	w.guarded = ""
+	if t, ok := ev.(fsm.Timeout); ok {
+		w.guarded = t.Leg
 	}
 	acts, err := w.roles[i].Step(ev)
 	w.snaps[i] = w.roles[i].Snapshot(w.snaps[i][:0])

@@ -111,6 +111,7 @@ func appendLeg(e *core.Enc, l *legState) {
 	}
 	e.Bool(l.established)
 	e.Bool(l.broken)
+	e.Bool(l.cut)
 	e.I(l.opener)
 	e.S(string(l.conn))
 	for _, v := range [...]int{l.frames, l.invites, l.oks, l.acksSent, l.okRecv, l.rejects, l.cancels, l.byes} {
@@ -205,6 +206,7 @@ func (w *World) loadNet(b []byte) error {
 		}
 		l.established = d.Bool()
 		l.broken = d.Bool()
+		l.cut = d.Bool()
 		l.opener = d.I()
 		l.conn = core.ConnID(d.S())
 		for _, p := range [...]*int{&l.frames, &l.invites, &l.oks, &l.acksSent, &l.okRecv, &l.rejects, &l.cancels, &l.byes} {

@@ -169,6 +169,9 @@ type World struct {
 	takesKind map[string]bool
 	// tap, when set, sees every event a machine takes and every action it returns.
 	tap func(role int, ev fsm.Event, acts []fsm.Action)
+	// guarded is the leg whose guard timer the step being taken answers ("" in any other
+	// step): what the step sends is sent after the guard's time, 64*T1. Not state.
+	guarded core.LegID
 }
 
 // NumRoles is the number of role instances of a configuration.
