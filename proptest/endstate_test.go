@@ -59,10 +59,11 @@ func (r unguarded) Step(ev fsm.Event) ([]fsm.Action, error) {
 }
 
 // TestGuardedWaitFindsUnguardedRoles: a PF-B that arms no guard passes the fault-free
-// search, where every peer answers; guarded-wait finds its unguarded INVITE.
+// search, where every peer answers; guarded-wait finds its unguarded INVITE (and a
+// ClientA, a member, that arm none, their unguarded waits).
 func TestGuardedWaitFindsUnguardedRoles(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
-	for _, k := range []fsm.RoleKind{fsm.RolePFB, fsm.RoleClientA} {
+	for _, k := range []fsm.RoleKind{fsm.RolePFB, fsm.RoleClientA, fsm.RoleClientB} {
 		cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, plant: func(kk fsm.RoleKind, r fsm.Role) fsm.Role {
 			if kk == k {
 				return unguarded{r}

@@ -521,8 +521,10 @@ func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 // peer ends in a time-out rather than a role that waits for ever. After each step, an
 // offerer whose INVITE is pending has its guard armed (Timer B/C, RFC 3261 §17.1.1.2,
 // §16.6), and so has an end of an answered, not yet ended dialog whose link it listens
-// for or is opening (the peer that should connect, or accept, may be gone), and the
-// sender that asked for every member's outcome while its link is up and one is unknown.
+// for or is opening (the peer that should connect, or accept, may be gone), a member whose
+// link is up and whose dialog has not ended (the rest of the message, or the BYE, may
+// never come: its PF-B's host may be gone, or the network cut), and the sender that
+// asked for every member's outcome while its link is up and one is unknown.
 func (w *World) checkGuarded() *Violation {
 	for i := range w.net.legs {
 		le := &w.net.legs[i]
@@ -537,6 +539,8 @@ func (w *World) checkGuarded() *Violation {
 			why = "it awaits the link of an answered dialog"
 		case le.oks > 0 && !le.byeSeen() && w.linkAwaited(le, 1) && !le.timer[1]:
 			why, end = "it awaits the link of an answered dialog", 1
+		case le.up[1] && !le.closed[1] && !le.failed[1] && !le.byeRecv && !le.upBye && !le.timer[1] && w.isMember(le.ends[1]):
+			why, end = "its link is up and its dialog has not ended", 1
 		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
 			why = "it waits for the members' outcomes"
 		}

@@ -254,6 +254,9 @@ func NewWorld(cfg Config) (*World, error) {
 	return w, nil
 }
 
+// isMember says whether role instance i is a member (a ClientB).
+func (w *World) isMember(i int) bool { return i >= firstPFB+w.cfg.PFBs }
+
 func (w *World) roleAt(i int) (fsm.RoleKind, string, string) {
 	switch {
 	case i == idxClientA:
