@@ -1661,7 +1661,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:ceab2be5509eec8c6cad951f27efc0ad"
+const Fingerprint = "sha256:4dcd082ce65b4f3a8d16b9c85d3eeb14"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -25,9 +25,9 @@ import (
 //   - a link with a SEND chunk in flight reset: the frames in flight are lost and both
 //     ends learn it;
 //   - the network between a leg's ends cut while a frame is in flight on its link (a
-//     partition, a host gone without a word): from then on everything between them on the
-//     leg is lost, SIP and MSRP, and neither end learns it; only guard timers end the
-//     waits it leaves.
+//     partition): from then on everything between them on the leg is lost, SIP and MSRP,
+//     and neither end learns it; or one end's host gone: the same, but the link resets
+//     and both ends learn that. Only guard timers end the waits either leaves.
 //
 // Timers still fire for free when nothing else can happen. Fault steps step no single
 // role (actor -1): the sleep sets treat them as dependent on every step, and never put
@@ -67,7 +67,7 @@ func (w *World) faultChoices(out []Choice) []Choice {
 	}
 	for i := range w.net.legs {
 		if le := &w.net.legs[i]; le.established && !le.broken && (len(le.chans[0]) > 0 || len(le.chans[1]) > 0) && w.cuttable(i) {
-			out = append(out, Choice{Kind: ChooseCut, leg: i})
+			out = append(out, Choice{Kind: ChooseCut, leg: i}, Choice{Kind: ChooseCut, leg: i, dir: 1})
 		}
 	}
 	return out
@@ -131,9 +131,13 @@ func (w *World) applyFault(c Choice) *Violation {
 	case ChooseCut:
 		leg := w.legNames[c.leg]
 		le := &w.net.legs[c.leg]
-		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: "network cut " + string(leg), Note: true})
+		label := "network cut " + string(leg)
+		if c.dir == 1 {
+			label = "host gone " + string(leg)
+		}
+		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: label, Note: true})
 		w.harm(leg)
-		w.cutLeg(c.leg)
+		w.cutLeg(c.leg, c.dir == 1)
 	}
 	return nil
 }
@@ -150,9 +154,14 @@ func (w *World) cuttable(i int) bool {
 }
 
 // cutLeg cuts the network between a leg's ends: what is in flight between them is lost,
-// and so is what either sends the other from now on (put and push drop it).
-func (w *World) cutLeg(i int) {
+// and so is what either sends the other from now on (put and push drop it). With gone,
+// one end's host is gone rather than the path: the connection is reset (its kernel, or
+// TCP keepalive, tells both ends, as a reset does), and nothing more comes over SIP.
+func (w *World) cutLeg(i int, gone bool) {
 	le := &w.net.legs[i]
+	if gone {
+		w.breakLink(w.legNames[i])
+	}
 	le.chans[0], le.chans[1] = nil, nil
 	le.broken, le.cut = true, true
 	if c := w.net.conn(le.opener, le.conn); c != nil {
@@ -160,7 +169,7 @@ func (w *World) cutLeg(i int) {
 	}
 	leg := w.legNames[i]
 	for j := 0; j < len(w.net.bag); {
-		if w.net.bag[j].leg == leg {
+		if it := w.net.bag[j]; it.leg == leg && !(gone && it.kind == itFail) {
 			w.net.take(j)
 			continue
 		}
@@ -188,6 +197,9 @@ func (w *World) describeFault(c Choice) string {
 	}
 	if c.Kind == ChooseHangUp {
 		return fmt.Sprintf("%s hangs up on %s (a member fault)", w.names[w.net.legs[c.leg].ends[1]], w.cfg.LegName(w.legNames[c.leg]))
+	}
+	if c.Kind == ChooseCut && c.dir == 1 {
+		return "the host at one end of " + w.cfg.LegName(w.legNames[c.leg]) + " is gone (the link resets, SIP is lost)"
 	}
 	if c.Kind == ChooseCut {
 		return "cut the network of " + w.cfg.LegName(w.legNames[c.leg])
@@ -522,8 +534,8 @@ func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 // offerer whose INVITE is pending has its guard armed (Timer B/C, RFC 3261 §17.1.1.2,
 // §16.6), and so has an end of an answered, not yet ended dialog whose link it listens
 // for or is opening (the peer that should connect, or accept, may be gone), a member whose
-// link is up and whose dialog has not ended (the rest of the message, or the BYE, may
-// never come: its PF-B's host may be gone, or the network cut), and the sender that
+// dialog has not ended (its link, the rest of the message or the BYE may never come: its
+// PF-B's host may be gone, or the network cut), and the sender that
 // asked for every member's outcome while its link is up and one is unknown.
 func (w *World) checkGuarded() *Violation {
 	for i := range w.net.legs {
@@ -539,8 +551,8 @@ func (w *World) checkGuarded() *Violation {
 			why = "it awaits the link of an answered dialog"
 		case le.oks > 0 && !le.byeSeen() && w.linkAwaited(le, 1) && !le.timer[1]:
 			why, end = "it awaits the link of an answered dialog", 1
-		case le.up[1] && !le.closed[1] && !le.failed[1] && !le.byeRecv && !le.upBye && !le.timer[1] && w.isMember(le.ends[1]):
-			why, end = "its link is up and its dialog has not ended", 1
+		case le.oks > 0 && !le.byeRecv && !le.upBye && !le.timer[1] && w.isMember(le.ends[1]):
+			why, end = "its dialog has not ended", 1
 		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
 			why = "it waits for the members' outcomes"
 		}

@@ -103,7 +103,7 @@ func (w *World) choiceKey(c Choice) string {
 	case ChooseReset:
 		return "r" + strconv.Itoa(c.leg)
 	case ChooseCut:
-		return "c" + strconv.Itoa(c.leg)
+		return "c" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
 	case ChooseHangUp:
 		return "h" + strconv.Itoa(c.leg)
 	}
