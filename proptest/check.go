@@ -505,7 +505,6 @@ func (w *World) hopLeg(hop int) core.LegID {
 	return l
 }
 
-// memberLeg returns the leg of hop3 or hop4 of member m.
 // onFailedConn says whether a link of member m rides a connection that a fault failed: a
 // refused or broken connection that links of several members share (a reused hop3) fails
 // all of them, whatever their own faults.
@@ -520,6 +519,7 @@ func (w *World) onFailedConn(m int) bool {
 	return false
 }
 
+// memberLeg returns the leg of hop3 or hop4 of member m.
 func (w *World) memberLeg(m, hop int) core.LegID {
 	l := core.DownLeg(w.hopLeg(2), m)
 	if hop == 4 {

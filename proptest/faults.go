@@ -535,8 +535,8 @@ func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 // §16.6), and so has an end of an answered, not yet ended dialog whose link it listens
 // for or is opening (the peer that should connect, or accept, may be gone), a member whose
 // dialog has not ended (its link, the rest of the message or the BYE may never come: its
-// PF-B's host may be gone, or the network cut), and the sender that
-// asked for every member's outcome while its link is up and one is unknown.
+// PF-B's host may be gone, or the network cut), and the sender that asked for every
+// member's outcome while its link is up and one is unknown.
 func (w *World) checkGuarded() *Violation {
 	for i := range w.net.legs {
 		le := &w.net.legs[i]

@@ -29,7 +29,7 @@ const (
 	ChooseDuplicate // a SIP message in flight is sent a second time (a retransmission)
 	ChooseRefuse    // a connection attempt in flight is refused
 	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
-	ChooseCut       // the network between a leg's ends is cut while frames are in flight: all is lost, no end learns it
+	ChooseCut       // the network of a leg is cut while frames are in flight: all is lost, and no end learns it (dir 0), or the link resets (dir 1: a host gone)
 	// A member configured to hang up (HangUp): its user's hang-up, an ordinary choice (the
 	// fault is configuration), offered once, in any state from the INVITE's arrival on.
 	ChooseHangUp
