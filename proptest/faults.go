@@ -127,7 +127,7 @@ func (w *World) applyFault(c Choice) *Violation {
 		le := &w.net.legs[c.leg]
 		w.record(Step{From: w.names[le.ends[0]], To: w.names[le.ends[1]], Label: "link reset " + string(leg), Note: true})
 		w.harm(leg)
-		w.breakLink(leg)
+		w.breakLink(leg, true)
 	case ChooseCut:
 		leg := w.legNames[c.leg]
 		le := &w.net.legs[c.leg]
@@ -158,16 +158,9 @@ func (w *World) cuttable(i int) bool {
 // one end's host is gone rather than the path: the connection is reset (its kernel, or
 // TCP keepalive, tells both ends, as a reset does), and nothing more comes over SIP.
 func (w *World) cutLeg(i int, gone bool) {
-	le := &w.net.legs[i]
-	if gone {
-		w.breakLink(w.legNames[i])
-	}
-	le.chans[0], le.chans[1] = nil, nil
-	le.broken, le.cut = true, true
-	if c := w.net.conn(le.opener, le.conn); c != nil {
-		c.tainted = true
-	}
 	leg := w.legNames[i]
+	w.breakLink(leg, gone)
+	w.net.legs[i].cut = true
 	for j := 0; j < len(w.net.bag); {
 		if it := w.net.bag[j]; it.leg == leg && !(gone && it.kind == itFail) {
 			w.net.take(j)

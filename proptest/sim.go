@@ -201,10 +201,13 @@ func (w *World) Duplicate(c Choice) bool {
 	return true
 }
 
-// put sends an item, stamping it with the send order; on a cut leg it is lost.
+// put sends an item, stamping it with the send order; on a cut leg it is lost. Only a
+// fault step cuts a leg, so a run that took none skips the leg's lookup.
 func (w *World) put(it item) {
-	if le := w.dialog(it.leg); le != nil && le.cut {
-		return
+	if w.net.faultsLeft < w.cfg.FaultBudget {
+		if le := w.dialog(it.leg); le != nil && le.cut {
+			return
+		}
 	}
 	w.seq++
 	it.seq = w.seq
@@ -479,21 +482,22 @@ func (w *World) frame(li, dir int) *Violation {
 	le.frames++
 	for m, fl := range w.cfg.Faults {
 		if fl.Kind == BreakHop4 && leg == w.memberLeg(m, 4) && le.frames == fl.After {
-			w.breakLink(leg)
+			w.breakLink(leg, true)
 		}
 	}
 	return nil
 }
 
-// breakLink cuts a link: frames in flight are lost and both ends learn it failed.
-func (w *World) breakLink(leg core.LegID) {
+// breakLink cuts a link: frames in flight are lost and, with tell, both ends learn it
+// failed (a reset); without, neither does (a network cut, faults.go).
+func (w *World) breakLink(leg core.LegID, tell bool) {
 	le := w.dialog(leg)
 	le.chans[0], le.chans[1] = nil, nil
 	le.broken = true
 	if c := w.net.conn(le.opener, le.conn); c != nil {
 		c.tainted = true
 	}
-	for end := 0; end < 2; end++ {
+	for end := 0; end < 2 && tell; end++ {
 		if !le.closed[end] {
 			w.put(item{kind: itFail, from: le.ends[1-end], to: le.ends[end], leg: leg, status: 408})
 		}
