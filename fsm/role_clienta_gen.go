@@ -118,7 +118,10 @@ func (r *ClientA) Step(ev Event) ([]Action, error) {
 			r.e.Errorf("%w: ClientA got %s on the wrong side of leg %s", core.ErrNoCell, ev.Kind(), ev.Leg)
 			break
 		}
-		r.e.Fire(sd, colSIP, uacEvRecvBye)
+		_, run := r.e.Fire(sd, colSIP, uacEvRecvBye)
+		if run {
+			r.onRecvByeDown(s, sd, ev)
+		}
 		r.react(s)
 	case LinkUp:
 		s, sd := r.e.Lookup(ev.Leg)
@@ -254,6 +257,15 @@ func (r *ClientA) onRecvRejectDown(s *core.Session, sd *core.Side, ev RejectRece
 	}
 	if s.Results.FailRest(ev.Status) {
 		r.e.Emit(Fail{Status: ev.Status})
+	}
+}
+
+// onRecvByeDown runs the rules for ByeReceived on the down side.
+func (r *ClientA) onRecvByeDown(s *core.Session, sd *core.Side, ev ByeReceived) {
+	// RFC 4975 §7.1.1
+	r.e.Send(sd, colLink, linkEvLinkAbort, AbortLink{Leg: sd.Leg})
+	if s.Results.FailRest(481) {
+		r.e.Emit(Fail{Status: 481})
 	}
 }
 

@@ -154,7 +154,10 @@ func (r *PFA) Step(ev Event) ([]Action, error) {
 				r.onRecvByeUp(s, sd, ev)
 			}
 		} else {
-			r.e.Fire(sd, colSIP, uacEvRecvBye)
+			_, run := r.e.Fire(sd, colSIP, uacEvRecvBye)
+			if run {
+				r.onRecvByeDown(s, sd, ev)
+			}
 		}
 		r.react(s)
 	case HangUp:
@@ -442,6 +445,16 @@ func (r *PFA) onRecvByeUp(s *core.Session, sd *core.Side, ev ByeReceived) {
 	}
 }
 
+// onRecvByeDown runs the rules for ByeReceived on the down side.
+func (r *PFA) onRecvByeDown(s *core.Session, sd *core.Side, ev ByeReceived) {
+	if sd.Outcome.Kind == core.OutcomeNone {
+		core.SetOutcome(sd, core.FailedOutcome(481))
+	}
+	if sd.M[colLink].State() == linkUp {
+		r.e.Send(sd, colLink, linkEvLinkClose, CloseLink{Leg: sd.Leg})
+	}
+}
+
 // onLinkFailUp runs the rules for LinkFailed on the up side.
 func (r *PFA) onLinkFailUp(s *core.Session, sd *core.Side, ev LinkFailed) {
 	_ = sd
@@ -487,9 +500,26 @@ func (r *PFA) onRecvReportDown(s *core.Session, sd *core.Side, ev ReportReceived
 // onFireUp runs the rules for Timeout on the up side.
 func (r *PFA) onFireUp(s *core.Session, sd *core.Side, ev Timeout) {
 	_ = sd
+	// RFC 3261 §13.3.1.4, §15
 	r.e.Send(s.Up, colLink, linkEvLinkAbort, AbortLink{Leg: s.Up.Leg})
+	if (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && r.v.Defects&DefectRelayLingers == 0 {
+		r.e.Send(s.Up, colSIP, uasEvSendBye, SendBye{Leg: s.Up.Leg})
+	}
 	for _, d := range s.Downs {
-		r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+		if !(s.Total > 0 && s.Up.Rx >= s.Total) {
+			if r.v.Defects&DefectRelayLingers == 0 {
+				if d.M[colSIP].State() == uacAnswered {
+					r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+				}
+				if d.M[colSIP].State() == uacConfirmed {
+					r.e.Send(d, colSIP, uacEvSendBye, SendBye{Leg: d.Leg})
+				}
+				if d.M[colSIP].State() == uacInviting {
+					r.e.Send(d, colSIP, uacEvSendCancel, SendCancel{Leg: d.Leg})
+				}
+			}
+			r.e.Send(d, colLink, linkEvLinkAbort, AbortLink{Leg: d.Leg})
+		}
 	}
 }
 
@@ -564,7 +594,7 @@ func (r *PFA) triggerDown(s *core.Session, this *core.Side) bool {
 
 // waitingUp reports whether the side waits for its peer (its guard timer runs).
 func (r *PFA) waitingUp(s *core.Session) bool {
-	return (s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)
+	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkFailed || s.Up.M[colLink].State() == linkClosed))
 }
 
 // announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).

@@ -270,9 +270,12 @@ const (
 	// A member whose guard fires gives up its link but keeps its dialog, waiting for a BYE that
 	// never comes when its PF-B is gone or the network between them is cut.
 	DefectLinger
+	// A relay whose up guard fires gives up its links but keeps its dialogs, waiting for a BYE
+	// that never comes when the sender's host is gone.
+	DefectRelayLingers
 )
 
-var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward", "quiet-hang-up", "linger"}
+var defectNames = []string{"eager-open", "forward-ack", "skip-last-member", "live-relay", "ignore-setup", "bare-answer", "figure-trigger", "ignore-acks", "unasked-report", "unasked-success", "abort-on-close", "bye-cuts-delivery", "early-answer", "swallow-decline", "keep-invites", "ignore-crossing-200", "no-reack", "open-after-end", "early-report", "deaf-guard", "unasked-failure", "keep-onward", "quiet-hang-up", "linger", "relay-lingers"}
 
 // String lists the defects in the set.
 func (d Defect) String() string {
@@ -512,6 +515,13 @@ var OrderRules = []OrderRule{{
 		Kinds: []string{"SendReject"},
 		Role:  RolePFA,
 		Text:  "PFA send-reject at up",
+	}, {
+		End:   1,
+		Event: "fire",
+		Hop:   Hop1,
+		Kinds: []string{"Timeout"},
+		Role:  RolePFA,
+		Text:  "PFA fire at up",
 	}},
 	Cite: "S106",
 	Doc:  "PF-A acknowledges the CF's 200 OK only once ClientA's ACK reached it.",
@@ -553,6 +563,13 @@ var OrderRules = []OrderRule{{
 		Kinds: []string{"SendReject"},
 		Role:  RolePFB,
 		Text:  "PFB send-reject at up",
+	}, {
+		End:   1,
+		Event: "fire",
+		Hop:   Hop3,
+		Kinds: []string{"Timeout"},
+		Role:  RolePFB,
+		Text:  "PFB fire at up",
 	}},
 	Cite: "S111",
 	Doc:  "PF-B acknowledges its member's 200 OK only once the CF's ACK reached it.",
@@ -1661,7 +1678,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:4dcd082ce65b4f3a8d16b9c85d3eeb14"
+const Fingerprint = "sha256:068e9f117cfb5e19c5133dcf607370d5"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -66,8 +66,11 @@ func (w *World) faultChoices(out []Choice) []Choice {
 		}
 	}
 	for i := range w.net.legs {
-		if le := &w.net.legs[i]; le.established && !le.broken && (len(le.chans[0]) > 0 || len(le.chans[1]) > 0) && w.cuttable(i) {
-			out = append(out, Choice{Kind: ChooseCut, leg: i}, Choice{Kind: ChooseCut, leg: i, dir: 1})
+		if le := &w.net.legs[i]; le.established && !le.broken && (len(le.chans[0]) > 0 || len(le.chans[1]) > 0) {
+			if w.partitionable(i) {
+				out = append(out, Choice{Kind: ChooseCut, leg: i})
+			}
+			out = append(out, Choice{Kind: ChooseCut, leg: i, dir: 1})
 		}
 	}
 	return out
@@ -142,13 +145,16 @@ func (w *World) applyFault(c Choice) *Violation {
 	return nil
 }
 
-// cuttable says where the search cuts the network: between a PF-B and its member (the
-// member's device gone from the network, or its PF-B's host gone). A cut upstream of the
-// CF is not offered yet: after one, a relay waits for ever for the sender's chunks or
-// BYE, and a UAS whose ACK was lost keeps its dialog (RFC 3261 §13.3.1.4 has it BYE the
-// dialog after 64*T1), neither of which the spec guards yet (docs/architecture.md, which
-// names RFC 4028's session timers as the way).
-func (w *World) cuttable(i int) bool {
+// partitionable says where the search may cut the network silently (a partition: nobody
+// is told). A host gone, whose connections reset, is offered on every hop: each end then
+// learns its link failed, and a relay whose upstream is gone ends the session on its
+// guard. A partition is offered only between a PF-B and its member: upstream of it a
+// relay's link stays up in its own eyes, and it would wait for ever for the sender's
+// chunks, which no guard bounds while the link is up (the runtime's guards measure
+// silence, but the spec has no guard for "up and not yet whole"); nor does the spec guard
+// a UAS whose ACK was lost (RFC 3261 §13.3.1.4 has it BYE the dialog after 64*T1).
+// docs/architecture.md names RFC 4028's session timers as the general way.
+func (w *World) partitionable(i int) bool {
 	h, ok := w.hopOf(w.legNames[i])
 	return ok && h == fsm.NumHops-1
 }

@@ -1,6 +1,10 @@
 package runtime
 
-import "github.com/cpmlink/cpmlink/fsm"
+import (
+	"errors"
+
+	"github.com/cpmlink/cpmlink/fsm"
+)
 
 // HoldForTest makes n's goroutine stop, once it has run what is queued now, until release
 // is called (or n closes); until then, each post to n's inbox sends on posted, which never
@@ -80,4 +84,11 @@ func onGoroutine(n *Node, f func()) {
 		f()
 	})
 	<-done
+}
+
+// GoneForTest takes n off the network as its host vanishing would: its SIP and MSRP
+// sockets close, so its peers learn it from their connections, and nothing it sends
+// afterwards reaches anyone. Its driver keeps running until the node is closed.
+func GoneForTest(n *Node) error {
+	return errors.Join(n.sip.Close(), n.media.ep.Close())
 }
