@@ -114,8 +114,9 @@ type legState struct {
 	finalRecv bool
 	// failed marks the ends that learned their link failed (hostile.go reads it).
 	failed [2]bool
-	// upBye: the answerer end sent BYE (a member that hung up); downByeRecv: the offerer
-	// end received one. byes and byeRecv are the other direction's.
+	// upBye: the answerer end sent BYE (a member that hung up, a member or relay whose guard
+	// gave the dialog up); downByeRecv: the offerer end received one. byes and byeRecv are
+	// the other direction's.
 	upBye, downByeRecv bool
 	// hangUp: the answerer's user hung up (the member fault HangUp; once a run).
 	hangUp bool
