@@ -543,6 +543,8 @@ func (w *World) checkGuarded() *Violation {
 			continue
 		}
 		why, end := "", 0
+		// The answerer's dialog lasts (no BYE either way) and its guard is not armed.
+		unguardedDialog := le.oks > 0 && !le.byeRecv && !le.upBye && !le.timer[1]
 		switch {
 		case le.invites > 0 && le.okRecv == 0 && !le.finalRecv && !le.timer[0]:
 			why = "its INVITE is pending"
@@ -550,9 +552,9 @@ func (w *World) checkGuarded() *Violation {
 			why = "it awaits the link of an answered dialog"
 		case le.oks > 0 && !le.byeSeen() && w.linkAwaited(le, 1) && !le.timer[1]:
 			why, end = "it awaits the link of an answered dialog", 1
-		case le.oks > 0 && !le.byeRecv && !le.upBye && !le.timer[1] && w.isMember(le.ends[1]):
+		case unguardedDialog && w.isMember(le.ends[1]):
 			why, end = "its dialog has not ended", 1
-		case le.oks > 0 && !le.byeRecv && !le.upBye && !le.timer[1] && (le.failed[1] || le.closed[1]):
+		case unguardedDialog && (le.failed[1] || le.closed[1]):
 			// A sender whose host is gone sends no BYE: only the relay's guard ends it.
 			why, end = "its upstream link is gone and its dialog has not ended", 1
 		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
