@@ -597,6 +597,22 @@ func (w *World) outcomesKnown() bool {
 // opening or listens for, read before the step, for checkAbortOnward to read after it;
 // nil when r is not such a relay.
 func (w *World) onwardOpen(r int, leg core.LegID) []int {
+	return w.onwardOf(r, leg, func(d *legState) bool {
+		return !d.closed[0] && !d.failed[0] && (d.up[0] || d.listen[0] != "" || d.opener == r)
+	})
+}
+
+// onwardLive: as onwardOpen, for the onward dialogs r invited and has not yet seen end
+// (no final non-2xx, no BYE either way, no CANCEL), for checkGuardEndsOnward.
+func (w *World) onwardLive(r int, leg core.LegID) []int {
+	return w.onwardOf(r, leg, func(d *legState) bool {
+		return d.invites > 0 && !d.finalRecv && !d.byeSeen() && !d.downByeRecv && d.cancels == 0
+	})
+}
+
+// onwardOf returns the onward legs of relay r's session on leg that keep selects, when
+// r is a relay that answered leg and has not received the whole message on it.
+func (w *World) onwardOf(r int, leg core.LegID, keep func(*legState) bool) []int {
 	switch rk, _, _ := w.roleAt(r); rk {
 	case fsm.RolePFA, fsm.RoleCF, fsm.RolePFB:
 	default:
@@ -606,17 +622,16 @@ func (w *World) onwardOpen(r int, leg core.LegID) []int {
 	if le == nil || le.ends[1] != r || len(le.received[1]) >= w.cfg.Chunks {
 		return nil
 	}
-	var open []int
+	var sel []int
 	for i, l := range w.legNames {
 		if p, ok := parentLeg(l); !ok || p != leg || i >= len(w.net.legs) {
 			continue
 		}
-		d := &w.net.legs[i]
-		if d.ends[0] == r && !d.closed[0] && !d.failed[0] && (d.up[0] || d.listen[0] != "" || d.opener == r) {
-			open = append(open, i)
+		if d := &w.net.legs[i]; d.ends[0] == r && keep(d) {
+			sel = append(sel, i)
 		}
 	}
-	return open
+	return sel
 }
 
 // checkAbortOnward: a relay whose upstream link failed (or was given up by its guard)
@@ -642,6 +657,23 @@ func (w *World) checkAbortOnward(r int, up core.LegID, open []int) *Violation {
 		}
 		return &Violation{PropAbortOnward, fmt.Sprintf("%s's link on %s failed or timed out before the whole message arrived (%d of %d chunks), and it "+why,
 			w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(l))}
+	}
+	return nil
+}
+
+// checkGuardEndsOnward: a relay whose guard on the leg it answered gives up a message not
+// yet whole ends, in that step, every onward dialog of that session it had not seen end:
+// CANCEL where its INVITE is pending, BYE (after the ACK it owes) where the dialog was
+// answered. It has nothing to relay on them, and nobody upstream will end them for it. A
+// relay that left one open would hold the next hop's dialog until that hop's own guard
+// found the silence, one guard later, and then fail its members with 408 instead of the
+// upstream loss it was told of.
+func (w *World) checkGuardEndsOnward(r int, up core.LegID, live []int) *Violation {
+	for _, i := range live {
+		if d := &w.net.legs[i]; d.byes == 0 && d.cancels == 0 {
+			return &Violation{PropAbortOnward, fmt.Sprintf("%s's guard on %s gave up the message (%d of %d chunks), and it left its dialog on %s neither cancelled nor ended with BYE",
+				w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(w.legNames[i]))}
+		}
 	}
 	return nil
 }

@@ -314,3 +314,45 @@ func TestAbortOnwardCoversGuards(t *testing.T) {
 		t.Fatalf("found %v, want an onward link left open", res.Violation)
 	}
 }
+
+// guardKeepsDialogs is a relay whose guard on its upstream leg ends that dialog only: it
+// sends no ACK, BYE or CANCEL onward (the ten surviving mutants of the spec's `fire at up`
+// that drop or negate those statements; docs/mutation.md).
+type guardKeepsDialogs struct{ fsm.Role }
+
+func (r guardKeepsDialogs) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	x, ok := ev.(fsm.Timeout)
+	if !ok {
+		return acts, err
+	}
+	kept := acts[:0]
+	for _, a := range acts {
+		switch a.(type) {
+		case fsm.SendAck, fsm.SendBye, fsm.SendCancel:
+			if a.ActionLeg() != x.Leg {
+				continue
+			}
+		}
+		kept = append(kept, a)
+	}
+	return kept, err
+}
+
+// TestGuardEndsOnwardDialogs: a relay whose guard gives up a message not yet whole must end
+// its onward dialogs in that step. Without checkGuardEndsOnward nothing tells the planted
+// relay from the spec: the next relay's own guard ends what it left open, one guard later,
+// and the model has no clock to see the delay.
+func TestGuardEndsOnwardDialogs(t *testing.T) {
+	for _, k := range []fsm.RoleKind{fsm.RolePFA, fsm.RoleCF, fsm.RolePFB} {
+		t.Run(k.String(), func(t *testing.T) {
+			t.Parallel()
+			v, _ := fsm.VariantByName("fig1")
+			cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+			res := plantFinds(t, cfg, ExploreOptions{}, k, func(r fsm.Role) fsm.Role { return guardKeepsDialogs{r} }, PropAbortOnward)
+			if !strings.Contains(res.Violation.Detail, "neither cancelled nor ended") {
+				t.Fatalf("found %v, want an onward dialog left open", res.Violation)
+			}
+		})
+	}
+}

@@ -509,7 +509,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if v := w.orderStep(i, ev.Kind(), ev.EventLeg()); v != nil {
 		return v
 	}
-	var onward []int
+	var onward, live []int
 	switch x := ev.(type) {
 	case fsm.LinkFailed:
 		onward = w.onwardOpen(i, x.Leg)
@@ -520,6 +520,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		// A relay's guard on the leg it answered gives that link up: the rest of the
 		// message will not come either.
 		onward = w.onwardOpen(i, x.Leg)
+		live = w.onwardLive(i, x.Leg)
 	}
 	w.guarded = ""
 	if t, ok := ev.(fsm.Timeout); ok {
@@ -540,7 +541,12 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		return &Violation{PropCompleteness, fmt.Sprintf("%s, given %s: %v", w.names[i], ev.Kind(), err)}
 	}
 	if len(onward) > 0 {
-		return w.checkAbortOnward(i, ev.EventLeg(), onward)
+		if v := w.checkAbortOnward(i, ev.EventLeg(), onward); v != nil {
+			return v
+		}
+	}
+	if len(live) > 0 {
+		return w.checkGuardEndsOnward(i, ev.EventLeg(), live)
 	}
 	return nil
 }
