@@ -67,7 +67,7 @@ const (
 const interopYAML = `variant: %s
 transport: %s
 chunk-size: 16KiB
-guard: 10s
+guard: %s
 core:
   listen: 127.0.0.1:%d
   routes:
@@ -128,11 +128,14 @@ var figures = []struct{ name, hop1Opener string }{
 
 // aCase is a foreign ClientA: its offer's a=setup ("" leaves it out), its report
 // choices, and whether it closes its MSRP connection and sends BYE right after the last 200.
+// One that vanishes (with opts.stopAfter) closes its MSRP connection mid-message and never
+// hangs up: PF-A must end the dialog with a BYE of its own.
 type aCase struct {
 	name       string
 	setup      string
 	opts       sendOptions
 	earlyClose bool
+	vanish     bool
 }
 
 // afterAnAbort is a ClientA that gives up mid-message (two chunks, then it closes its
@@ -185,13 +188,55 @@ func TestForeignClients(t *testing.T) {
 				// Subtests run from goroutines, not t.Parallel: -parallel (2 on two
 				// cores) would serialise cases that mostly wait.
 				t.Run(fig.name+"/"+transport, func(t *testing.T) {
-					d := startDeployment(t, bin, sipp, scenarios, fig.name, fig.hop1Opener, transport)
+					d := startDeployment(t, bin, sipp, scenarios, fig.name, fig.hop1Opener, transport, 10*time.Second)
 					d.runCases(t)
 				})
 			}()
 		}
 	}
 	wg.Wait()
+}
+
+// TestForeignSenderVanishes: a foreign ClientA (SIPp and the RFC 4975 peer) whose MSRP
+// side goes away mid-message and that never hangs up, as a client whose application
+// crashed or whose host lost its network. Nothing else will end its dialog: PF-A's guard
+// must (the spec's `fire at up`), with a BYE that a standard UA takes as the callee's
+// BYE of RFC 3261 §15 (sipp answers it 200 only if it matches the dialog), and the
+// deployment must go on serving the next sender. FIG. 1 has the client open hop1 and
+// FIG. 3 PF-A; one runs over TCP, the other over UDP. The guard unit is short (2 s, PF-A
+// waits 5 units) so that the case takes seconds, not minutes.
+func TestForeignSenderVanishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: two deployments with sipp, each waiting out PF-A's guard")
+	}
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("sipp not installed: the foreign-client interop test needs SIPp (Debian package sip-tester)")
+	}
+	t.Parallel()
+	bin := buildCpmlink(t)
+	scenarios, err := filepath.Abs(filepath.Join("testdata", "sipp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vanishes := aCase{name: "vanishes", setup: "active", opts: sendOptions{stopAfter: 2}, vanish: true}
+	for _, c := range []struct{ fig, transport string }{{"fig1", "tcp"}, {"fig3", "udp"}} {
+		t.Run(c.fig+"/"+c.transport, func(t *testing.T) {
+			t.Parallel()
+			var opener string
+			for _, f := range figures {
+				if f.name == c.fig {
+					opener = f.hop1Opener
+				}
+			}
+			d := startDeployment(t, bin, sipp, scenarios, c.fig, opener, c.transport, 2*time.Second)
+			d.clientA(t, vanishes)
+			if t.Failed() {
+				return
+			}
+			d.clientA(t, nextSender)
+		})
+	}
 }
 
 // runCases runs the deployment's cases side by side, then the one that closes right after
@@ -237,17 +282,18 @@ type deployment struct {
 	bin, sipp, scenarios string
 	fig, hop1Opener      string
 	transport            string
+	guard                time.Duration // the serve config's guard unit
 	dir, cfg             string
 	core, pfa            string // SIP addresses
 	ctx                  context.Context
 	members              map[string]*inbox // bob, carol
 }
 
-func startDeployment(t *testing.T, bin, sipp, scenarios, fig, hop1Opener, transport string) *deployment {
+func startDeployment(t *testing.T, bin, sipp, scenarios, fig, hop1Opener, transport string, guard time.Duration) *deployment {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	d := &deployment{bin: bin, sipp: sipp, scenarios: scenarios, fig: fig, hop1Opener: hop1Opener, transport: transport,
-		dir: t.TempDir(), ctx: ctx, members: map[string]*inbox{}}
+		guard: guard, dir: t.TempDir(), ctx: ctx, members: map[string]*inbox{}}
 	base := kamailiotest.FreePorts(t, 7)
 	var groups, clients, creds strings.Builder
 	for _, u := range []string{"alice a.example", "bob b1.example", "carol b1.example"} {
@@ -267,7 +313,7 @@ func startDeployment(t *testing.T, bin, sipp, scenarios, fig, hop1Opener, transp
 			t.Fatal(err)
 		}
 	}
-	text := fmt.Sprintf(interopYAML, fig, transport, base, base+1, base+2, base+3, base+4, groups.String(), base+5, base+6, clients.String())
+	text := fmt.Sprintf(interopYAML, fig, transport, d.guard, base, base+1, base+2, base+3, base+4, groups.String(), base+5, base+6, clients.String())
 	d.cfg = filepath.Join(d.dir, "cpmlink.yaml")
 	if err := os.WriteFile(d.cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -428,11 +474,31 @@ func (d *deployment) clientA(t *testing.T, c aCase) {
 		// What a production client does once every chunk has its 200: close, hang up.
 		// (Or one that gives up: the same, before its last chunk.)
 		conn.Close()
-		s.sendCmd(t, cmd.callID, "")
+		word := ""
+		if c.vanish {
+			word = "X-Do: await-bye"
+		}
+		s.sendCmd(t, cmd.callID, word)
 	}
 	if c.opts.stopAfter > 0 {
-		end, cancelEnd := context.WithTimeout(d.ctx, hangupTimeout)
+		wait := hangupTimeout
+		if c.vanish {
+			// PF-A waits for a BYE that never comes for its longest guard, 5 units
+			// (runtime.Node.guardFor), then sends its own.
+			wait += 5 * d.guard
+		}
+		end, cancelEnd := context.WithTimeout(d.ctx, wait)
 		defer cancelEnd()
+		if c.vanish {
+			bye, err := s.waitCmd(end, "peer-bye")
+			if err != nil {
+				t.Fatalf("%s: no BYE from PF-A within %v of the MSRP connection's loss: %v", c.name, wait, err)
+			}
+			// In the dialog the 200 set up: to our Contact, with our tag as To's.
+			if first, _, _ := strings.Cut(bye.body, "\r\n"); !strings.HasPrefix(first, "BYE sip:alice@"+clientHost+":"+strconv.Itoa(port)) {
+				t.Errorf("%s: PF-A's BYE has Request-URI line %q, want our Contact", c.name, first)
+			}
+		}
 		if err := s.wait(end); err != nil {
 			t.Errorf("%s: sipp: %v", c.name, err)
 		}
