@@ -585,7 +585,7 @@ func (r *CF) triggerDown(s *core.Session, this *core.Side) bool {
 
 // waitingUp reports whether the side waits for its peer (its guard timer runs).
 func (r *CF) waitingUp(s *core.Session) bool {
-	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkFailed || s.Up.M[colLink].State() == linkClosed))
+	return s.Up.M[colSIP].State() == uasAnswered || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkFailed || s.Up.M[colLink].State() == linkClosed)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && s.Up.M[colLink].State() == linkUp && !(s.Total > 0 && s.Up.Rx >= s.Total))
 }
 
 // announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).

@@ -594,7 +594,7 @@ func (r *PFA) triggerDown(s *core.Session, this *core.Side) bool {
 
 // waitingUp reports whether the side waits for its peer (its guard timer runs).
 func (r *PFA) waitingUp(s *core.Session) bool {
-	return ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkFailed || s.Up.M[colLink].State() == linkClosed))
+	return s.Up.M[colSIP].State() == uasAnswered || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkListening || s.Up.M[colLink].State() == linkOpening)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && (s.Up.M[colLink].State() == linkFailed || s.Up.M[colLink].State() == linkClosed)) || ((s.Up.M[colSIP].State() == uasAnswered || s.Up.M[colSIP].State() == uasConfirmed) && s.Up.M[colLink].State() == linkUp && !(s.Total > 0 && s.Up.Rx >= s.Total))
 }
 
 // announceUp reports whether the SDP the side sends carries a=setup (RFC 6135).
@@ -604,7 +604,7 @@ func (r *PFA) announceUp(s *core.Session) bool {
 
 // waitingDown reports whether the side waits for its peer (its guard timer runs).
 func (r *PFA) waitingDown(s *core.Session, d *core.Side) bool {
-	return d.M[colSIP].State() == uacInviting || d.M[colSIP].State() == uacCancelling || ((d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening))
+	return d.M[colSIP].State() == uacInviting || d.M[colSIP].State() == uacCancelling || ((d.M[colSIP].State() == uacAnswered || d.M[colSIP].State() == uacConfirmed) && (d.M[colLink].State() == linkListening || d.M[colLink].State() == linkOpening)) || (d.M[colLink].State() == linkUp && d.Had[colLink]&(1<<linkEvRecvAcks) == 0)
 }
 
 // announceDown reports whether the SDP the side sends carries a=setup (RFC 6135).

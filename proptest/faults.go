@@ -148,15 +148,18 @@ func (w *World) applyFault(c Choice) *Violation {
 // partitionable says where the search may cut the network silently (a partition: nobody
 // is told). A host gone, whose connections reset, is offered on every hop: each end then
 // learns its link failed, and a relay whose upstream is gone ends the session on its
-// guard. A partition is offered only between a PF-B and its member: upstream of it a
-// relay's link stays up in its own eyes, and it would wait for ever for the sender's
-// chunks, which no guard bounds while the link is up (the runtime's guards measure
-// silence, but the spec has no guard for "up and not yet whole"); nor does the spec guard
-// a UAS whose ACK was lost (RFC 3261 §13.3.1.4 has it BYE the dialog after 64*T1).
-// docs/architecture.md names RFC 4028's session timers as the general way.
+// guard. A partition is offered between a PF-B and its member at any time, and on the
+// hops upstream of it while the message is not whole at the hop's answerer: a relay then
+// waits, guarded, for the rest (its link is up in its own eyes), for an ACK that may be
+// lost, and PF-A for the CF to take the message. Once a relay has the whole message and
+// has passed it on, it waits only for the BYE, and nothing but a failed link tells it
+// that none will come: a partition that lasts becomes one when TCP keepalive gives up
+// (Go's default on every connection: 15 s idle, then 9 probes 15 s apart), which the
+// host-gone flavour stands for. RFC 4028's session timers would bound that wait in SIP
+// itself; docs/architecture.md, "Faults".
 func (w *World) partitionable(i int) bool {
 	h, ok := w.hopOf(w.legNames[i])
-	return ok && h == fsm.NumHops-1
+	return ok && (h == fsm.NumHops-1 || len(w.net.legs[i].received[1]) < w.cfg.Chunks)
 }
 
 // cutLeg cuts the network between a leg's ends: what is in flight between them is lost,
@@ -534,8 +537,10 @@ func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 // §16.6), and so has an end of an answered, not yet ended dialog whose link it listens
 // for or is opening (the peer that should connect, or accept, may be gone), a member whose
 // dialog has not ended (its link, the rest of the message or the BYE may never come: its
-// PF-B's host may be gone, or the network cut), and the sender that asked for every
-// member's outcome while its link is up and one is unknown.
+// PF-B's host may be gone, or the network cut), a relay whose dialog has not ended while
+// its 2xx is not ACKed, its upstream link is gone, or the message is not whole on a link
+// that is up (a partition upstream), and the sender that asked for every member's
+// outcome while its link is up and one is unknown.
 func (w *World) checkGuarded() *Violation {
 	for i := range w.net.legs {
 		le := &w.net.legs[i]
@@ -557,6 +562,13 @@ func (w *World) checkGuarded() *Violation {
 		case unguardedDialog && (le.failed[1] || le.closed[1]):
 			// A sender whose host is gone sends no BYE: only the relay's guard ends it.
 			why, end = "its upstream link is gone and its dialog has not ended", 1
+		case unguardedDialog && !le.ackRecv:
+			// The ACK may be lost with the network (RFC 3261 §13.3.1.4).
+			why, end = "its 2xx is not yet ACKed", 1
+		case unguardedDialog && le.up[1] && len(le.received[1]) < w.cfg.Chunks:
+			// A partition upstream leaves the link up in the relay's eyes, and the rest of
+			// the message never comes.
+			why, end = "it awaits the rest of the message on a link that may be cut", 1
 		case le.ends[0] == idxClientA && w.cfg.Sender == core.SenderWaits && le.up[0] && !le.closed[0] && !le.failed[0] && !le.timer[0] && !w.outcomesKnown():
 			why = "it waits for the members' outcomes"
 		}

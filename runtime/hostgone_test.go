@@ -98,3 +98,50 @@ func TestRelaysEndWhenTheSenderIsGone(t *testing.T) {
 		}
 	}
 }
+
+// TestRelaysEndWhenTheSenderGoesSilent: the network between the sender and PF-A is cut in
+// the middle of the message, silently (the sender's driver is held: it neither sends more
+// nor ends anything, and its connections stay open). PF-A's link is up in its own eyes and
+// the rest of the message never comes: its guard on the leg (5 units, restarted by every
+// chunk that arrives) ends the session, BYE upstream and downstream, and each relay after
+// it ends its own, down to the members. Before relays guarded a link that is up while the
+// message is not whole, PF-A, the CF and PF-B held their sessions for as long as the cut
+// lasted.
+func TestRelaysEndWhenTheSenderGoesSilent(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	const guard = 300 * time.Millisecond
+	const members = 2
+	r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: members, PFBs: 1, Guard: guard,
+		ChunkSize: 8 << 10})
+	msg := payload(64<<10, 52)
+	src := &holdSource{r: bytes.NewReader(msg), at: 32 << 10, reached: make(chan struct{}), release: make(chan struct{})}
+	defer close(src.release)
+	sending, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = r.g.ClientA.Send(sending, runtime.GroupURI, nil, runtime.Message{Size: int64(len(msg)),
+			Open: func() (io.ReadCloser, error) { return src, nil }})
+	}()
+	select {
+	case <-src.reached:
+	case <-ctx.Done():
+		t.Fatal("the transfer never reached the middle of the message")
+	}
+	_, release := runtime.HoldForTest(r.g.ClientA)
+	defer release()
+	idle, stop := context.WithTimeout(ctx, 40*guard)
+	defer stop()
+	nodes := append([]*runtime.Node{r.g.PFA, r.g.CF}, r.g.PFBs...)
+	nodes = append(nodes, r.g.Members...)
+	for _, n := range nodes {
+		if err := n.WaitIdle(idle); err != nil {
+			t.Errorf("%s still holds its session %v after the sender went silent: %v", n.Name(), 40*guard, err)
+		}
+	}
+	for i, m := range r.g.Members {
+		if rec := m.Received(); len(rec) != 0 {
+			t.Errorf("member %d stored %d messages from a sender that never finished", i+1, len(rec))
+		}
+	}
+}

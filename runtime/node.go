@@ -400,6 +400,11 @@ func (n *Node) step(ev fsm.Event) {
 		return
 	}
 	n.obs.event(ev)
+	if x, ok := ev.(fsm.SendReceived); ok {
+		// A chunk that arrives is progress on the leg it came by: a relay's guard on it
+		// (waiting for the rest of the message) bounds a silence, not the transfer.
+		n.progress(x.Leg)
+	}
 	// The spec's step is atomic: no peer acts on what it sends before the rest of it is
 	// done. On the wire the 200 or INVITE whose SDP says we listen is read the moment it
 	// leaves, and a peer that dials and sends at once must find its session, so the step's
