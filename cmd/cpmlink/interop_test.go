@@ -484,8 +484,9 @@ func (d *deployment) clientA(t *testing.T, c aCase) {
 		wait := hangupTimeout
 		if c.vanish {
 			// PF-A waits for a BYE that never comes for its longest guard, 5 units
-			// (runtime.Node.guardFor), then sends its own.
-			wait += 5 * d.guard
+			// (runtime.Node.guardFor), then sends its own. The guard was armed when the
+			// link came up and restarts once if chunks arrived meanwhile: twice that.
+			wait += 10 * d.guard
 		}
 		end, cancelEnd := context.WithTimeout(d.ctx, wait)
 		defer cancelEnd()
