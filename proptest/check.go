@@ -25,7 +25,7 @@ const (
 	// Properties of the fault paths (faults.go).
 	PropAckPer2xx   = "ack-per-2xx"    // a UAC ACKs every 2xx it receives, retransmissions too
 	PropDeclineKept = "decline-status" // the status a member declines with reaches the sender unchanged
-	PropCancelAll   = "cancel-reach"   // a CANCEL that takes effect reaches every pending downstream INVITE
+	PropCancelAll   = "cancel-reach"   // a CANCEL that takes effect reaches every pending downstream INVITE, and a 2xx crossing it is ended at once
 	PropCancel487   = "cancel-487"     // the INVITE a CANCEL ends is answered 487
 	PropTimerC      = "timer-c"        // a PF whose only branch timed out answers upstream at once
 	PropGuarded     = "guarded-wait"   // every wait for a peer that may never come has its guard armed

@@ -263,19 +263,48 @@ type sipBefore struct {
 	acks, rejects int
 	// ended: the dialog ended with a BYE, from either end, before the step.
 	ended bool
+	// upGone: for a 2xx reaching a relay, the session it would serve is over: the relay's
+	// upstream INVITE was cancelled or rejected, or its upstream dialog ended with BYE
+	// before the whole message arrived (upGoneWhy says which).
+	upGone    bool
+	upGoneWhy string
 }
 
 func (w *World) beforeSIP(it item) sipBefore {
 	lo := w.leg(it.leg)
-	return sipBefore{acks: lo.acksSent, rejects: lo.rejects, ended: lo.byeSeen()}
+	pre := sipBefore{acks: lo.acksSent, rejects: lo.rejects, ended: lo.byeSeen()}
+	if _, ok := it.ev.(fsm.OKReceived); ok {
+		pre.upGoneWhy = w.upGone(it.to, it.leg)
+		pre.upGone = pre.upGoneWhy != ""
+	}
+	return pre
+}
+
+// upGone says why the session relay r would carry a downstream leg's dialog for is over,
+// or "" when it is not (or r is not a relay on leg).
+func (w *World) upGone(r int, leg core.LegID) string {
+	up, ok := parentLeg(leg)
+	if !ok {
+		return ""
+	}
+	u := w.dialog(up)
+	switch {
+	case u == nil || u.ends[1] != r:
+		return ""
+	case u.rejects > 0 && u.oks == 0:
+		return "its upstream INVITE was cancelled or rejected"
+	case (u.byeRecv || u.upBye) && len(u.received[1]) < w.cfg.Chunks:
+		return "its upstream dialog ended before the whole message arrived"
+	}
+	return ""
 }
 
 // afterSIP checks a SIP delivery's step: a 2xx that reaches a UAC that already ACKed (a
 // retransmission) gets an ACK of its own (RFC 3261 §13.2.2.4: the UAC core ACKs each 2xx
 // the transaction layer hands it; the UAS retransmits its 2xx until an ACK arrives, §13.3.1.4),
-// unless the dialog ended with BYE; the end that receives a BYE lets its link go; and a
+// unless the dialog ended with BYE; the end that receives a BYE lets its link go; a
 // CANCEL that took effect (answered with 487) is passed on to every downstream INVITE still
-// pending (RFC 3261 §16.10).
+// pending (RFC 3261 §16.10); and a 2xx that crossed it is ACKed and ended with BYE at once.
 func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 	lo := w.leg(it.leg)
 	switch it.ev.(type) {
@@ -283,6 +312,13 @@ func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 		if pre.acks > 0 && !pre.ended && lo.acksSent == pre.acks {
 			return &Violation{PropAckPer2xx, fmt.Sprintf("%s received a retransmitted 200 OK on %s after its ACK and did not ACK it again (RFC 3261 §13.2.2.4)",
 				w.names[it.to], w.cfg.LegName(it.leg))}
+		}
+		// A 2xx that crossed the relay's CANCEL (or came after its session ended) opens a
+		// dialog nobody wants: the relay ACKs it and ends it with BYE at once (RFC 3261
+		// §9.1, §15), rather than leave it to the callee's guard.
+		if pre.upGone && !pre.ended && (lo.acksSent == pre.acks || lo.byes == 0) {
+			return &Violation{PropCancelAll, fmt.Sprintf("%s received a 200 OK on %s after %s, and did not ACK it and end the dialog with BYE in that step (RFC 3261 §9.1, §15)",
+				w.names[it.to], w.cfg.LegName(it.leg), pre.upGoneWhy)}
 		}
 	case fsm.ByeReceived:
 		// The BYE ends the session the link carries (RFC 4975 §8.4): the end that takes it
