@@ -281,12 +281,14 @@ func TestAbortOnwardTellsNextHop(t *testing.T) {
 	checkCounterexample(t, cfg, res)
 }
 
-// guardKeepsOnward is a relay whose guard on its upstream leg aborts that link only: the
-// onward links it had stay as they are (the mutant drop-statement@1e8d513b of the spec's
-// `fire at up`).
-type guardKeepsOnward struct{ fsm.Role }
+// guardDrops is a relay whose guard on a leg (its upstream one: fire at up) leaves out the
+// actions drop selects, given that leg.
+type guardDrops struct {
+	fsm.Role
+	drop func(a fsm.Action, guarded fsm.LegID) bool
+}
 
-func (r guardKeepsOnward) Step(ev fsm.Event) ([]fsm.Action, error) {
+func (r guardDrops) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
 	x, ok := ev.(fsm.Timeout)
 	if !ok {
@@ -294,96 +296,61 @@ func (r guardKeepsOnward) Step(ev fsm.Event) ([]fsm.Action, error) {
 	}
 	kept := acts[:0]
 	for _, a := range acts {
-		if ab, ok := a.(fsm.AbortLink); ok && ab.Leg != x.Leg {
-			continue
+		if !r.drop(a, x.Leg) {
+			kept = append(kept, a)
 		}
-		kept = append(kept, a)
 	}
 	return kept, err
 }
 
-// TestAbortOnwardCoversGuards: a relay's guard that gives up the link it receives the
-// message on, before the message arrived, must abort the onward links as a link failure
-// does. Without the Timeout case in World.step, abort-onward misses this planted relay and
-// nothing else notices: the member's own guard ends its link later.
-func TestAbortOnwardCoversGuards(t *testing.T) {
-	v, _ := fsm.VariantByName("fig1")
-	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFB, func(r fsm.Role) fsm.Role { return guardKeepsOnward{r} }, PropAbortOnward)
-	if !strings.Contains(res.Violation.Detail, "left its link") {
-		t.Fatalf("found %v, want an onward link left open", res.Violation)
-	}
-}
-
-// guardKeepsDialogs is a relay whose guard on its upstream leg ends that dialog only: it
-// sends no ACK, BYE or CANCEL onward (the ten surviving mutants of the spec's `fire at up`
-// that drop or negate those statements; docs/mutation.md).
-type guardKeepsDialogs struct{ fsm.Role }
-
-func (r guardKeepsDialogs) Step(ev fsm.Event) ([]fsm.Action, error) {
-	acts, err := r.Role.Step(ev)
-	x, ok := ev.(fsm.Timeout)
-	if !ok {
-		return acts, err
-	}
-	kept := acts[:0]
-	for _, a := range acts {
-		switch a.(type) {
-		case fsm.SendAck, fsm.SendBye, fsm.SendCancel:
-			if a.ActionLeg() != x.Leg {
-				continue
+// TestRelayGuardBugsFound plants relays whose guard on the upstream leg leaves out part of
+// what the spec's `fire at up` does, at 1 member / 1 PF-B of FIG. 1 with one fault:
+//
+//   - onward links kept (the mutant drop-statement@1e8d513b): abort-onward must cover a
+//     guard as it covers a link failure, or nothing notices (the member's own guard ends
+//     its link later);
+//   - no CANCEL, ACK or BYE onward (the ten surviving mutants of stop 23,
+//     docs/mutation.md): without checkGuardEndsOnward nothing tells the planted PF-B from
+//     the spec, the member's own guard ending what it left open one guard later, and the
+//     model has no clock to see the delay (a planted PF-A or CF also leaves the next relay
+//     waiting, which terminal sees);
+//   - no BYE upstream (the upstream half of the planted relay-lingers, whose onward half
+//     abort-onward finds first): the dialog lasts with no guard to end it; the CF stands
+//     for the three relays, which share the rule.
+func TestRelayGuardBugsFound(t *testing.T) {
+	onward := func(a fsm.Action, up fsm.LegID) bool { return a.ActionLeg() != up }
+	cases := []struct {
+		name   string
+		role   fsm.RoleKind
+		drop   func(fsm.Action, fsm.LegID) bool
+		prop   string
+		detail string
+	}{
+		{"onward links kept", fsm.RolePFB, func(a fsm.Action, up fsm.LegID) bool {
+			_, abort := a.(fsm.AbortLink)
+			return abort && onward(a, up)
+		}, PropAbortOnward, "left its link"},
+		{"onward dialogs kept", fsm.RolePFB, func(a fsm.Action, up fsm.LegID) bool {
+			switch a.(type) {
+			case fsm.SendAck, fsm.SendBye, fsm.SendCancel:
+				return onward(a, up)
 			}
-		}
-		kept = append(kept, a)
+			return false
+		}, PropAbortOnward, "neither cancelled nor ended"},
+		{"upstream dialog kept", fsm.RoleCF, func(a fsm.Action, up fsm.LegID) bool {
+			_, bye := a.(fsm.SendBye)
+			return bye && !onward(a, up)
+		}, PropGuarded, "dialog has not ended"},
 	}
-	return kept, err
-}
-
-// TestGuardEndsOnwardDialogs: a relay whose guard gives up a message not yet whole must end
-// its onward dialogs in that step. Without checkGuardEndsOnward nothing tells the planted
-// relay from the spec: the next relay's own guard ends what it left open, one guard later,
-// and the model has no clock to see the delay.
-// The planted PF-B is the relay nothing else finds (a planted PF-A or CF also leaves the
-// next relay waiting, which terminal sees).
-func TestGuardEndsOnwardDialogs(t *testing.T) {
-	v, _ := fsm.VariantByName("fig1")
-	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFB, func(r fsm.Role) fsm.Role { return guardKeepsDialogs{r} }, PropAbortOnward)
-	if !strings.Contains(res.Violation.Detail, "neither cancelled nor ended") {
-		t.Fatalf("found %v, want an onward dialog left open", res.Violation)
-	}
-}
-
-// guardKeepsUpDialog is a relay whose guard on its upstream leg sends no BYE there: the
-// upstream half of the planted defect relay-lingers.
-type guardKeepsUpDialog struct{ fsm.Role }
-
-func (r guardKeepsUpDialog) Step(ev fsm.Event) ([]fsm.Action, error) {
-	acts, err := r.Role.Step(ev)
-	x, ok := ev.(fsm.Timeout)
-	if !ok {
-		return acts, err
-	}
-	kept := acts[:0]
-	for _, a := range acts {
-		if _, bye := a.(fsm.SendBye); bye && a.ActionLeg() == x.Leg {
-			continue
-		}
-		kept = append(kept, a)
-	}
-	return kept, err
-}
-
-// TestRelayKeepingItsDialogIsFound: a relay whose upstream guard gives the session up but
-// sends no BYE upstream is found (the upstream half of the planted relay-lingers, whose
-// onward half abort-onward finds first): the dialog lasts with no guard to end it. The
-// planted CF stands for the three relays, which share the rule (the CF's search is the
-// shortest).
-func TestRelayKeepingItsDialogIsFound(t *testing.T) {
-	v, _ := fsm.VariantByName("fig1")
-	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RoleCF, func(r fsm.Role) fsm.Role { return guardKeepsUpDialog{r} }, PropGuarded)
-	if !strings.Contains(res.Violation.Detail, "dialog has not ended") {
-		t.Fatalf("found %v, want the CF's upstream dialog left without a guard", res.Violation)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			v, _ := fsm.VariantByName("fig1")
+			cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+			res := plantFinds(t, cfg, ExploreOptions{}, c.role, func(r fsm.Role) fsm.Role { return guardDrops{r, c.drop} }, c.prop)
+			if !strings.Contains(res.Violation.Detail, c.detail) {
+				t.Fatalf("found %v, want %q", res.Violation, c.detail)
+			}
+		})
 	}
 }

@@ -163,19 +163,25 @@ type bCase struct{ name, answer string }
 
 var bCases = []bCase{{"actpass", "actpass"}, {"active", "active"}, {"passive", "passive"}, {"no-setup", ""}}
 
-func TestForeignClients(t *testing.T) {
+// needSipp skips a test under -short (why says what it would run) or without SIPp, and
+// returns sipp's path, the cpmlink binary and the scenarios' directory.
+func needSipp(t *testing.T, why string) (sipp, bin, scenarios string) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("-short: the foreign-client matrix runs 14 deployments with sipp")
+		t.Skip("-short: " + why)
 	}
 	sipp, err := exec.LookPath("sipp")
 	if err != nil {
 		t.Skip("sipp not installed: the foreign-client interop test needs SIPp (Debian package sip-tester)")
 	}
-	bin := buildCpmlink(t)
-	scenarios, err := filepath.Abs(filepath.Join("testdata", "sipp"))
-	if err != nil {
+	if scenarios, err = filepath.Abs(filepath.Join("testdata", "sipp")); err != nil {
 		t.Fatal(err)
 	}
+	return sipp, buildCpmlink(t), scenarios
+}
+
+func TestForeignClients(t *testing.T) {
+	sipp, bin, scenarios := needSipp(t, "the foreign-client matrix runs 14 deployments with sipp")
 	sem := make(chan struct{}, deployParallel)
 	var wg sync.WaitGroup
 	for _, fig := range figures {
@@ -206,19 +212,8 @@ func TestForeignClients(t *testing.T) {
 // FIG. 3 PF-A; one runs over TCP, the other over UDP. The guard unit is short (2 s, PF-A
 // waits 5 units) so that the case takes seconds, not minutes.
 func TestForeignSenderVanishes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: two deployments with sipp, each waiting out PF-A's guard")
-	}
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed: the foreign-client interop test needs SIPp (Debian package sip-tester)")
-	}
+	sipp, bin, scenarios := needSipp(t, "two deployments with sipp, each waiting out PF-A's guard")
 	t.Parallel()
-	bin := buildCpmlink(t)
-	scenarios, err := filepath.Abs(filepath.Join("testdata", "sipp"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	vanishes := aCase{name: "vanishes", setup: "active", opts: sendOptions{stopAfter: 2}, vanish: true}
 	for _, c := range []struct{ fig, transport string }{{"fig1", "tcp"}, {"fig3", "udp"}} {
 		t.Run(c.fig+"/"+c.transport, func(t *testing.T) {
