@@ -25,7 +25,8 @@ type Config struct {
 	// FaultBudget is how many fault steps a run may take (faults.go): a guard timer that
 	// fires while messages are in flight, a duplicated SIP message, a refused connection,
 	// a link reset with frames in flight, a host gone on any hop, the network cut between
-	// a member and its PF-B. 0: none, the runs of a fault-free search.
+	// a member and its PF-B or, while the message is not whole there, on any hop. 0: none,
+	// the runs of a fault-free search.
 	FaultBudget int
 	// Hostile probes every state for the input only a broken peer sends (hostile.go): each
 	// role must refuse each such input the wire allows in that state.

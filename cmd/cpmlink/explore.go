@@ -162,7 +162,7 @@ func runExplore(args []string, stdout, stderr io.Writer) int {
 	noReduce := fs.Bool("no-reduce", false, "plain search: take every enabled step (no sleep sets, no symmetry)")
 	replay := fs.String("replay", "", "replay a comma-separated `path` of choices for one variant and print its trace")
 	setup := fs.String("setup", "rotate", "the clients' a=setup `choice` on negotiated hops: rotate (every choice of ClientA, the members taking the others in turn), or ClientA's choice in that rotation (actpass, active, passive, none)")
-	faults := intFlag(fs, "faults", 0, "fault `budget` of each run: member faults (a decline, no answer) and fault steps (a guard firing early, a retransmitted 2xx, a refused connection, a link reset mid-message, a host gone on any hop, the network cut between a member and its PF-B); a planted variant of --spec takes at least its own")
+	faults := intFlag(fs, "faults", 0, "fault `budget` of each run: member faults (a decline, no answer) and fault steps (a guard firing early, a retransmitted 2xx, a refused connection, a link reset mid-message, a host gone on any hop, the network cut between a member and its PF-B or, while the message is not whole there, on any hop); a planted variant of --spec takes at least its own")
 	memberFaults := fs.String("member-faults", "none", "with --replay, the member `faults` of the run to replay, as explore prints them (m1:decline-486,m2:silent)")
 	senderName := fs.String("sender", "waits", "how the sender ends: `waits` for every outcome, closes (drops its connection and sends BYE after its last 200), hangs-up (BYE after its last 200), blind (Failure-Report: no; BYE when its guard runs out), or all (each in turn, up to the first violation)")
 	if code, ok := parse(fs, args); !ok {
