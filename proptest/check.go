@@ -32,7 +32,7 @@ const (
 	PropEndedLink   = "ended-link"     // no link is opened, awaited or kept for a dialog that ended
 	PropReportOrder = "report-order"   // no REPORT on a link before a SEND arrived on it
 	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
-	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once
+	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once (and, when its guard gave up, ends its onward dialogs)
 	PropHangUp      = "hang-up"        // a member that hangs up sends BYE and lets its link go; the sender learns 481 or delivered
 	PropBestFinal   = "best-final"     // a relay answers a non-2xx upstream only once every branch it forwarded is over
 )
