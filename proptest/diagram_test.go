@@ -8,18 +8,13 @@ import (
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
-	"github.com/cpmlink/cpmlink/model"
 	"github.com/cpmlink/cpmlink/proptest/seqdiag"
 )
 
 // planted returns a variant of testdata/broken.yaml by name.
 func planted(t *testing.T, name string) NamedVariant {
 	t.Helper()
-	s, err := model.Load("testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := VariantsOf(s)
+	vs, err := LoadVariants("testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

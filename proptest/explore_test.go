@@ -50,11 +50,7 @@ func TestExploreNamedVariants(t *testing.T) {
 // with each way the sender may end (senders, in order): a bug in what happens after a
 // foreign sender hangs up shows only with such a sender.
 func TestExploreFindsPlantedBugs(t *testing.T) {
-	s, err := model.Load("testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken, err := VariantsOf(s)
+	broken, err := LoadVariants("testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

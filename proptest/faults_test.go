@@ -7,17 +7,12 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
-	"github.com/cpmlink/cpmlink/model"
 )
 
 // faultBugs returns the planted bugs of testdata/broken.yaml that need faults to show.
 func faultBugs(t *testing.T) []NamedVariant {
 	t.Helper()
-	s, err := model.Load("testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := VariantsOf(s)
+	all, err := LoadVariants("testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

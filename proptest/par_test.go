@@ -4,18 +4,13 @@ import (
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
-	"github.com/cpmlink/cpmlink/model"
 )
 
 // TestWorkersDoNotChangeResults: one worker and several find the same states,
 // transitions, end states and counterexample paths, on a named variant and on every
 // planted defect.
 func TestWorkersDoNotChangeResults(t *testing.T) {
-	s, err := model.Load("testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := VariantsOf(s)
+	vs, err := LoadVariants("testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,15 @@ type NamedVariant struct {
 	Faults int
 }
 
+// LoadVariants reads a spec file and converts its named variants (VariantsOf).
+func LoadVariants(path string) ([]NamedVariant, error) {
+	s, err := model.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return VariantsOf(s)
+}
+
 // VariantsOf converts the named variants of a spec file into values of the generated code.
 // The spec must compile to the behaviour of the generated code (the same fingerprint):
 // knobs and defects are data, rules are code.

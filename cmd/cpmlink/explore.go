@@ -15,7 +15,6 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
-	"github.com/cpmlink/cpmlink/model"
 	"github.com/cpmlink/cpmlink/proptest"
 )
 
@@ -65,11 +64,7 @@ func loadVariants(specPath string) ([]proptest.NamedVariant, error) {
 		}
 		return out, nil
 	}
-	s, err := model.Load(specPath)
-	if err != nil {
-		return nil, err
-	}
-	return proptest.VariantsOf(s)
+	return proptest.LoadVariants(specPath)
 }
 
 // pickVariants selects variants by a comma-separated list of names, or all of them when

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
-	"github.com/cpmlink/cpmlink/model"
 	"github.com/cpmlink/cpmlink/proptest"
 )
 
@@ -93,11 +92,7 @@ func TestExploreNoReduce(t *testing.T) {
 // (with every a=setup rotation and sender, their fault searches alone took this test
 // past go test's 10 minutes on a loaded machine).
 func TestExploreBrokenSpec(t *testing.T) {
-	s, err := model.Load("../../proptest/testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	planted, err := proptest.VariantsOf(s)
+	planted, err := proptest.LoadVariants("../../proptest/testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

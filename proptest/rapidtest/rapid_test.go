@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
-	"github.com/cpmlink/cpmlink/model"
 	"github.com/cpmlink/cpmlink/proptest"
 	"pgregory.net/rapid"
 )
@@ -94,11 +93,7 @@ const plantedSeed = "1"
 // planted bug of testdata/broken.yaml it must find a counterexample and shrink it to a
 // small group.
 func TestRapidFindsPlantedBug(t *testing.T) {
-	s, err := model.Load("../testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken, err := proptest.VariantsOf(s)
+	broken, err := proptest.LoadVariants("../testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

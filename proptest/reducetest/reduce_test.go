@@ -8,7 +8,6 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/fsm/core"
-	"github.com/cpmlink/cpmlink/model"
 	"github.com/cpmlink/cpmlink/proptest"
 )
 
@@ -20,11 +19,7 @@ import (
 // the same states and end states (sleep sets prune steps, never states); with them, no
 // more, and at least the plain search's divided by the number of symmetries.
 func TestReductionKeepsVerdicts(t *testing.T) {
-	s, err := model.Load("../testdata/broken.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := proptest.VariantsOf(s)
+	vs, err := proptest.LoadVariants("../testdata/broken.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
