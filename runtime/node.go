@@ -400,11 +400,6 @@ func (n *Node) step(ev fsm.Event) {
 		return
 	}
 	n.obs.event(ev)
-	if x, ok := ev.(fsm.SendReceived); ok {
-		// A chunk that arrives is progress on the leg it came by: a relay's guard on it
-		// (waiting for the rest of the message) bounds a silence, not the transfer.
-		n.progress(x.Leg)
-	}
 	// The spec's step is atomic: no peer acts on what it sends before the rest of it is
 	// done. On the wire the 200 or INVITE whose SDP says we listen is read the moment it
 	// leaves, and a peer that dials and sends at once must find its session, so the step's
@@ -424,6 +419,12 @@ func (n *Node) step(ev fsm.Event) {
 		// Recorded after it is carried out, so that the record names the dialog a new
 		// INVITE made.
 		n.record("out", a, nil)
+	}
+	if x, ok := ev.(fsm.SendReceived); ok {
+		// A chunk that arrives is progress on the leg it came by (a relay's up leg, a
+		// member's): the guard waiting for the rest of the message bounds a silence, not
+		// the transfer.
+		n.progress(x.Leg)
 	}
 	n.obs.stepped()
 	n.lookBack(ev.EventLeg())
@@ -620,7 +621,6 @@ func (n *Node) exec(a fsm.Action) {
 		n.progress(leg)
 	case fsm.Deliver:
 		err = n.media.deliver(x)
-		n.progress(leg)
 	case fsm.SendReport:
 		err = n.media.report(x)
 	case fsm.ReportStatus:
@@ -725,7 +725,7 @@ func (n *Node) arm(leg fsm.LegID) {
 }
 
 // progress notes that a side's link carried part of the message (a chunk relayed onto
-// it, delivered from it, or read for it by the transmitter).
+// it, arrived on it, or read for it by the transmitter).
 func (n *Node) progress(leg fsm.LegID) {
 	if g, ok := n.timers[leg]; ok && !g.moved {
 		g.moved = true

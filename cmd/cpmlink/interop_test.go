@@ -490,7 +490,7 @@ func (d *deployment) clientA(t *testing.T, c aCase) {
 			if err != nil {
 				t.Fatalf("%s: no BYE from PF-A within %v of the MSRP connection's loss: %v", c.name, wait, err)
 			}
-			// In the dialog the 200 set up: to our Contact, with our tag as To's.
+			// In the dialog the 200 set up: sent to our Contact (RFC 3261 §12.2.1.1).
 			if first, _, _ := strings.Cut(bye.body, "\r\n"); !strings.HasPrefix(first, "BYE sip:alice@"+clientHost+":"+strconv.Itoa(port)) {
 				t.Errorf("%s: PF-A's BYE has Request-URI line %q, want our Contact", c.name, first)
 			}
