@@ -146,17 +146,29 @@ func exploreFinds(t *testing.T, cfg Config, opt ExploreOptions, prop string) *Ex
 // pass, and with it find a prop violation, which replays (exploreFinds).
 func plantFinds(t *testing.T, cfg Config, opt ExploreOptions, k fsm.RoleKind, wrap func(fsm.Role) fsm.Role, prop string) *ExploreResult {
 	t.Helper()
+	exploreClean(t, cfg, opt, k)
+	return exploreFinds(t, withPlant(cfg, k, wrap), opt, prop)
+}
+
+// exploreClean: the search of cfg without a planted role passes (what a planted k is
+// told from).
+func exploreClean(t *testing.T, cfg Config, opt ExploreOptions, k fsm.RoleKind) {
+	t.Helper()
 	clean, err := Explore(cfg, opt)
 	if err != nil || !clean.OK() {
 		t.Fatalf("without the planted %s: %v (err %v)", k, clean.Violation, err)
 	}
+}
+
+// withPlant returns cfg with wrap around every role of kind k.
+func withPlant(cfg Config, k fsm.RoleKind, wrap func(fsm.Role) fsm.Role) Config {
 	cfg.plant = func(kind fsm.RoleKind, r fsm.Role) fsm.Role {
 		if kind == k {
 			return wrap(r)
 		}
 		return r
 	}
-	return exploreFinds(t, cfg, opt, prop)
+	return cfg
 }
 
 func checkCounterexample(t *testing.T, cfg Config, res *ExploreResult) {

@@ -337,12 +337,14 @@ func TestRelayGuardBugsFound(t *testing.T) {
 			return bye && !onward(a, up)
 		}, PropGuarded, "dialog has not ended"},
 	}
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	// One clean search stands for all three plants (they share the configuration).
+	exploreClean(t, cfg, ExploreOptions{}, fsm.RoleCF)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			v, _ := fsm.VariantByName("fig1")
-			cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-			res := plantFinds(t, cfg, ExploreOptions{}, c.role, func(r fsm.Role) fsm.Role { return guardDrops{r, c.drop} }, c.prop)
+			res := exploreFinds(t, withPlant(cfg, c.role, func(r fsm.Role) fsm.Role { return guardDrops{r, c.drop} }), ExploreOptions{}, c.prop)
 			if !strings.Contains(res.Violation.Detail, c.detail) {
 				t.Fatalf("found %v, want %q", res.Violation, c.detail)
 			}
