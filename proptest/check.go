@@ -428,7 +428,7 @@ func (w *World) quiescent() *Violation {
 		// A member configured to hang up that never did (its session ended first) is
 		// held to what a healthy member is.
 		f, ok := cfg.Faults[m]
-		return ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed || w.onFailedConn(m)
+		return ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed || w.memberHarmed(m) || w.onFailedConn(m)
 	}
 	for _, l := range []core.LegID{w.hopLeg(1), w.hopLeg(2)} {
 		if lo := w.dialog(l); len(cfg.Faults) == 0 && !w.net.harmed && (lo == nil || !lo.up[0] || !lo.up[1]) {

@@ -21,6 +21,10 @@ import (
 //     guard), on every side whose timer is armed; the sender's own CANCEL is this step on
 //     its INVITE's guard, the only way the spec lets a sender give up;
 //   - a 2xx in flight sent a second time (the UAS's retransmission, RFC 3261 §13.3.1.4);
+//   - an ACK in flight lost, and with it the ACK of every retransmission of its 2xx: the
+//     UAS's 2xx transaction times out (RFC 3261 §13.3.1.4) while the UAC believes the
+//     dialog confirmed, and only the UAS's guard ends the wait (one lost ACK that a
+//     retransmission repairs is the duplicated 2xx above, whose ACK arrives);
 //   - a connection attempt in flight refused;
 //   - a link with a SEND chunk in flight reset: the frames in flight are lost and both
 //     ends learn it;
@@ -54,6 +58,8 @@ func (w *World) faultChoices(out []Choice) []Choice {
 		switch {
 		case it.kind == itSIP && retransmitted(it.ev):
 			out = append(out, Choice{Kind: ChooseDuplicate, item: i})
+		case it.kind == itSIP && isAck(it.ev):
+			out = append(out, Choice{Kind: ChooseLoseAck, item: i})
 		case it.kind == itConnect && !it.reused:
 			if c := w.net.conn(it.from, it.conn); c != nil && c.state == connPending {
 				out = append(out, Choice{Kind: ChooseRefuse, item: i})
@@ -83,6 +89,13 @@ func (w *World) faultChoices(out []Choice) []Choice {
 // fault-free search's reordering.
 func retransmitted(ev fsm.Event) bool {
 	_, ok := ev.(fsm.OKReceived)
+	return ok
+}
+
+// isAck: the ACK of a 2xx (the model's only ACK; a non-2xx's ACK stays in the transaction
+// layer, RFC 3261 §17.1.1.3).
+func isAck(ev fsm.Event) bool {
+	_, ok := ev.(fsm.AckReceived)
 	return ok
 }
 
@@ -125,6 +138,10 @@ func (w *World) applyFault(c Choice) *Violation {
 		it := w.net.take(c.item)
 		w.harm(it.leg)
 		return w.connectOrRefuse(it, true)
+	case ChooseLoseAck:
+		it := w.net.take(c.item)
+		w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: "ACK lost (" + string(it.leg) + ")", Note: true})
+		w.harm(it.leg)
 	case ChooseReset:
 		leg := w.legNames[c.leg]
 		le := &w.net.legs[c.leg]
@@ -179,13 +196,26 @@ func (w *World) cutLeg(i int, gone bool) {
 	}
 }
 
-// harm notes a fault that may fail members. On a member's own legs the checkers see it
-// through the connection it taints (quiescent's faulty); on the sender's legs it fails
-// every member.
+// harm notes a fault that may fail members: on the sender's legs every member, on a
+// member's hop3 or hop4 that member (quiescent's faulty), whose other checks still hold.
 func (w *World) harm(leg core.LegID) {
 	if leg == w.hopLeg(1) || leg == w.hopLeg(2) {
 		w.net.harmed = true
+		return
 	}
+	if le := w.dialog(leg); le != nil {
+		le.harmed = true
+	}
+}
+
+// memberHarmed: a fault step harmed one of member m's own legs.
+func (w *World) memberHarmed(m int) bool {
+	for _, l := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
+		if le := w.dialog(l); le != nil && le.harmed {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *World) describeFault(c Choice) string {
@@ -196,6 +226,9 @@ func (w *World) describeFault(c Choice) string {
 	case ChooseRefuse:
 		it := w.net.bag[c.item]
 		return fmt.Sprintf("refuse %s -> %s: %s", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
+	case ChooseLoseAck:
+		it := w.net.bag[c.item]
+		return fmt.Sprintf("lose %s -> %s: %s, and the ACK of every retransmitted 2xx", w.nameOf(it.from), w.nameOf(it.to), w.itemLabel(it))
 	}
 	if c.Kind == ChooseHangUp {
 		return fmt.Sprintf("%s hangs up on %s (a member fault)", w.names[w.net.legs[c.leg].ends[1]], w.cfg.LegName(w.legNames[c.leg]))
@@ -402,7 +435,7 @@ func (w *World) checkGuardFired(r, leg, dir int, before []byte) *Violation {
 // passed the member's BYE on.
 func (w *World) checkDeclineStatus(m int, view core.Outcome) *Violation {
 	f, ok := w.cfg.Faults[m]
-	if !ok || f.Kind != Decline && !(f.Kind == HangUp && w.hungUp(m)) || w.net.harmed || !view.Final() {
+	if !ok || f.Kind != Decline && !(f.Kind == HangUp && w.hungUp(m)) || w.net.harmed || w.memberHarmed(m) || !view.Final() {
 		return nil
 	}
 	for o, g := range w.cfg.Faults {

@@ -115,7 +115,7 @@ func TestFaultStepsAreDependent(t *testing.T) {
 			t.Fatal(v)
 		}
 	}
-	for _, k := range []ChoiceKind{ChooseTimer, ChooseDuplicate, ChooseRefuse, ChooseReset} {
+	for _, k := range []ChoiceKind{ChooseTimer, ChooseDuplicate, ChooseRefuse, ChooseLoseAck, ChooseReset} {
 		if !kinds[k] {
 			t.Errorf("the fault-free run never offered fault step kind %d", k)
 		}
@@ -286,5 +286,59 @@ func TestRelayGuardBugsFound(t *testing.T) {
 				t.Fatalf("found %v, want %q", res.Violation, c.detail)
 			}
 		})
+	}
+}
+
+// TestLostAckEndsTheSession: an ACK lost for good on hop3 (the ACK of each retransmitted
+// 2xx lost too) leaves PF-B's 2xx unconfirmed, and in FIG. 1 PF-B waits for that ACK
+// before it ACKs the member and opens hop4 (S111). The guards end what the loss leaves:
+// the run ends with every role done, every dialog ended and the sender told the member
+// failed, while the checkers hold the member to nothing more (its hop3 is harmed) and the
+// sender's hops to everything.
+func TestLostAckEndsTheSession(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	w, err := NewWorld(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop3 := w.memberLeg(0, 3)
+	lost := false
+	for n := 0; ; n++ {
+		if n == 1000 {
+			t.Fatal("the run did not end in 1000 steps")
+		}
+		choices := w.Choices()
+		if len(choices) == 0 {
+			break
+		}
+		// The canonical schedule never picks a fault step (Earliest ranks them last).
+		pick := w.Earliest(choices)
+		for i, c := range choices {
+			if !lost && c.Kind == ChooseLoseAck && w.net.bag[c.item].leg == hop3 {
+				pick, lost = i, true
+			}
+		}
+		if v := w.Apply(choices[pick]); v != nil {
+			t.Fatalf("step %d (%s): %v", n, w.Describe(choices[pick]), v)
+		}
+	}
+	if !lost {
+		t.Fatal("no ACK on hop3 was ever in flight")
+	}
+	if v := w.quiescent(); v != nil {
+		t.Fatal(v)
+	}
+	if !w.memberHarmed(0) || w.net.harmed {
+		t.Errorf("harm: member %v, every member %v; want the member's only", w.memberHarmed(0), w.net.harmed)
+	}
+	got := w.obs.members[0].result
+	if !got.Final() {
+		got = w.obs.rest // the group REPORT's word for every member it does not name
+	}
+	if got.Kind != core.Failed {
+		t.Errorf("the sender learned %v of the member; want failed", got)
+	}
+	if le := w.dialog(hop3); le.ackRecv || !le.byeSeen() {
+		t.Errorf("hop3: ACK received %v, BYE sent %v; want no ACK and a BYE", le.ackRecv, le.byeSeen())
 	}
 }

@@ -120,6 +120,8 @@ type legState struct {
 	upBye, downByeRecv bool
 	// hangUp: the answerer's user hung up (the member fault HangUp; once a run).
 	hangUp bool
+	// harmed: a fault step on this leg may fail the member it serves (faults.go, harm).
+	harmed bool
 }
 
 // byeSeen: a BYE was sent on the leg's dialog, by either end.

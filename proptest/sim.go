@@ -30,6 +30,7 @@ const (
 	ChooseRefuse    // a connection attempt in flight is refused
 	ChooseReset     // a link with frames in flight is reset: they are lost, both ends learn it
 	ChooseCut       // the network of a leg is cut while frames are in flight: all is lost, and no end learns it (dir 0), or the link resets (dir 1: a host gone)
+	ChooseLoseAck   // an ACK in flight is lost, and so is every ACK of the 2xx's retransmissions
 	// A member configured to hang up (HangUp): its user's hang-up, an ordinary choice (the
 	// fault is configuration), offered once, in any state from the INVITE's arrival on.
 	ChooseHangUp
@@ -98,7 +99,7 @@ func (w *World) choiceKey(c Choice) string {
 		return string(w.net.bag[c.item].key)
 	case ChooseFrame:
 		return "f" + strconv.Itoa(c.leg) + "/" + strconv.Itoa(c.dir)
-	case ChooseDuplicate, ChooseRefuse:
+	case ChooseDuplicate, ChooseRefuse, ChooseLoseAck:
 		return "x" + strconv.Itoa(int(c.Kind)) + string(w.net.bag[c.item].key)
 	case ChooseReset:
 		return "r" + strconv.Itoa(c.leg)
@@ -119,7 +120,7 @@ func (w *World) Describe(c Choice) string {
 	case ChooseFrame:
 		le := &w.net.legs[c.leg]
 		return fmt.Sprintf("%s -> %s: %s", w.names[le.ends[c.dir]], w.names[le.ends[1-c.dir]], frameLabel(le.chans[c.dir][0], w.legNames[c.leg]))
-	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut, ChooseHangUp:
+	case ChooseDuplicate, ChooseRefuse, ChooseLoseAck, ChooseReset, ChooseCut, ChooseHangUp:
 		return w.describeFault(c)
 	}
 	if c.early {
@@ -235,7 +236,7 @@ func (w *World) Earliest(choices []Choice) int {
 			s = w.net.bag[c.item].seq
 		case ChooseFrame:
 			s = w.net.legs[c.leg].chans[c.dir][0].seq
-		case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut, ChooseHangUp:
+		case ChooseDuplicate, ChooseRefuse, ChooseLoseAck, ChooseReset, ChooseCut, ChooseHangUp:
 			s = ^uint64(0)
 		default:
 			s = ^uint64(0) - 1
@@ -328,7 +329,7 @@ func (w *World) apply1(c Choice) *Violation {
 			return v
 		}
 		return w.checkGuardFired(r, c.leg, c.dir, before)
-	case ChooseDuplicate, ChooseRefuse, ChooseReset, ChooseCut:
+	case ChooseDuplicate, ChooseRefuse, ChooseLoseAck, ChooseReset, ChooseCut:
 		return w.applyFault(c)
 	case ChooseHangUp:
 		return w.hangUp(c)

@@ -133,6 +133,7 @@ func appendLeg(e *core.Enc, l *legState) {
 	e.Bool(l.hangUp)
 	e.Bool(l.failed[0])
 	e.Bool(l.failed[1])
+	e.Bool(l.harmed)
 }
 
 // Load restores a state Save produced. Roles whose snapshot did not change are left as
@@ -220,6 +221,7 @@ func (w *World) loadNet(b []byte) error {
 		l.finalRecv = d.Bool()
 		l.upBye, l.downByeRecv, l.hangUp = d.Bool(), d.Bool(), d.Bool()
 		l.failed[0], l.failed[1] = d.Bool(), d.Bool()
+		l.harmed = d.Bool()
 		n.legs = append(n.legs, l)
 	}
 	cnt = d.U()
