@@ -254,6 +254,26 @@ func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *
 	return &Violation{PropInitiative, fmt.Sprintf("%s %s on %s (leg %s) with a=setup:%s; %s initiative wants a=setup:%s", w.names[r], what, h, leg, setupName(got), w.cfg.Variant.Initiative[h], setupName(want))}
 }
 
+// checkOverridden: a role records that a=setup overrode the figure's opener on a leg
+// (SetupOverridden; the order rules take the record as the reason the figure's opener
+// did not open) only when it did: the end it says now opens is not the one the variant's
+// opener knob names. A false record would excuse a figure's opener that never opened.
+func (w *World) checkOverridden(r int, leg core.LegID, opens bool) *Violation {
+	h, ok := w.hopOf(leg)
+	if !ok {
+		return nil
+	}
+	figure := (w.cfg.Variant.Opener[h] == fsm.OpenerOfferer) == (w.endOf(r, leg) == 0)
+	if opens != figure {
+		return nil
+	}
+	verb := "listens"
+	if opens {
+		verb = "opens"
+	}
+	return &Violation{PropInitiative, fmt.Sprintf("%s recorded that a=setup overrode the figure's opener on %s, but it %s as the figure says", w.names[r], w.cfg.LegName(leg), verb)}
+}
+
 // wantSetup is the a=setup role r must put in an offer, or in its answer to an offer of
 // a=setup offer, on hop h (checkSetup says the rule).
 func (w *World) wantSetup(r int, h fsm.Hop, offer core.Setup, answer bool) core.Setup {

@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cpmlink/cpmlink/fsm"
@@ -265,4 +266,31 @@ func figureVariants(t *testing.T) []fsm.Variant {
 		figs = append(figs, v)
 	}
 	return figs
+}
+
+// falseOverride is a PF-A that records, on every INVITE it receives, that a=setup made it
+// the listener against the figure, whatever a=setup said (the mutant
+// drop-guard@3cb44f48 records SetupOverridden so, its `if up.overridden` dropped).
+type falseOverride struct{ fsm.Role }
+
+func (r falseOverride) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if x, ok := ev.(fsm.InviteReceived); ok && err == nil {
+		acts = append(acts, fsm.SetupOverridden{Leg: x.Leg, Opens: false})
+	}
+	return acts, err
+}
+
+// TestFalseOverrideFound: in FIG. 1 ClientA opens hop1, so PF-A listens as the figure says;
+// a record that a=setup overrode that is false, and it would excuse a ClientA that never
+// opens (the order rule clienta-opens-hop1 accepts "PF-A overridden" in place of
+// ClientA's link-open). The wire is the same with or without it: only checkOverridden
+// tells the planted PF-A from the spec.
+func TestFalseOverrideFound(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1}
+	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFA, func(r fsm.Role) fsm.Role { return falseOverride{r} }, PropInitiative)
+	if !strings.Contains(res.Violation.Detail, "overrode the figure's opener") {
+		t.Fatalf("found %v", res.Violation)
+	}
 }

@@ -636,6 +636,8 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		}
 		le, end := w.leg(leg), w.endOf(r, leg)
 		w.push(le, end, frame{kind: fReport, outcome: x.Outcome})
+	case fsm.SetupOverridden:
+		return w.checkOverridden(r, leg, x.Opens)
 	case fsm.StartTimer:
 		w.leg(leg).timer[w.endOf(r, leg)] = true
 	case fsm.StopTimer:
