@@ -74,8 +74,11 @@ func TestGroupRefused(t *testing.T) {
 }
 
 // noTimerC is a PF that, when its guard on the downstream INVITE fires, does not answer
-// upstream: it drops the 408 it sends there.
-type noTimerC struct{ fsm.Role }
+// upstream (status 0: it drops the 408 it sends there) or answers with another status.
+type noTimerC struct {
+	fsm.Role
+	status int
+}
 
 func (r noTimerC) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
@@ -85,7 +88,11 @@ func (r noTimerC) Step(ev fsm.Event) ([]fsm.Action, error) {
 	out := acts[:0:0]
 	for _, a := range acts {
 		if x, ok := a.(fsm.SendReject); ok && x.Status == 408 {
-			continue
+			if r.status == 0 {
+				continue
+			}
+			x.Status = r.status
+			a = x
 		}
 		out = append(out, a)
 	}
@@ -94,24 +101,28 @@ func (r noTimerC) Step(ev fsm.Event) ([]fsm.Action, error) {
 
 // TestTimerCAnswersUpstream: FIG. 1 with a member that never answers passes; a PF-B that
 // leaves the CF's INVITE unanswered when its guard on the member's INVITE fires (the CF's
-// own guard later ends it, with the same 408 for the sender) is found by timer-c.
+// own guard later ends it, with the same 408 for the sender) is found by timer-c, and so
+// is one that answers it 480 (the sample mutant change-status@f7b2fdb4: the sender is
+// told a status no member gave, which nothing else compares).
 func TestTimerCAnswersUpstream(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, Faults: map[int]Fault{0: {Kind: Silent}}}
 	if res, err := Explore(cfg, ExploreOptions{Workers: 1}); err != nil || !res.OK() {
 		t.Fatalf("fig1 with a silent member: %v (err %v)", res.Violation, err)
 	}
-	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
-		if k == fsm.RolePFB {
-			return noTimerC{r}
+	for _, status := range []int{0, 480} {
+		cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
+			if k == fsm.RolePFB {
+				return noTimerC{r, status}
+			}
+			return r
 		}
-		return r
+		res, err := Explore(cfg, ExploreOptions{Workers: 1})
+		if err != nil || res.Violation == nil || res.Violation.Property != PropTimerC {
+			t.Fatalf("status %d: found %v (err %v), want a %s violation", status, res.Violation, err, PropTimerC)
+		}
+		t.Logf("%s", res.Violation)
 	}
-	res, err := Explore(cfg, ExploreOptions{Workers: 1})
-	if err != nil || res.Violation == nil || res.Violation.Property != PropTimerC {
-		t.Fatalf("found %v (err %v), want a %s violation", res.Violation, err, PropTimerC)
-	}
-	t.Logf("%s", res.Violation)
 }
 
 // giveUpEarly is a CF that answers its upstream INVITE 408 as soon as its guard gives up

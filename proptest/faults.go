@@ -588,7 +588,9 @@ func (w *World) upPending(r int, leg core.LegID) core.LegID {
 // checkTimerC: a PF whose guard on its only downstream INVITE fires answers its own
 // upstream INVITE at once: the proxy's Timer C ends the branch as a 408 would (RFC 3261
 // §16.8), and a proxy whose every branch is final forwards the best response (§16.7
-// step 6). pending is upPending's answer from before the Timeout.
+// step 6), which with one branch is that 408. pending is upPending's answer from before
+// the Timeout, when no response had been sent upstream: any on pending's way now is
+// this step's.
 func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 	if pending == "" {
 		return nil
@@ -596,6 +598,12 @@ func (w *World) checkTimerC(r int, leg, pending core.LegID) *Violation {
 	if u := w.dialog(pending); u.oks+u.rejects == 0 && u.cancels == 0 {
 		return &Violation{PropTimerC, fmt.Sprintf("%s's guard on the INVITE on %s fired, and it left the INVITE it answers on %s unanswered (RFC 3261 §16.8, §16.7)",
 			w.names[r], w.cfg.LegName(leg), w.cfg.LegName(pending))}
+	}
+	for _, it := range w.net.bag {
+		if x, ok := it.ev.(fsm.RejectReceived); ok && it.kind == itSIP && it.leg == pending && x.Status != 408 {
+			return &Violation{PropTimerC, fmt.Sprintf("%s's guard on the INVITE on %s fired, and it answered the INVITE on %s %d; its only branch timed out, a 408 (RFC 3261 §16.8, §16.7)",
+				w.names[r], w.cfg.LegName(leg), w.cfg.LegName(pending), x.Status)}
+		}
 	}
 	return nil
 }
