@@ -5,6 +5,7 @@
 //
 // It is a package of its own so that it and proptest's other exhaustive tests each get go
 // test's ten-minute budget per package: together they took up to 592 s of it on two
-// shared cores. The package has no code of its own; its test imports only proptest, fsm
-// and model of cpmlink, never its runtime packages.
+// shared cores. Its test runs one member; widetest runs two, with KeepsVerdicts, its only
+// code, which imports only proptest, fsm and fsm/core of cpmlink, never its runtime
+// packages.
 package reducetest
