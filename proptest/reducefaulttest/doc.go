@@ -5,6 +5,7 @@
 //
 // It is a package of its own, as reducetest is, so that it gets go test's ten-minute
 // budget per package to itself: in proptest it took 129 s of a package that reached 527 s
-// on two shared cores. The package has no code of its own; its test imports only proptest
-// and fsm of cpmlink, never its runtime packages.
+// on two shared cores. The package has no code of its own; its test imports only proptest,
+// proptest/reducetest (whose Compare it shares) and fsm of cpmlink, never its runtime
+// packages.
 package reducefaulttest

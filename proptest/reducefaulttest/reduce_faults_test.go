@@ -6,6 +6,7 @@ import (
 
 	"github.com/cpmlink/cpmlink/fsm"
 	"github.com/cpmlink/cpmlink/proptest"
+	"github.com/cpmlink/cpmlink/proptest/reducetest"
 )
 
 // TestReductionKeepsVerdictsWithFaults is reducetest's TestReductionKeepsVerdicts with
@@ -48,30 +49,11 @@ func TestReductionKeepsVerdictsWithFaults(t *testing.T) {
 	}
 	symmetric := 0
 	for _, r := range runs {
-		cfg := r.cfg
-		plain, err := proptest.Explore(cfg, proptest.ExploreOptions{NoReduce: true})
+		plain, red, err := reducetest.PlainAndReduced(r.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		red, err := proptest.Explore(cfg, proptest.ExploreOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("%s %d/%d, member faults %s, %d fault steps", r.name, cfg.Members, cfg.PFBs, cfg.FaultLabel(), cfg.FaultBudget)
-		switch {
-		case (plain.Violation == nil) != (red.Violation == nil):
-			t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
-		case plain.Violation != nil && plain.Violation.Property != red.Violation.Property:
-			t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
-		case len(plain.Path) != len(red.Path):
-			t.Errorf("%s: counterexamples of %d and %d steps", name, len(plain.Path), len(red.Path))
-		case plain.Violation == nil && red.Symmetries < 2 && (plain.States != red.States || plain.EndStates != red.EndStates):
-			t.Errorf("%s: plain %d states / %d end states, reduced %d / %d", name, plain.States, plain.EndStates, red.States, red.EndStates)
-		case plain.Violation == nil && red.Symmetries >= 2 && (red.States > plain.States || red.States*red.Symmetries < plain.States || red.EndStates == 0):
-			t.Errorf("%s: plain %d states, reduced %d with %d symmetries", name, plain.States, red.States, red.Symmetries)
-		case red.Transitions > plain.Transitions:
-			t.Errorf("%s: the reduced search took more steps (%d > %d)", name, red.Transitions, plain.Transitions)
-		}
+		reducetest.Compare(t, fmt.Sprintf("%s %d/%d, member faults %s, %d fault steps", r.name, r.cfg.Members, r.cfg.PFBs, r.cfg.FaultLabel(), r.cfg.FaultBudget), plain, red)
 		if red.Symmetries >= 2 {
 			symmetric++
 		}

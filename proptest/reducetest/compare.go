@@ -17,11 +17,7 @@ type Size struct{ Members, PFBs, Chunks int }
 // KeepsVerdicts runs the plain search and the reduced one on every named variant and every
 // planted defect of the spec file planted, at each of sizes (at more than one member, the
 // seven figures only), under the clients' a=setup rotations and the sender's ways of
-// ending, and requires the same verdict, a counterexample of the same length, and no more
-// steps taken than the plain search. Without symmetries (one member, or a planted defect)
-// the reduced search visits the same states and end states (sleep sets prune steps, never
-// states); with them, no more, and at least the plain search's divided by the number of
-// symmetries. It is the body of this package's test and of widetest's, which split the
+// ending, and requires of each pair what Compare does. It is the body of this package's test and of widetest's, which split the
 // sizes between two packages so that each stays within go test's ten minutes.
 func KeepsVerdicts(t *testing.T, planted string, sizes ...Size) {
 	t.Helper()
@@ -76,30 +72,11 @@ func KeepsVerdicts(t *testing.T, planted string, sizes ...Size) {
 			}
 			var first *proptest.Violation
 			for _, cfg := range cfgs {
-				plain, red, err := plainAndReduced(cfg)
+				plain, red, err := PlainAndReduced(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
-				name := func() string {
-					return fmt.Sprintf("%s %d/%d (%s, sender %s)", v.Name, size.Members, size.PFBs, cfg.SetupLabel(), cfg.Sender)
-				}
-				switch {
-				case (plain.Violation == nil) != (red.Violation == nil):
-					t.Errorf("%s: plain found %v, reduced found %v", name(), plain.Violation, red.Violation)
-				case plain.Violation != nil && plain.Violation.Property != red.Violation.Property:
-					t.Errorf("%s: plain found %v, reduced found %v", name(), plain.Violation, red.Violation)
-				case len(plain.Path) != len(red.Path):
-					t.Errorf("%s: counterexamples of %d and %d steps", name(), len(plain.Path), len(red.Path))
-				case plain.Violation == nil && red.Symmetries < 2 && (plain.States != red.States || plain.EndStates != red.EndStates):
-					t.Errorf("%s: plain %d states / %d end states, reduced %d / %d", name(), plain.States, plain.EndStates, red.States, red.EndStates)
-				case plain.Violation == nil && red.Symmetries >= 2 && (red.States > plain.States || red.States*red.Symmetries < plain.States ||
-					red.EndStates > plain.EndStates || red.EndStates == 0):
-					t.Errorf("%s: plain %d states / %d end states, reduced %d / %d with %d symmetries", name(), plain.States, plain.EndStates, red.States, red.EndStates, red.Symmetries)
-				case plain.Violation == nil && red.Symmetries < 2 && plain.Transitions != red.PlainTransitions:
-					t.Errorf("%s: plain took %d steps, the reduced search counts %d", name(), plain.Transitions, red.PlainTransitions)
-				case red.Transitions > plain.Transitions:
-					t.Errorf("%s: the reduced search took more steps (%d > %d)", name(), red.Transitions, plain.Transitions)
-				}
+				Compare(t, fmt.Sprintf("%s %d/%d (%s, sender %s)", v.Name, size.Members, size.PFBs, cfg.SetupLabel(), cfg.Sender), plain, red)
 				if first == nil {
 					first = red.Violation
 				}
@@ -123,10 +100,37 @@ func KeepsVerdicts(t *testing.T, planted string, sizes ...Size) {
 	}
 }
 
-// plainAndReduced explores cfg with the plain and with the reduced search, side by side:
+// Compare fails t unless the reduced search's result red keeps the verdict of the plain
+// search's plain on the configuration called name: the same verdict, a counterexample of
+// the same length, and no more steps taken. Without symmetries the reduced search visits
+// the same states and end states and counts the same plain steps (sleep sets prune steps,
+// never states); with them, no more states and end states, some end state, and at least
+// the plain search's states divided by the number of symmetries.
+func Compare(t *testing.T, name string, plain, red *proptest.ExploreResult) {
+	t.Helper()
+	switch {
+	case (plain.Violation == nil) != (red.Violation == nil):
+		t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
+	case plain.Violation != nil && plain.Violation.Property != red.Violation.Property:
+		t.Errorf("%s: plain found %v, reduced found %v", name, plain.Violation, red.Violation)
+	case len(plain.Path) != len(red.Path):
+		t.Errorf("%s: counterexamples of %d and %d steps", name, len(plain.Path), len(red.Path))
+	case plain.Violation == nil && red.Symmetries < 2 && (plain.States != red.States || plain.EndStates != red.EndStates):
+		t.Errorf("%s: plain %d states / %d end states, reduced %d / %d", name, plain.States, plain.EndStates, red.States, red.EndStates)
+	case plain.Violation == nil && red.Symmetries >= 2 && (red.States > plain.States || red.States*red.Symmetries < plain.States ||
+		red.EndStates > plain.EndStates || red.EndStates == 0):
+		t.Errorf("%s: plain %d states / %d end states, reduced %d / %d with %d symmetries", name, plain.States, plain.EndStates, red.States, red.EndStates, red.Symmetries)
+	case plain.Violation == nil && red.Symmetries < 2 && plain.Transitions != red.PlainTransitions:
+		t.Errorf("%s: plain took %d steps, the reduced search counts %d", name, plain.Transitions, red.PlainTransitions)
+	case red.Transitions > plain.Transitions:
+		t.Errorf("%s: the reduced search took more steps (%d > %d)", name, red.Transitions, plain.Transitions)
+	}
+}
+
+// PlainAndReduced explores cfg with the plain and with the reduced search, side by side:
 // they share nothing, and one at a time the package would not stay within go test's ten
 // minutes on two cores (each search takes one core here).
-func plainAndReduced(cfg proptest.Config) (plain, red *proptest.ExploreResult, err error) {
+func PlainAndReduced(cfg proptest.Config) (plain, red *proptest.ExploreResult, err error) {
 	var perr error
 	done := make(chan struct{})
 	go func() {
