@@ -228,13 +228,18 @@ func newRawPeer(t *testing.T, to string) *rawPeer {
 // where it says {{CL}}.
 func (p *rawPeer) send(msg string) {
 	p.t.Helper()
+	if _, err := p.pc.WriteTo(rawWire(msg), p.to); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// rawWire is msg as the raw peers send it: "\n" turned into CRLF and
+// Content-Length filled in where it says {{CL}}.
+func rawWire(msg string) []byte {
 	msg = strings.ReplaceAll(msg, "\r\n", "\n")
 	head, body, _ := strings.Cut(msg, "\n\n")
 	head = strings.ReplaceAll(head, "{{CL}}", fmt.Sprint(len(strings.ReplaceAll(body, "\n", "\r\n"))))
-	wire := strings.ReplaceAll(head+"\n\n"+body, "\n", "\r\n")
-	if _, err := p.pc.WriteTo([]byte(wire), p.to); err != nil {
-		p.t.Fatal(err)
-	}
+	return []byte(strings.ReplaceAll(head+"\n\n"+body, "\n", "\r\n"))
 }
 
 // read returns the next SIP message, or nil when ctx (or the optional

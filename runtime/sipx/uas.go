@@ -193,6 +193,17 @@ func (e *Endpoint) hold(l *legState, tx sip.ServerTransaction, cancelled <-chan 
 		e.abandon(l, ErrHoldExpired)
 		_ = tx.Respond(e.response(l, 408, "", nil, nil))
 	case <-tx.Done():
+		// A CANCEL ends the transaction too (sipgo's 487, then the ACK, or Timer H),
+		// and when both are ready before this select runs, select picks at random.
+		// sipgo calls the OnCancel hook before it sends the 487, so once the
+		// transaction is done, cancelled is closed if a CANCEL ended it: the driver
+		// must hear "cancelled", not a transport failure.
+		select {
+		case <-cancelled:
+			e.cancelled(l)
+			return
+		default:
+		}
 		e.abandon(l, fmt.Errorf("%w: INVITE transaction ended: %v", ErrTransport, tx.Err()))
 	case <-e.ctx.Done():
 		e.abandon(l, nil)
