@@ -500,6 +500,9 @@ func (r *CF) onFireUp(s *core.Session, sd *core.Side, ev Timeout) {
 		r.e.Send(s.Up, colSIP, uasEvSendBye, SendBye{Leg: s.Up.Leg})
 	}
 	for _, d := range s.Downs {
+		if s.Total > 0 && s.Up.Rx >= s.Total && d.M[colSIP].State() == uacAnswered {
+			r.e.Send(d, colSIP, uacEvSendAck, SendAck{Leg: d.Leg})
+		}
 		if !(s.Total > 0 && s.Up.Rx >= s.Total) {
 			if r.v.Defects&DefectRelayLingers == 0 {
 				if d.M[colSIP].State() == uacAnswered {

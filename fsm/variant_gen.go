@@ -1678,7 +1678,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:192a810e0c3f8ee21655f1cbdd9e4b9f"
+const Fingerprint = "sha256:4bdb4cb9ae3867f71222020b81b22ce9"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -254,6 +254,33 @@ func (w *World) checkSetup(r int, leg core.LegID, got core.Setup, answer bool) *
 	return &Violation{PropInitiative, fmt.Sprintf("%s %s on %s (leg %s) with a=setup:%s; %s initiative wants a=setup:%s", w.names[r], what, h, leg, setupName(got), w.cfg.Variant.Initiative[h], setupName(want))}
 }
 
+// checkAckHeld: a UAC ACKs a 2xx in the step it receives it (RFC 3261 §13.2.2.4; the
+// callee ends the dialog when no ACK comes within 64*T1, §13.3.1.4). The figures let a PF
+// hold it in one case (pf-ack on-upstream-ack, S106/S111): while its own upstream dialog
+// waits for its ACK. The wait ends with the upstream ACK, with a BYE that arrived in its
+// place (a lost ACK), or with the upstream INVITE or dialog over: from that step on,
+// every 2xx it holds is ACKed. Checked after every step, over the dialogs no BYE ended,
+// last: a check that names what a step did wrong more closely (an onward dialog a guard
+// left, a 2xx that crossed a CANCEL) goes first.
+func (w *World) checkAckHeld() *Violation {
+	for i := range w.net.legs {
+		le := &w.net.legs[i]
+		if le.okRecv == 0 || le.acksSent > 0 || le.byeSeen() || le.downByeRecv {
+			continue
+		}
+		r, leg := le.ends[0], w.legNames[i]
+		kind := w.roles[r].Kind()
+		if up, ok := parentLeg(leg); ok && (kind == fsm.RolePFA || kind == fsm.RolePFB) && w.cfg.Variant.PFAck == fsm.PFAckOnUpstreamAck {
+			if u := w.dialog(up); u != nil && !u.ackRecv && !u.byeRecv && !u.upBye && u.rejects == 0 {
+				continue
+			}
+		}
+		return &Violation{PropAckPer2xx, fmt.Sprintf("%s holds the 200 OK of %s un-ACKed past the step it may (RFC 3261 §13.2.2.4; a PF holds it only until its upstream dialog is confirmed or over, S106/S111)",
+			w.names[r], w.cfg.LegName(leg))}
+	}
+	return nil
+}
+
 // checkOverridden: a role records that a=setup overrode the figure's opener on a leg
 // (SetupOverridden; the order rules take the record as the reason the figure's opener
 // did not open) only when it did: the end it says now opens is not the one the variant's

@@ -141,7 +141,9 @@ func (w *World) applyFault(c Choice) *Violation {
 	case ChooseLoseAck:
 		it := w.net.take(c.item)
 		w.record(Step{From: w.names[it.from], To: w.names[it.to], Label: "ACK lost (" + string(it.leg) + ")", Note: true})
-		w.harm(it.leg)
+		if le := w.dialog(it.leg); le != nil {
+			le.ackLost = true
+		}
 	case ChooseReset:
 		leg := w.legNames[c.leg]
 		le := &w.net.legs[c.leg]

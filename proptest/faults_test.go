@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -289,19 +290,16 @@ func TestRelayGuardBugsFound(t *testing.T) {
 	}
 }
 
-// TestLostAckEndsTheSession: an ACK lost for good on hop3 (the ACK of each retransmitted
-// 2xx lost too) leaves PF-B's 2xx unconfirmed, and in FIG. 1 PF-B waits for that ACK
-// before it ACKs the member and opens hop4 (S111). The guards end what the loss leaves:
-// the run ends with every role done, every dialog ended and the sender told the member
-// failed, while the checkers hold the member to nothing more (its hop3 is harmed) and the
-// sender's hops to everything.
-func TestLostAckEndsTheSession(t *testing.T) {
-	v, _ := fsm.VariantByName("fig1")
-	w, err := NewWorld(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1})
+// loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),
+// but loses the first ACK in flight on leg(w) for good, calling before (if not nil) ahead
+// of each step. The run must end quiescent with the ACK lost.
+func loseAckRun(t *testing.T, cfg Config, leg func(*World) core.LegID, before func(n int, c Choice, w *World)) *World {
+	t.Helper()
+	w, err := NewWorld(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hop3 := w.memberLeg(0, 3)
+	l := leg(w)
 	lost := false
 	for n := 0; ; n++ {
 		if n == 1000 {
@@ -311,23 +309,38 @@ func TestLostAckEndsTheSession(t *testing.T) {
 		if len(choices) == 0 {
 			break
 		}
-		// The canonical schedule never picks a fault step (Earliest ranks them last).
 		pick := w.Earliest(choices)
 		for i, c := range choices {
-			if !lost && c.Kind == ChooseLoseAck && w.net.bag[c.item].leg == hop3 {
+			if !lost && c.Kind == ChooseLoseAck && w.net.bag[c.item].leg == l {
 				pick, lost = i, true
 			}
+		}
+		if before != nil {
+			before(n, choices[pick], w)
 		}
 		if v := w.Apply(choices[pick]); v != nil {
 			t.Fatalf("step %d (%s): %v", n, w.Describe(choices[pick]), v)
 		}
 	}
 	if !lost {
-		t.Fatal("no ACK on hop3 was ever in flight")
+		t.Fatalf("no ACK on %s was ever in flight", l)
 	}
 	if v := w.quiescent(); v != nil {
 		t.Fatal(v)
 	}
+	return w
+}
+
+// TestLostAckEndsTheSession: an ACK lost for good on hop3 (the ACK of each retransmitted
+// 2xx lost too) leaves PF-B's 2xx unconfirmed, and in FIG. 1 PF-B waits for that ACK
+// before it ACKs the member and opens hop4 (S111). The guards end what the loss leaves:
+// the run ends with every role done, every dialog ended and the sender told the member
+// failed, while the checkers hold the member to nothing more (its hop3 is harmed) and the
+// sender's hops to everything.
+func TestLostAckEndsTheSession(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	w := loseAckRun(t, Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1},
+		func(w *World) core.LegID { return w.memberLeg(0, 3) }, nil)
 	if !w.memberHarmed(0) || w.net.harmed {
 		t.Errorf("harm: member %v, every member %v; want the member's only", w.memberHarmed(0), w.net.harmed)
 	}
@@ -338,7 +351,66 @@ func TestLostAckEndsTheSession(t *testing.T) {
 	if got.Kind != core.Failed {
 		t.Errorf("the sender learned %v of the member; want failed", got)
 	}
-	if le := w.dialog(hop3); le.ackRecv || !le.byeSeen() {
+	if le := w.dialog(w.memberLeg(0, 3)); le.ackRecv || !le.byeSeen() {
 		t.Errorf("hop3: ACK received %v, BYE sent %v; want no ACK and a BYE", le.ackRecv, le.byeSeen())
+	}
+}
+
+// ackOnByeDropped is a PF that, given its upstream's BYE, leaves unACKed a 2xx it is not
+// ending with a BYE of its own (the mutant drop-statement@530c721d). End-down ACKs it
+// later, before its BYE, so the member still gets the message and no BYE precedes an ACK:
+// only the 2xx held past the step the BYE arrived in tells it from the spec
+// (checkAckHeld).
+type ackOnByeDropped struct{ fsm.Role }
+
+func (r ackOnByeDropped) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.ByeReceived); !ok {
+		return acts, err
+	}
+	byes := map[core.LegID]bool{}
+	for _, a := range acts {
+		if _, ok := a.(fsm.SendBye); ok {
+			byes[a.ActionLeg()] = true
+		}
+	}
+	return slices.DeleteFunc(acts, func(a fsm.Action) bool {
+		_, ack := a.(fsm.SendAck)
+		return ack && !byes[a.ActionLeg()]
+	}), err
+}
+
+// TestAckHeldFound: in FIG. 1 PF-A ACKs the CF's 200 when ClientA's ACK arrives (S106).
+// ClientA, its message through, hangs up, and its BYE may overtake its ACK (SIP over UDP
+// keeps no order between them): PF-A has its dialog's end, not its confirmation, and
+// must ACK the 2xx it held in that step. A PF-A that leaves it to end-down is found.
+func TestAckHeldFound(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Sender: core.SenderCloses}
+	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFA, func(r fsm.Role) fsm.Role { return ackOnByeDropped{r} }, PropAckPer2xx)
+	if !strings.Contains(res.Violation.Detail, "pfa holds the 200 OK of hop2 un-ACKed") {
+		t.Fatalf("found %v", res.Violation)
+	}
+}
+
+// TestLostAckMadeUpByBye: the ACK of PF-A's 200 is lost for good, and ClientA's BYE
+// arrives in its place before any guard gives up. The loss then costs nothing (PF-A
+// takes the BYE as the end of a dialog whose message it has whole, ACKs the CF and
+// delivers), so the checkers hold the run to everything: no member harmed, and the
+// member holds the message. The sender hangs up after its last 200: one that waits for
+// REPORTs never sends the BYE, and only the guards end that run (harmed, as they should).
+func TestLostAckMadeUpByBye(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	w := loseAckRun(t, Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderCloses},
+		func(w *World) core.LegID { return w.hopLeg(1) }, func(n int, c Choice, w *World) {
+			if w.net.harmed {
+				t.Fatalf("step %d: the run is harmed before %s", n, w.Describe(c))
+			}
+		})
+	if w.net.harmed || w.memberHarmed(0) {
+		t.Errorf("harm: every member %v, the member %v; want none", w.net.harmed, w.memberHarmed(0))
+	}
+	if got := w.obs.members[0].next - 1; got != 1 {
+		t.Errorf("the member holds %d of 1 chunks", got)
 	}
 }

@@ -122,6 +122,10 @@ type legState struct {
 	hangUp bool
 	// harmed: a fault step on this leg may fail the member it serves (faults.go, harm).
 	harmed bool
+	// ackLost: the ACK of the leg's 2xx was lost for good (ChooseLoseAck). It harms the
+	// leg only once a guard gives up waiting (a timeout fires); a BYE that reaches the
+	// answerer first ends the dialog as the ACK would have let it, and harms nothing.
+	ackLost bool
 }
 
 // byeSeen: a BYE was sent on the leg's dialog, by either end.

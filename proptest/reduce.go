@@ -275,7 +275,7 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 			what |= touchEnd0 << e
 		}
 	}
-	if o.ends != n.ends || o.broken != n.broken || o.cut != n.cut || o.harmed != n.harmed {
+	if o.ends != n.ends || o.broken != n.broken || o.cut != n.cut || o.harmed != n.harmed || o.ackLost != n.ackLost {
 		what |= touchEnds
 	}
 	// byeRecv (the answerer received a BYE) and byes (the offerer sent one) stay shared

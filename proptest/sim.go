@@ -275,7 +275,10 @@ func (w *World) Apply(c Choice) *Violation {
 	if v := w.apply1(c); v != nil {
 		return v
 	}
-	return w.checkGuarded()
+	if v := w.checkGuarded(); v != nil {
+		return v
+	}
+	return w.checkAckHeld()
 }
 
 func (w *World) apply1(c Choice) *Violation {
@@ -319,6 +322,16 @@ func (w *World) apply1(c Choice) *Violation {
 			w.net.harmed = true
 			label = "early " + label
 		}
+		// A lost ACK that no BYE made up for harms its leg now: some guard gave up (not
+		// always the answerer's own: a relay upstream of it may wait on it too). The step
+		// reads other legs, which the reduction sees as written (legDiff): and an on-time
+		// timer fires only when nothing else can, an early one is a fault step.
+		for i := range w.net.legs {
+			if l := &w.net.legs[i]; l.ackLost {
+				l.ackLost = false
+				w.harm(w.legNames[i])
+			}
+		}
 		w.record(Step{From: w.names[r], To: w.names[r], Label: label, Note: true})
 		before := append([]byte(nil), w.snaps[r]...)
 		pending := w.upPending(r, leg)
@@ -352,6 +365,7 @@ func (w *World) observeSIP(it item) {
 			lo.downByeRecv = true
 		} else {
 			lo.byeRecv = true
+			lo.ackLost = false // the BYE ends the dialog the lost ACK would have confirmed
 		}
 	case fsm.RejectReceived:
 		lo.finalRecv = true

@@ -134,6 +134,7 @@ func appendLeg(e *core.Enc, l *legState) {
 	e.Bool(l.failed[0])
 	e.Bool(l.failed[1])
 	e.Bool(l.harmed)
+	e.Bool(l.ackLost)
 }
 
 // Load restores a state Save produced. Roles whose snapshot did not change are left as
@@ -221,7 +222,7 @@ func (w *World) loadNet(b []byte) error {
 		l.finalRecv = d.Bool()
 		l.upBye, l.downByeRecv, l.hangUp = d.Bool(), d.Bool(), d.Bool()
 		l.failed[0], l.failed[1] = d.Bool(), d.Bool()
-		l.harmed = d.Bool()
+		l.harmed, l.ackLost = d.Bool(), d.Bool()
 		n.legs = append(n.legs, l)
 	}
 	cnt = d.U()
