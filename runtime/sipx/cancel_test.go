@@ -21,15 +21,26 @@ import (
 type holdGate struct {
 	held    chan struct{}
 	release chan struct{}
+	// done lets every held goroutine go when the test ends, failed or not, so that the
+	// endpoint's Close, which waits for them, does not hang a failed test.
+	done chan struct{}
 }
 
 func (g *holdGate) Enabled(context.Context, slog.Level) bool { return true }
 func (g *holdGate) WithAttrs([]slog.Attr) slog.Handler       { return g }
 func (g *holdGate) WithGroup(string) slog.Handler            { return g }
 func (g *holdGate) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "INVITE held" {
-		g.held <- struct{}{}
-		<-g.release
+	if r.Message != "INVITE held" {
+		return nil
+	}
+	select {
+	case g.held <- struct{}{}:
+	case <-g.done:
+		return nil
+	}
+	select {
+	case <-g.release:
+	case <-g.done:
 	}
 	return nil
 }
@@ -45,8 +56,9 @@ func (g *holdGate) Handle(_ context.Context, r slog.Record) error {
 func TestCancelEndsTransactionFirst(t *testing.T) {
 	const rounds = 12
 	ctx := testCtx(t)
-	gate := &holdGate{held: make(chan struct{}), release: make(chan struct{})}
+	gate := &holdGate{held: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
 	b := startEP(t, Config{Name: "bob", Identity: "sip:bob@b.example", Logger: slog.New(gate)})
+	t.Cleanup(func() { close(gate.done) }) // runs before startEP's Close
 	for i := range rounds {
 		p := dialRawTCP(t, ctx, b.TCPAddr())
 		call := &rawCall{target: "sip:bob@" + b.TCPAddr(), callID: fmt.Sprintf("%s-%d@raw", randToken(6), i),
