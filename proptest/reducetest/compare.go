@@ -17,8 +17,9 @@ type Size struct{ Members, PFBs, Chunks int }
 // KeepsVerdicts runs the plain search and the reduced one on every named variant and every
 // planted defect of the spec file planted, at each of sizes (at more than one member, the
 // seven figures only), under the clients' a=setup rotations and the sender's ways of
-// ending, and requires of each pair what Compare does. It is the body of this package's test and of widetest's, which split the
-// sizes between two packages so that each stays within go test's ten minutes.
+// ending, and requires of each pair what Compare does. It is the body of this package's
+// test and of widetest's, which split the sizes between two packages so that each stays
+// within go test's ten minutes.
 func KeepsVerdicts(t *testing.T, planted string, sizes ...Size) {
 	t.Helper()
 	vs, err := proptest.LoadVariants(planted)
