@@ -313,6 +313,9 @@ type OrderRule struct {
 	Doc   string
 	Then  OrderTerm
 	After []OrderTerm
+	// Prompt: Then is a link opening, done in the role's step in which one of After has
+	// happened and the link can be opened, not later.
+	Prompt bool
 }
 
 // Order is a set of order rules: bit i stands for OrderRules[i].
@@ -779,9 +782,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleClientA,
 		Text:  "ClientA recv-200 at down",
 	}},
-	Cite: "S105, S301",
-	Doc:  "ClientA opens the first link on the 200 OK from PF-A.",
-	Name: "clienta-opens-hop1-on-200",
+	Cite:   "S105, S301",
+	Doc:    "ClientA opens the first link on the 200 OK from PF-A.",
+	Name:   "clienta-opens-hop1-on-200",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -806,9 +810,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFA,
 		Text:  "PFA recv-bye at up",
 	}},
-	Cite: "S204",
-	Doc:  "PF-A opens the first link on the ACK from ClientA.",
-	Name: "pfa-opens-hop1-on-ack",
+	Cite:   "S204",
+	Doc:    "PF-A opens the first link on the ACK from ClientA.",
+	Name:   "pfa-opens-hop1-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   1,
 		Event: "link-open",
@@ -833,9 +838,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFA,
 		Text:  "PFA recv-bye at up",
 	}},
-	Cite: "S106, S302",
-	Doc:  "PF-A opens the second link on the ACK from ClientA.",
-	Name: "pfa-opens-hop2-on-ack",
+	Cite:   "S106, S302",
+	Doc:    "PF-A opens the second link on the ACK from ClientA.",
+	Name:   "pfa-opens-hop2-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -853,9 +859,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFA,
 		Text:  "PFA recv-200 at down",
 	}},
-	Cite: "Solution 1 and 3 alternatives",
-	Doc:  "PF-A opens the second link on the 200 OK from the CF.",
-	Name: "pfa-opens-hop2-on-200",
+	Cite:   "Solution 1 and 3 alternatives",
+	Doc:    "PF-A opens the second link on the 200 OK from the CF.",
+	Name:   "pfa-opens-hop2-on-200",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -893,9 +900,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFA,
 		Text:  "PFA recv-chunk at up",
 	}},
-	Cite: "Solution 1 and 3 alternatives",
-	Doc:  "PF-A opens the second link on the first MSRP SEND from ClientA.",
-	Name: "pfa-opens-hop2-on-send",
+	Cite:   "Solution 1 and 3 alternatives",
+	Doc:    "PF-A opens the second link on the first MSRP SEND from ClientA.",
+	Name:   "pfa-opens-hop2-on-send",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -920,9 +928,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleCF,
 		Text:  "CF recv-bye at up",
 	}},
-	Cite: "S203",
-	Doc:  "The CF opens the second link on the ACK from PF-A.",
-	Name: "cf-opens-hop2-on-ack",
+	Cite:   "S203",
+	Doc:    "The CF opens the second link on the ACK from PF-A.",
+	Name:   "cf-opens-hop2-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   1,
 		Event: "link-open",
@@ -940,9 +949,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleCF,
 		Text:  "CF recv-200 at down",
 	}},
-	Cite: "S110",
-	Doc:  "The CF opens a member's third link on that member's 200 OK.",
-	Name: "cf-opens-hop3-on-200",
+	Cite:   "S110",
+	Doc:    "The CF opens a member's third link on that member's 200 OK.",
+	Name:   "cf-opens-hop3-on-200",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -967,9 +977,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleCF,
 		Text:  "CF recv-bye at up",
 	}},
-	Cite: "S110 alternatives",
-	Doc:  "The CF opens the third links on the ACK from PF-A.",
-	Name: "cf-opens-hop3-on-ack",
+	Cite:   "S110 alternatives",
+	Doc:    "The CF opens the third links on the ACK from PF-A.",
+	Name:   "cf-opens-hop3-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -987,9 +998,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleCF,
 		Text:  "CF recv-chunk at up",
 	}},
-	Cite: "S110 alternatives",
-	Doc:  "The CF opens the third links on the first MSRP SEND from PF-A.",
-	Name: "cf-opens-hop3-on-send",
+	Cite:   "S110 alternatives",
+	Doc:    "The CF opens the third links on the first MSRP SEND from PF-A.",
+	Name:   "cf-opens-hop3-on-send",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -1041,9 +1053,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFB,
 		Text:  "PFB recv-bye at up",
 	}},
-	Cite: "S202, S303",
-	Doc:  "PF-B opens the third link on the ACK from the CF.",
-	Name: "pfb-opens-hop3-on-ack",
+	Cite:   "S202, S303",
+	Doc:    "PF-B opens the third link on the ACK from the CF.",
+	Name:   "pfb-opens-hop3-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   1,
 		Event: "link-open",
@@ -1068,9 +1081,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFB,
 		Text:  "PFB recv-bye at up",
 	}},
-	Cite: "S111",
-	Doc:  "PF-B opens the fourth link on the ACK from the CF.",
-	Name: "pfb-opens-hop4-on-ack",
+	Cite:   "S111",
+	Doc:    "PF-B opens the fourth link on the ACK from the CF.",
+	Name:   "pfb-opens-hop4-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -1088,9 +1102,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFB,
 		Text:  "PFB recv-200 at down",
 	}},
-	Cite: "Solution 1 alternatives",
-	Doc:  "PF-B opens the fourth link on its member's 200 OK.",
-	Name: "pfb-opens-hop4-on-200",
+	Cite:   "Solution 1 alternatives",
+	Doc:    "PF-B opens the fourth link on its member's 200 OK.",
+	Name:   "pfb-opens-hop4-on-200",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -1135,9 +1150,10 @@ var OrderRules = []OrderRule{{
 		Role:  RolePFB,
 		Text:  "PFB recv-chunk at up",
 	}},
-	Cite: "Solution 1 alternatives",
-	Doc:  "PF-B opens the fourth link on the first MSRP SEND from the CF.",
-	Name: "pfb-opens-hop4-on-send",
+	Cite:   "Solution 1 alternatives",
+	Doc:    "PF-B opens the fourth link on the first MSRP SEND from the CF.",
+	Name:   "pfb-opens-hop4-on-send",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "link-open",
@@ -1162,9 +1178,10 @@ var OrderRules = []OrderRule{{
 		Role:  RoleClientB,
 		Text:  "ClientB recv-bye at up",
 	}},
-	Cite: "S201, S304",
-	Doc:  "ClientB opens the fourth link on the ACK from PF-B.",
-	Name: "clientb-opens-hop4-on-ack",
+	Cite:   "S201, S304",
+	Doc:    "ClientB opens the fourth link on the ACK from PF-B.",
+	Name:   "clientb-opens-hop4-on-ack",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   1,
 		Event: "link-open",
@@ -1678,7 +1695,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:4bdb4cb9ae3867f71222020b81b22ce9"
+const Fingerprint = "sha256:e591cf9bfc66414a848597e0f89281f0"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

@@ -37,6 +37,9 @@ func (g *generator) orderDecls(f *jen.File) {
 		jen.Id("Doc").String(),
 		jen.Id("Then").Id("OrderTerm"),
 		jen.Id("After").Index().Id("OrderTerm"),
+		jen.Comment("Prompt: Then is a link opening, done in the role's step in which one of After has"),
+		jen.Comment("happened and the link can be opened, not later."),
+		jen.Id("Prompt").Bool(),
 	)
 	f.Comment("Order is a set of order rules: bit i stands for OrderRules[i].")
 	f.Type().Id("Order").Uint64()
@@ -76,7 +79,7 @@ func (g *generator) orderDecls(f *jen.File) {
 	f.Comment("OrderRules are the order rules of the spec, in file order.")
 	f.Var().Id("OrderRules").Op("=").Index().Id("OrderRule").ValuesFunc(func(gr *jen.Group) {
 		for _, o := range s.Orders {
-			gr.Values(jen.Dict{
+			d := jen.Dict{
 				jen.Id("Name"): jen.Lit(o.Name),
 				jen.Id("Cite"): jen.Lit(o.Cite),
 				jen.Id("Doc"):  jen.Lit(o.Doc),
@@ -86,7 +89,11 @@ func (g *generator) orderDecls(f *jen.File) {
 						ag.Add(term(a, false))
 					}
 				}),
-			})
+			}
+			if o.Prompt {
+				d[jen.Id("Prompt")] = jen.True()
+			}
+			gr.Values(d)
 		}
 	})
 	f.Comment("Rules returns the order rules in the set, in spec order.")

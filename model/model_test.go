@@ -88,6 +88,8 @@ func TestSpecErrors(t *testing.T) {
 		{"order step with an unknown event", "after: PFA recv-200 at down", "after: PFA recv-2000 at down", `no machine of the down side has the event "recv-2000"`},
 		{"order step without its role", "then: PFA send-ack at down", "then: PFA send-ack", "write a step as ROLE EVENT at SIDE"},
 		{"order step of a far role", "after: PFB link-open at up", "after: PFA link-open at down", "another role's step on another hop"},
+		{"prompt on no opening", "    after: [PFA recv-ack at up, PFA recv-bye at up, PFA recv-cancel at up, PFA send-reject at up,\n", "    prompt: true\n    after: [PFA recv-ack at up, PFA recv-bye at up, PFA recv-cancel at up, PFA send-reject at up,\n", `only a link opening can be held to its trigger`},
+		{"prompt after another role's step", "then: CF link-open at down\n    after: CF recv-200 at down", "then: CF link-open at down\n    after: PFB send-200 at up", `a prompt rule's after steps are CF's own`},
 		{"client hop preset", "{name: fig1-negotiated, base: fig1, set: {initiative: {hop2: negotiated, hop3: negotiated}}", "{name: fig1-negotiated, base: fig1, set: {initiative: {hop1: preset, hop2: negotiated, hop3: negotiated}}",
 			"initiative.hop1 is preset; every variant must take negotiated there"},
 		{"require names no hop", "    require: {hop1: negotiated, hop4: negotiated}", "    require: {hop1: negotiated, hop9: negotiated}", `require names "hop9", which is not a hop`},

@@ -21,7 +21,12 @@ type OrderRule struct {
 	// sides ("PFA send-ack at down", "CF recv-200 at down").
 	Then  string  `yaml:"then"`
 	After StrList `yaml:"after"`
-	Pos   Pos     `yaml:"-"`
+	// Prompt makes a rule whose Then opens a link say "on" as well as "after": the role
+	// opens the link in its own step in which one of After has happened and the link can be
+	// opened (its dialog answered, the peer's SDP in hand, nothing ended), not in a later
+	// step. After then names steps of Then's role only, so that the step is the role's.
+	Prompt bool `yaml:"prompt"`
+	Pos    Pos  `yaml:"-"`
 
 	// ThenTerm and AfterTerms are Then and After, parsed by validation.
 	ThenTerm   OrderTerm   `yaml:"-"`
@@ -107,6 +112,9 @@ func (v *validator) orders() {
 		}
 		o.ThenTerm = t
 		o.AfterTerms = nil
+		if o.Prompt && t.Event != "link-open" {
+			v.errf(o.Pos, "order rule %s: prompt, but its then is %q; only a link opening can be held to its trigger", o.Name, o.Then)
+		}
 		if len(o.After) == 0 {
 			v.errf(o.Pos, "order rule %s: after names no step", o.Name)
 		}
@@ -118,6 +126,10 @@ func (v *validator) orders() {
 			}
 			if at.Role != t.Role && at.Hop != t.Hop {
 				v.errf(o.Pos, "order rule %s: %q is another role's step on another hop than %q; name the step of %s that it causes", o.Name, a, o.Then, t.Role)
+				continue
+			}
+			if o.Prompt && at.Role != t.Role {
+				v.errf(o.Pos, "order rule %s: prompt, but %q is another role's step; a prompt rule's after steps are %s's own", o.Name, a, t.Role)
 				continue
 			}
 			o.AfterTerms = append(o.AfterTerms, at)

@@ -13,7 +13,7 @@ const (
 	PropCompleteness = "completeness" // an event met a state with no cell: a gap in the spec
 	PropProtocol     = "protocol"     // a role refused what a peer sent: the peer broke SIP
 	PropSIPOrder     = "sip-order"    // per leg INVITE -> 200 -> ACK, one ACK per 2xx
-	PropInitiative   = "initiative"   // the right party opened the link, after its trigger, with learned parameters
+	PropInitiative   = "initiative"   // the right party opened the link on its trigger (not before, not a step later), with learned parameters
 	PropReuse        = "reuse"        // with reuse on, one connection per opener and peer address among live links
 	PropDelivery     = "delivery"     // every chunk reached the member once, in order, byte-exact
 	PropDeadlock     = "deadlock"     // nothing can happen but some role is not done
@@ -154,19 +154,7 @@ func (w *World) checkOpen(role int, leg core.LegID, peer core.SDP, conn core.Con
 	}
 	side := w.side(role, leg)
 	lo := w.leg(leg)
-	want, trigger, by := v.Opener[h].String(), v.Trigger[h].String(), "variant "+v.Name
-	if v.Initiative[h] == fsm.InitiativeNegotiated {
-		if got := negotiatedOpener(lo.offerSetup, lo.answerSetup); got != want {
-			// Negotiation overrode the figure on this leg: the new opener opens on the
-			// trigger the spec states for that case, the offerer on the 200 OK, the
-			// answerer on the ACK.
-			want, trigger = got, "ok-received"
-			if got == "answerer" {
-				trigger = "ack-received"
-			}
-			by = fmt.Sprintf("the SDP (offer a=setup:%s, answer a=setup:%s)", setupName(lo.offerSetup), setupName(lo.answerSetup))
-		}
-	}
+	want, trigger, by := w.openerOf(h, lo)
 	if side != want {
 		return &Violation{PropInitiative, fmt.Sprintf("%s opened %s (leg %s) as the %s; %s names the %s", w.names[role], h, leg, side, by, want)}
 	}
@@ -199,6 +187,25 @@ func (w *World) checkOpen(role int, leg core.LegID, peer core.SDP, conn core.Con
 		return &Violation{PropReuse, fmt.Sprintf("%s opened a second connection to %s while connection %s is live", w.names[role], peer.Addr(), live)}
 	}
 	return nil
+}
+
+// openerOf says which end of a leg on hop h opens its link ("offerer" or "answerer"), on
+// which trigger, and by whose word: the variant's, or the SDP's where negotiation overrode
+// the figure (then the new opener opens on the trigger the spec states for that case, the
+// offerer on the 200 OK, the answerer on the ACK).
+func (w *World) openerOf(h fsm.Hop, lo *legState) (want, trigger, by string) {
+	v := w.cfg.Variant
+	want, trigger, by = v.Opener[h].String(), v.Trigger[h].String(), "variant "+v.Name
+	if v.Initiative[h] == fsm.InitiativeNegotiated {
+		if got := negotiatedOpener(lo.offerSetup, lo.answerSetup); got != want {
+			want, trigger = got, "ok-received"
+			if got == "answerer" {
+				trigger = "ack-received"
+			}
+			by = fmt.Sprintf("the SDP (offer a=setup:%s, answer a=setup:%s)", setupName(lo.offerSetup), setupName(lo.answerSetup))
+		}
+	}
+	return want, trigger, by
 }
 
 // negotiatedOpener re-derives from the SDP on the wire which end of a negotiated hop opens
@@ -279,6 +286,101 @@ func (w *World) checkAckHeld() *Violation {
 			w.names[r], w.cfg.LegName(leg))}
 	}
 	return nil
+}
+
+// checkPrompt: an opener opens its link in the step its trigger first holds, not a later
+// one. checkOpen sees only that a trigger came before an opening, so an opener that waits
+// for another event passes it whenever that event comes later. Checked after each step of
+// a role, on its legs that are ready to open from what it knows (answered, the peer's SDP
+// in hand, neither the leg nor the dialog it answered upstream ended, cancelled or
+// failed), twice: against the variant's trigger knob (initiative: the generated roles
+// against their table), and against the figure's prompt order rules (order: the table
+// against the figure, as fig7-cf-hop3's CF opening on the SEND instead of its member's
+// 200 OK). Every trigger is a step of the opener itself, so the first step of the opener
+// after which both hold and the link is unopened is the step that should have opened it.
+func (w *World) checkPrompt(r int) *Violation {
+	for i := range w.net.legs {
+		le := &w.net.legs[i]
+		e := 0
+		switch r {
+		case le.ends[0]:
+		case le.ends[1]:
+			e = 1
+		default:
+			continue
+		}
+		if le.opener >= 0 || !readyToOpen(le, e) {
+			continue
+		}
+		leg := w.legNames[i]
+		h, ok := w.hopOf(leg)
+		if !ok {
+			continue
+		}
+		if up, ok := w.upLeg(r, leg); ok && up != leg {
+			if u := w.dialog(up); u == nil || !legAlive(u, 1) {
+				continue
+			}
+		}
+		want, trigger, by := w.openerOf(h, le)
+		if w.side(r, leg) == want {
+			if held, known := w.triggerHeld(trigger, r, leg); known && held {
+				return &Violation{PropInitiative, fmt.Sprintf("%s's trigger %s for %s held, and %s took a step without opening it (%s opens on the trigger, not later)",
+					w.names[r], trigger, w.cfg.LegName(leg), w.names[r], by)}
+			}
+		}
+		if v := w.orderPrompt(r, e, leg, h, le); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// orderPrompt checks the variant's prompt order rules for role r, end e of a leg of hop h
+// that it has not opened and could: one of a rule's after steps happened on the branch,
+// so this step of r should have opened it. On a negotiated hop the SDP on the wire may
+// have made the other end the opener; the rules hold the figure's opener only.
+func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop, le *legState) *Violation {
+	c := w.order
+	if c == nil {
+		return nil
+	}
+	rk, _, _ := w.roleAt(r)
+	side := [2]string{"offerer", "answerer"}[e]
+	for i, rule := range c.rules {
+		if !rule.Prompt || rule.Then.Role != rk || rule.Then.Hop != h || rule.Then.End != e {
+			continue
+		}
+		if w.cfg.Variant.Initiative[h] == fsm.InitiativeNegotiated && negotiatedOpener(le.offerSetup, le.answerSetup) != side {
+			continue
+		}
+		if w.orderHeld(leg, h, c.afterBit[i]) {
+			var after []string
+			for _, t := range rule.After {
+				after = append(after, fmt.Sprintf("%q", t.Text))
+			}
+			return &Violation{PropOrder, fmt.Sprintf("on %s, %s did one of %s, and took a step after it without %q (rule %q, %s: %s)",
+				w.cfg.LegName(leg), w.names[r], strings.Join(after, " or "), rule.Then.Text, rule.Name, rule.Cite, rule.Doc)}
+		}
+	}
+	return nil
+}
+
+// readyToOpen: end e of a leg has its dialog answered and the peer's SDP, and nothing it
+// knows of has ended, cancelled or failed the leg.
+func readyToOpen(le *legState, e int) bool {
+	if e == 0 && (le.okRecv == 0 || le.answerSDP == "") || e == 1 && (!le.okSent || le.offerSDP == "") {
+		return false
+	}
+	return legAlive(le, e)
+}
+
+// legAlive: no BYE, CANCEL, final non-2xx, failure of end e's link or fault step has
+// touched the leg. Each of these only ever makes a leg less alive (docs/architecture.md,
+// "Sleep sets", on why checkPrompt may read the peer's part of them).
+func legAlive(le *legState, e int) bool {
+	return !le.byeSeen() && !le.downByeRecv && !le.byeRecv && le.rejects == 0 && le.cancels == 0 && !le.closed[e] && !le.failed[e] &&
+		!le.cut && !le.broken && !le.harmed && !le.ackLost
 }
 
 // checkOverridden: a role records that a=setup overrode the figure's opener on a leg

@@ -294,3 +294,25 @@ func TestFalseOverrideFound(t *testing.T) {
 		t.Fatalf("found %v", res.Violation)
 	}
 }
+
+// TestLateOpeningFound: roles that run fig7-cf-hop3 with the CF opening hop3 on the SEND,
+// held to fig7-cf-hop3's own table (the CF opens on its member's 200 OK). In FIG. 7 the CF
+// answers at once, so the SEND may come after that 200 OK: the CF then took a step with
+// its trigger held and did not open. With the figure's order rules dropped, only the check
+// against the table (initiative) tells; with them, the prompt rule tells too (order,
+// TestOrderRulesOfAnExtendingSpec). An opening after the trigger passes checkOpen either way.
+func TestLateOpeningFound(t *testing.T) {
+	v, _ := fsm.VariantByName("fig7-cf-hop3")
+	late := v
+	late.Trigger[fsm.Hop3] = fsm.TriggerSendReceived
+	for _, order := range []fsm.Order{0, v.Order} {
+		v.Order, late.Order = order, order
+		cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1}
+		exploreClean(t, cfg, ExploreOptions{}, fsm.RoleCF)
+		cfg.codeVariant = &late
+		res := exploreFinds(t, cfg, ExploreOptions{}, PropInitiative)
+		if !strings.Contains(res.Violation.Detail, "trigger ok-received for hop3") {
+			t.Errorf("found %v", res.Violation)
+		}
+	}
+}

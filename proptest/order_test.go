@@ -34,6 +34,14 @@ variants:
     order: [cf-answers-at-once]
     set: {cf-answer: at-once}
     expect: order
+  - name: fig7-cf-hop3-late
+    doc: >
+      fig7-cf-hop3 whose CF opens hop3 on the SEND, against the figure's "on the member's
+      200 OK": in FIG. 7 the CF answers at once, so the SEND may come before that 200 or
+      after it, and only the prompt rule tells the later opening from the right one.
+    base: fig7-cf-hop3
+    set: {trigger: {hop3: send-received}}
+    expect: order
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +50,7 @@ variants:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) != 3 {
+	if len(vs) != 4 {
 		t.Fatalf("%d variants", len(vs))
 	}
 	fig6, _ := fsm.VariantByName("fig6")
@@ -69,6 +77,9 @@ variants:
 			// after the CF's own. Its at-once table breaks the inherited rule.
 			if v.Name == "fig5-cf-answers-at-once" && res.Violation != nil && !strings.Contains(res.Violation.Detail, "cf-answers-after-member") {
 				t.Errorf("the CF's answer broke %v, want the inherited cf-answers-after-member", res.Violation)
+			}
+			if v.Name == "fig7-cf-hop3-late" && res.Violation != nil && !strings.Contains(res.Violation.Detail, `without "CF link-open at down" (rule "cf-opens-hop3-on-200"`) {
+				t.Errorf("the late opening broke %v, want the prompt rule cf-opens-hop3-on-200", res.Violation)
 			}
 		})
 	}

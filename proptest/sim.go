@@ -272,11 +272,17 @@ func (w *World) record(s Step) {
 
 // Apply delivers one choice and checks the properties; it returns the first violation.
 func (w *World) Apply(c Choice) *Violation {
+	actor := w.actor(c)
 	if v := w.apply1(c); v != nil {
 		return v
 	}
 	if v := w.checkGuarded(); v != nil {
 		return v
+	}
+	if actor >= 0 {
+		if v := w.checkPrompt(actor); v != nil {
+			return v
+		}
 	}
 	return w.checkAckHeld()
 }

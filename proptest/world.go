@@ -43,6 +43,9 @@ type Config struct {
 	// plant, when set (by tests only), wraps each role instance: a bug planted in the code
 	// the spec generates, where the spec cannot express it (a reject cell that ignores).
 	plant func(fsm.RoleKind, fsm.Role) fsm.Role
+	// codeVariant, when set (by tests only), is the variant the roles run while the
+	// checkers hold them to Variant: a table the generated code disobeys.
+	codeVariant *fsm.Variant
 	// SenderSetup is the a=setup the transmitter client uses on a negotiated hop1, and
 	// MemberSetups those of the members on hop4 (member m takes MemberSetups[m mod len];
 	// empty: actpass). They stand for standard clients that fix their role (RFC 6135).
@@ -229,7 +232,11 @@ func NewWorld(cfg Config) (*World, error) {
 				c.Answer = core.Answer{Mode: core.AnswerSilent}
 			}
 		}
-		w.roles[i] = fsm.New(kind, c, cfg.Variant)
+		code := cfg.Variant
+		if cfg.codeVariant != nil {
+			code = *cfg.codeVariant
+		}
+		w.roles[i] = fsm.New(kind, c, code)
 		if cfg.plant != nil {
 			w.roles[i] = cfg.plant(kind, w.roles[i])
 		}
