@@ -14,37 +14,6 @@ import (
 // foreign one hangs up after its last 200, closing its connection or only with BYE.
 var senders = core.Senders
 
-// TestExploreNamedVariants explores every named variant in every interleaving: one member
-// with a two-chunk message under every rotation of the clients' a=setup choices and with
-// each way of ending the sender has, and two members over two PF-Bs with clients that
-// leave the choice. `cpmlink explore` goes to three members.
-func TestExploreNamedVariants(t *testing.T) {
-	for _, size := range []struct {
-		members, pfbs, chunks int
-		sender                core.Sender
-	}{{1, 1, 2, core.SenderWaits}, {1, 1, 2, core.SenderCloses}, {1, 1, 2, core.SenderHangsUp}, {2, 2, 1, core.SenderWaits}} {
-		for _, v := range fsm.Variants {
-			cfgs := SetupRotations(Config{Variant: v, Members: size.members, PFBs: size.pfbs, Chunks: size.chunks, Sender: size.sender})
-			if size.members > 1 {
-				cfgs = []Config{{Variant: v, Members: size.members, PFBs: size.pfbs, Chunks: size.chunks, Sender: size.sender}}
-			}
-			for _, cfg := range cfgs {
-				res, err := Explore(cfg, ExploreOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !res.OK() {
-					t.Errorf("%s, %d members over %d PF-Bs, a=setup %s, sender %s: %v\n%s", v.Name, size.members, size.pfbs, cfg.SetupLabel(), size.sender, res.Violation, FormatTrace(cfg, res.Trace))
-					continue
-				}
-				if res.EndStates == 0 {
-					t.Errorf("%s: no end state was reached", v.Name)
-				}
-			}
-		}
-	}
-}
-
 // TestExploreFindsPlantedBugs shows that the explorer's checkers fail when they should:
 // each variant of testdata/broken.yaml plants one bug, and the explorer must report the
 // property it breaks, with a shortest counterexample that replays. Each bug is looked for
