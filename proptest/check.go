@@ -323,13 +323,18 @@ func (w *World) checkPrompt(r int) *Violation {
 			}
 		}
 		want, trigger, by := w.openerOf(h, le)
-		if w.side(r, leg) == want {
-			if held, known := w.triggerHeld(trigger, r, leg); known && held {
-				return &Violation{PropInitiative, fmt.Sprintf("%s's trigger %s for %s held, and %s took a step without opening it (%s opens on the trigger, not later)",
-					w.names[r], trigger, w.cfg.LegName(leg), w.names[r], by)}
+		if [2]string{"offerer", "answerer"}[e] != want {
+			// On a negotiated hop the SDP on the wire made the other end the opener: neither
+			// the table's trigger nor the figure's rules (which hold the figure's opener
+			// only) bind this end.
+			if w.cfg.Variant.Initiative[h] == fsm.InitiativeNegotiated {
+				continue
 			}
+		} else if held, known := w.triggerHeld(trigger, r, leg); known && held {
+			return &Violation{PropInitiative, fmt.Sprintf("%s's trigger %s for %s held, and %s took a step without opening it (%s opens on the trigger, not later)",
+				w.names[r], trigger, w.cfg.LegName(leg), w.names[r], by)}
 		}
-		if v := w.orderPrompt(r, e, leg, h, le); v != nil {
+		if v := w.orderPrompt(r, e, leg, h); v != nil {
 			return v
 		}
 	}
@@ -338,20 +343,15 @@ func (w *World) checkPrompt(r int) *Violation {
 
 // orderPrompt checks the variant's prompt order rules for role r, end e of a leg of hop h
 // that it has not opened and could: one of a rule's after steps happened on the branch,
-// so this step of r should have opened it. On a negotiated hop the SDP on the wire may
-// have made the other end the opener; the rules hold the figure's opener only.
-func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop, le *legState) *Violation {
+// so this step of r should have opened it.
+func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop) *Violation {
 	c := w.order
 	if c == nil {
 		return nil
 	}
 	rk, _, _ := w.roleAt(r)
-	side := [2]string{"offerer", "answerer"}[e]
 	for i, rule := range c.rules {
 		if !rule.Prompt || rule.Then.Role != rk || rule.Then.Hop != h || rule.Then.End != e {
-			continue
-		}
-		if w.cfg.Variant.Initiative[h] == fsm.InitiativeNegotiated && negotiatedOpener(le.offerSetup, le.answerSetup) != side {
 			continue
 		}
 		if w.orderHeld(leg, h, c.afterBit[i]) {
@@ -366,8 +366,8 @@ func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop, le *legState) *
 	return nil
 }
 
-// readyToOpen: end e of a leg has its dialog answered and the peer's SDP, and nothing it
-// knows of has ended, cancelled or failed the leg.
+// readyToOpen: end e of a leg has its dialog answered and the peer's SDP, and the leg is
+// alive (legAlive).
 func readyToOpen(le *legState, e int) bool {
 	if e == 0 && (le.okRecv == 0 || le.answerSDP == "") || e == 1 && (!le.okSent || le.offerSDP == "") {
 		return false
