@@ -151,3 +151,28 @@ func TestResolve(t *testing.T) {
 		t.Error("forbidden sender")
 	}
 }
+
+// TestStepErrorSaysEachFailureOnce: a reaction that fails the same way each round until
+// the step gives up must not fill the step's error with copies of one line.
+func TestStepErrorSaysEachFailureOnce(t *testing.T) {
+	e := NewEngine(Config{Name: "x"}, &Layout{Columns: []string{"door"}, Up: []*MachineDef{testDef()}, Down: []*MachineDef{testDef()}})
+	e.Begin()
+	for range 5 {
+		e.Errorf("%w: no cell for %s", ErrNoCell, "a")
+	}
+	e.Errorf("%w: no cell for %s", ErrNoCell, "b")
+	e.Errorf("%w: no cell for %s", ErrNoCell, "b")
+	e.Errorf("%w: x", ErrUnsettled)
+	_, err := e.End()
+	want := "fsm: no cell: no cell for a (4 more times)\nfsm: no cell: no cell for b (once more)\nfsm: reactions did not settle: x"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	if !errors.Is(err, ErrNoCell) || !errors.Is(err, ErrUnsettled) {
+		t.Errorf("error %v no longer wraps its causes", err)
+	}
+	e.Begin()
+	if _, err := e.End(); err != nil {
+		t.Errorf("the next step starts with %v, want no error", err)
+	}
+}

@@ -126,6 +126,9 @@ type Engine struct {
 	nextKey  int
 	out      []Action
 	errs     []error
+	// repeats counts, per entry of errs, the identical failures recorded after it: a
+	// reaction that keeps failing until the step gives up fails the same way each round.
+	repeats []int
 	// spare holds sides of sessions a Restore dropped, by up (1) and down (0), for AddSide
 	// to reuse: the explorer restores states with and without a session millions of times,
 	// and building a side's machines anew is most of what creating one costs.
@@ -144,17 +147,35 @@ func NewEngine(cfg Config, layout *Layout) Engine {
 func (e *Engine) Begin() {
 	e.out = nil
 	e.errs = e.errs[:0]
+	e.repeats = e.repeats[:0]
 }
 
 // End finishes a step and returns what it produced. On error the actions are returned for
 // diagnosis only: a driver must not carry them out.
 func (e *Engine) End() ([]Action, error) {
+	for i, n := range e.repeats {
+		switch {
+		case n == 1:
+			e.errs[i] = fmt.Errorf("%w (once more)", e.errs[i])
+		case n > 1:
+			e.errs[i] = fmt.Errorf("%w (%d more times)", e.errs[i], n)
+		}
+	}
 	return e.out, errors.Join(e.errs...)
 }
 
-// Errorf records a failure of the current step.
+// Errorf records a failure of the current step; one identical to a failure recorded
+// already is counted there, so that the error says each failure once.
 func (e *Engine) Errorf(format string, args ...any) {
-	e.errs = append(e.errs, fmt.Errorf(format, args...))
+	err := fmt.Errorf(format, args...)
+	for i, x := range e.errs {
+		if x.Error() == err.Error() {
+			e.repeats[i]++
+			return
+		}
+	}
+	e.errs = append(e.errs, err)
+	e.repeats = append(e.repeats, 0)
 }
 
 // Lookup returns the session and side of a leg.
