@@ -33,8 +33,12 @@ func (s *pacedSource) Close() error { return nil }
 func TestSlowMessageOutlastsGuards(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, time.Minute)
-	const guard, piece, pieces = 600 * time.Millisecond, 16 << 10, 100
-	pause := 40 * time.Millisecond
+	// One guard unit also bounds each step of the set-up. With a unit of 600 ms, CI's
+	// -race pass on two busy cores once failed both members with 408 1.4 s in, before
+	// much of the message moved; 1.5 s leaves room for a slow set-up, and the pacing
+	// makes the transfer outlast five units all the same.
+	const guard, piece, pieces = 1500 * time.Millisecond, 16 << 10, 100
+	pause := 100 * time.Millisecond
 	if pieces*pause <= 5*guard {
 		t.Fatalf("the transfer (%v) must outlast the longest guard (%v)", pieces*pause, 5*guard)
 	}
