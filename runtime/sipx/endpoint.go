@@ -75,8 +75,9 @@ type Handler struct {
 	// answered the INVITE 487 (RFC 3261 §9.2); the driver's Reject(leg, 487)
 	// then only releases the leg.
 	Cancel func(leg string)
-	// Bye reports a BYE in the dialog of leg, already answered 200. A BYE for
-	// an unknown dialog is answered 481 without a callback.
+	// Bye reports a BYE in the dialog of leg, which is answered 200 once Bye has
+	// returned (so that what the peer does on that 200 reaches the driver after the
+	// BYE). A BYE for an unknown dialog is answered 481 without a callback.
 	Bye func(leg string)
 	// Response reports final responses to the INVITE we sent on leg: every
 	// 2xx, retransmissions included (so the driver can ACK each one,

@@ -519,11 +519,23 @@ func (e *Endpoint) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	l.remoteCSeq = cseq
 	e.endLocked(l)
-	if e.h.Bye != nil {
+	var queued chan struct{}
+	if e.h.Bye != nil && !e.closed {
 		leg := l.id
-		e.post(func() { e.h.Bye(leg) })
+		queued = make(chan struct{})
+		e.post(func() { e.h.Bye(leg); close(queued) })
 	}
 	e.mu.Unlock()
+	// The 200 goes out only once the driver has the BYE: a peer that closes its MSRP
+	// connection when its BYE is answered would otherwise have the end of that
+	// connection overtake the BYE on the way to the driver, which then takes the hang-up
+	// for a broken link (408 instead of 481 for a member).
+	if queued != nil {
+		select {
+		case <-queued:
+		case <-e.events.done: // closing: the callback will not run
+		}
+	}
 	e.respond(tx, req, 200, "", nil)
 }
 
