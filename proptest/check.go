@@ -20,7 +20,7 @@ const (
 	PropHopsUp       = "all-hops-up"  // every hop of every (healthy) member came up
 	PropOutcome      = "outcome"      // the sender's view of each member matches what happened
 	PropTerminal     = "terminal"     // with faults, every role still ends its sessions
-	PropReports      = "reports"      // a client gets only the REPORTs RFC 4975 lets it ask for
+	PropReports      = "reports"      // a client gets only the REPORTs RFC 4975 lets it ask for, and a member sends the success REPORT asked of it
 	PropEndState     = "end-state"    // at the end every INVITE was answered or cancelled, every link and guard let go
 	// Properties of the fault paths (faults.go).
 	PropAckPer2xx   = "ack-per-2xx"    // a UAC ACKs every 2xx it receives, retransmissions too
@@ -454,6 +454,45 @@ func (w *World) checkReport(r int, leg core.LegID, o core.Outcome) *Violation {
 		return &Violation{PropReports, fmt.Sprintf("%s sent a failure REPORT on %s (%s), but the message refused them", w.names[r], leg, h)}
 	}
 	return nil
+}
+
+// checkSuccessReport checks the step in which member r took a chunk on leg (its end end):
+// the last chunk of a message whose sender asked for success REPORTs, with the member's
+// link still there after the step, earns its success REPORT in that same step (RFC 4975
+// §7.1.2: the recipient reports a complete message when Success-Report is yes). before is
+// how many the member had queued on the leg before the step.
+func (w *World) checkSuccessReport(r int, leg core.LegID, end int, f frame, before int) *Violation {
+	le := w.leg(leg)
+	if w.memberOf(r) < 0 || !f.last || f.asked&askSuccess == 0 || le.closed[end] || le.failed[end] || le.broken || le.cut {
+		return nil
+	}
+	if successReports(le.chans[end]) > before {
+		return nil
+	}
+	return &Violation{PropReports, fmt.Sprintf("%s took the last chunk on %s of a message that asked for a success REPORT, and sent none (RFC 4975 §7.1.2)", w.names[r], w.cfg.LegName(leg))}
+}
+
+// checkWholeBeforeReport: a member reports the message delivered only once it holds all
+// of it; the REPORT names no byte range, so it speaks for the whole message.
+func (w *World) checkWholeBeforeReport(r int, leg core.LegID, o core.Outcome) *Violation {
+	if w.memberOf(r) < 0 || o.Kind != core.Delivered {
+		return nil
+	}
+	if got := len(w.leg(leg).received[w.endOf(r, leg)]); got < w.cfg.Chunks {
+		return &Violation{PropReports, fmt.Sprintf("%s sent a success REPORT on %s holding %d of the message's %d chunks", w.names[r], w.cfg.LegName(leg), got, w.cfg.Chunks)}
+	}
+	return nil
+}
+
+// successReports counts the success REPORTs among the frames in flight from one end.
+func successReports(fs []frame) int {
+	n := 0
+	for _, f := range fs {
+		if f.kind == fReport && f.member == "" && f.outcome.Kind == core.Delivered {
+			n++
+		}
+	}
+	return n
 }
 
 // checkSIP checks a SIP action a role sends on a leg against the per-leg order.

@@ -489,8 +489,12 @@ func (w *World) frame(li, dir int) *Violation {
 			// (RFC 4975 §7.1.1: only Failure-Report: yes earns 200s).
 			w.push(le, dest, frame{kind: fAck})
 		}
+		owed := successReports(le.chans[dest])
 		v = w.step(to, fsm.SendReceived{Leg: leg, Chunk: f.chunk, Last: f.last,
 			SuccessReport: f.asked&askSuccess != 0, FailureReport: f.asked&askFailure != 0})
+		if v == nil {
+			v = w.checkSuccessReport(to, leg, dest, f, owed)
+		}
 	case fAck:
 		v = w.step(to, fsm.MessageAcked{Leg: leg})
 	case fReport:
@@ -649,6 +653,9 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		w.push(le, end, frame{kind: fReport, member: x.Member, outcome: x.Outcome, of: x.Of})
 	case fsm.ReportStatus:
 		if v := w.checkReport(r, leg, x.Outcome); v != nil {
+			return v
+		}
+		if v := w.checkWholeBeforeReport(r, leg, x.Outcome); v != nil {
 			return v
 		}
 		if v := w.checkReportAfterSend(r, leg); v != nil {
