@@ -456,14 +456,14 @@ func (w *World) checkReport(r int, leg core.LegID, o core.Outcome) *Violation {
 	return nil
 }
 
-// checkSuccessReport checks the step in which member r took a chunk on leg (its end end):
-// the last chunk of a message whose sender asked for success REPORTs, with the member's
-// link still there after the step, earns its success REPORT in that same step (RFC 4975
+// checkSuccessReport checks the step in which member r took, on leg (its end end), the
+// last chunk of a message whose sender asked for success REPORTs: with the member's link
+// still there after the step, it sends its success REPORT in that same step (RFC 4975
 // §7.1.2: the recipient reports a complete message when Success-Report is yes). before is
 // how many the member had queued on the leg before the step.
-func (w *World) checkSuccessReport(r int, leg core.LegID, end int, f frame, before int) *Violation {
+func (w *World) checkSuccessReport(r int, leg core.LegID, end int, before int) *Violation {
 	le := w.leg(leg)
-	if w.memberOf(r) < 0 || !f.last || f.asked&askSuccess == 0 || le.closed[end] || le.failed[end] || le.broken || le.cut {
+	if le.closed[end] || le.failed[end] || le.broken || le.cut {
 		return nil
 	}
 	if successReports(le.chans[end]) > before {

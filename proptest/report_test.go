@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,13 +16,10 @@ type mute struct{ fsm.Role }
 
 func (r mute) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
-	out := acts[:0]
-	for _, a := range acts {
-		if _, ok := a.(fsm.ReportStatus); !ok {
-			out = append(out, a)
-		}
-	}
-	return out, err
+	return slices.DeleteFunc(acts, func(a fsm.Action) bool {
+		_, ok := a.(fsm.ReportStatus)
+		return ok
+	}), err
 }
 
 // hasty is a member that reports the message delivered at its first chunk.
