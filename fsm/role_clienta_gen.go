@@ -330,9 +330,12 @@ func (r *ClientA) react(s *core.Session) {
 	for round := 0; round < 64; round++ {
 		fired := false
 		// accept-down: A passive or undecided offerer is ready for the link once its INVITE carries
-		// its parameters (RFC 6135: an actpass offerer must accept a connection at once).
+		// its parameters (RFC 6135: an actpass offerer must accept a connection at once). A client
+		// whose offer fixed its role active, or carried no a=setup (a plain RFC 4975 client, which
+		// connects), never listens: its peer will not connect, and a connection that came would be a
+		// stranger's (RFC 4145 §4.1).
 		for _, d := range s.Downs {
-			if d.M[colLink].State() == linkIdle && d.Party != core.PartyActive && d.Had[colSIP]&(1<<uacEvSendInvite) != 0 {
+			if d.M[colLink].State() == linkIdle && d.Party != core.PartyActive && d.Had[colSIP]&(1<<uacEvSendInvite) != 0 && !(r.v.Initiative[d.Hop] == InitiativeNegotiated && (r.e.Cfg.Setup == core.ChooseActive || r.e.Cfg.Setup == core.ChooseNone)) {
 				r.e.Send(d, colLink, linkEvLinkListen, AcceptLink{
 					Leg:   d.Leg,
 					Local: r.e.OwnSDP(d, r.announceDown(s, d)),

@@ -313,8 +313,8 @@ type OrderRule struct {
 	Doc   string
 	Then  OrderTerm
 	After []OrderTerm
-	// Prompt: Then is a link opening, done in the role's step in which one of After has
-	// happened and the link can be opened, not later.
+	// Prompt: Then is a link opening or an ACK, done in the role's step in which one of
+	// After has happened and it can be done, not later.
 	Prompt bool
 }
 
@@ -335,6 +335,13 @@ const (
 	OrderPFAAcksAfterAck
 	// S111: PF-B acknowledges its member's 200 OK only once the CF's ACK reached it.
 	OrderPFBAcksAfterAck
+	// FIG. 3, FIG. 5: PF-A acknowledges the CF's 200 OK in the step it receives it: the PFs
+	// "immediately return an acknowledgement message SIP ACK after receiving a success response"
+	// (FIG. 5), and in FIG. 3 a PF, as a B2BUA, answers upstream and ACKs downstream on the one
+	// 200 OK.
+	OrderPFAAcksAtOnce
+	// FIG. 3, FIG. 5: PF-B acknowledges its member's 200 OK in the step it receives it.
+	OrderPFBAcksAtOnce
 	// S106, S302: PF-A establishes the second link; the CF only accepts it.
 	OrderPFAOpensHop2
 	// S203: The CF establishes the second link; PF-A only accepts it.
@@ -577,6 +584,48 @@ var OrderRules = []OrderRule{{
 	Cite: "S111",
 	Doc:  "PF-B acknowledges its member's 200 OK only once the CF's ACK reached it.",
 	Name: "pfb-acks-after-ack",
+	Then: OrderTerm{
+		End:   0,
+		Event: "send-ack",
+		Hop:   Hop4,
+		Kinds: []string{"SendAck"},
+		Role:  RolePFB,
+		Text:  "PFB send-ack at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop2,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFA,
+		Text:  "PFA recv-200 at down",
+	}},
+	Cite:   "FIG. 3, FIG. 5",
+	Doc:    "PF-A acknowledges the CF's 200 OK in the step it receives it: the PFs \"immediately return an acknowledgement message SIP ACK after receiving a success response\" (FIG. 5), and in FIG. 3 a PF, as a B2BUA, answers upstream and ACKs downstream on the one 200 OK.\n",
+	Name:   "pfa-acks-at-once",
+	Prompt: true,
+	Then: OrderTerm{
+		End:   0,
+		Event: "send-ack",
+		Hop:   Hop2,
+		Kinds: []string{"SendAck"},
+		Role:  RolePFA,
+		Text:  "PFA send-ack at down",
+	},
+}, {
+	After: []OrderTerm{{
+		End:   0,
+		Event: "recv-200",
+		Hop:   Hop4,
+		Kinds: []string{"OKReceived"},
+		Role:  RolePFB,
+		Text:  "PFB recv-200 at down",
+	}},
+	Cite:   "FIG. 3, FIG. 5",
+	Doc:    "PF-B acknowledges its member's 200 OK in the step it receives it.",
+	Name:   "pfb-acks-at-once",
+	Prompt: true,
 	Then: OrderTerm{
 		End:   0,
 		Event: "send-ack",
@@ -1280,7 +1329,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig3",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1290,7 +1339,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig4",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFAnswersAfterMember,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFAnswersAfterMember,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1300,7 +1349,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1370,7 +1419,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig1-ack-at-once",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
@@ -1380,7 +1429,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig2-ack-at-once",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerOfferer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck | OrderCFAnswersAfterMember | OrderCFOpensHop3BeforeSend,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderCFOpensHop3 | OrderPFBOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderCFOpensHop3On200 | OrderPFBOpensHop4OnAck | OrderCFAnswersAfterMember | OrderCFOpensHop3BeforeSend | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
@@ -1410,7 +1459,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5-cf-hop2",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop2 | OrderCFOpensHop2OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderClientaOpensHop1 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop2 | OrderCFOpensHop2OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1420,7 +1469,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativePreset, InitiativePreset, InitiativeNegotiated},
 	Name:       "fig5-cf-hop3",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerOfferer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop3 | OrderCFOpensHop3On200 | OrderCFOpensHop3BeforeSend,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderClientbOpensHop4OnAck | OrderCFOpensHop3 | OrderCFOpensHop3On200 | OrderCFOpensHop3BeforeSend,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerOKReceived, TriggerAckReceived},
@@ -1520,7 +1569,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated},
 	Name:       "fig3-negotiated",
 	Opener:     [NumHops]Opener{OpenerAnswerer, OpenerAnswerer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAtOnce | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderPFAOpensHop1 | OrderCFOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderPFAOpensHop1OnAck | OrderCFOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerAckReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1530,7 +1579,7 @@ var Variants = []Variant{{
 	Initiative: [NumHops]Initiative{InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated, InitiativeNegotiated},
 	Name:       "fig5-negotiated",
 	Opener:     [NumHops]Opener{OpenerOfferer, OpenerOfferer, OpenerAnswerer, OpenerAnswerer},
-	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
+	Order:      OrderPFAAnswersAfterCF | OrderPFBAnswersAfterMember | OrderCFAnswersAfterMember | OrderPFAAcksAtOnce | OrderPFBAcksAtOnce | OrderClientaOpensHop1 | OrderPFAOpensHop2 | OrderPFBOpensHop3 | OrderClientbOpensHop4 | OrderClientaOpensHop1On200 | OrderPFAOpensHop2OnAck | OrderPFBOpensHop3OnAck | OrderClientbOpensHop4OnAck,
 	PFAck:      PFAckOnOK,
 	Reuse:      ReuseOn,
 	Trigger:    [NumHops]Trigger{TriggerOKReceived, TriggerAckReceived, TriggerAckReceived, TriggerAckReceived},
@@ -1695,7 +1744,7 @@ func (v Variant) Check() error {
 
 // Fingerprint identifies the behaviour of this code (gen.Fingerprint of its spec): a spec
 // with the same fingerprint can have its variants explored with this code.
-const Fingerprint = "sha256:e591cf9bfc66414a848597e0f89281f0"
+const Fingerprint = "sha256:5455a21b8c9ce225e96ccf5c17725249"
 
 // SpecName is the name of the spec this code was generated from.
 const SpecName = "cpmlink"

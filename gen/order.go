@@ -37,8 +37,8 @@ func (g *generator) orderDecls(f *jen.File) {
 		jen.Id("Doc").String(),
 		jen.Id("Then").Id("OrderTerm"),
 		jen.Id("After").Index().Id("OrderTerm"),
-		jen.Comment("Prompt: Then is a link opening, done in the role's step in which one of After has"),
-		jen.Comment("happened and the link can be opened, not later."),
+		jen.Comment("Prompt: Then is a link opening or an ACK, done in the role's step in which one of"),
+		jen.Comment("After has happened and it can be done, not later."),
 		jen.Id("Prompt").Bool(),
 	)
 	f.Comment("Order is a set of order rules: bit i stands for OrderRules[i].")

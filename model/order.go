@@ -21,10 +21,11 @@ type OrderRule struct {
 	// sides ("PFA send-ack at down", "CF recv-200 at down").
 	Then  string  `yaml:"then"`
 	After StrList `yaml:"after"`
-	// Prompt makes a rule whose Then opens a link say "on" as well as "after": the role
-	// opens the link in its own step in which one of After has happened and the link can be
-	// opened (its dialog answered, the peer's SDP in hand, nothing ended), not in a later
-	// step. After then names steps of Then's role only, so that the step is the role's.
+	// Prompt makes a rule whose Then opens a link or sends an ACK say "on" as well as
+	// "after": the role does it in its own step in which one of After has happened and it
+	// can (for a link: its dialog answered, the peer's SDP in hand, nothing ended; for an
+	// ACK: a 2xx received and not yet ACKed, no BYE on the dialog), not in a later step.
+	// After then names steps of Then's role only, so that the step is the role's.
 	Prompt bool `yaml:"prompt"`
 	Pos    Pos  `yaml:"-"`
 
@@ -112,8 +113,8 @@ func (v *validator) orders() {
 		}
 		o.ThenTerm = t
 		o.AfterTerms = nil
-		if o.Prompt && t.Event != "link-open" {
-			v.errf(o.Pos, "order rule %s: prompt, but its then is %q; only a link opening can be held to its trigger", o.Name, o.Then)
+		if o.Prompt && t.Event != "link-open" && t.Event != "send-ack" {
+			v.errf(o.Pos, "order rule %s: prompt, but its then is %q; only a link opening or an ACK can be held to its trigger", o.Name, o.Then)
 		}
 		if len(o.After) == 0 {
 			v.errf(o.Pos, "order rule %s: after names no step", o.Name)

@@ -32,7 +32,7 @@ const (
 	PropEndedLink   = "ended-link"     // no link is opened, awaited or kept for a dialog that ended
 	PropReportOrder = "report-order"   // no REPORT on a link before a SEND arrived on it
 	PropGuardFires  = "guard-fires"    // a guard timer that fires ends or advances the wait it guards
-	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once (and, when its guard gave up, ends its onward dialogs)
+	PropAbortOnward = "abort-onward"   // a relay whose upstream link fails mid-message aborts its onward links at once (and, when its guard gave up or a BYE came, ends its onward dialogs)
 	PropHangUp      = "hang-up"        // a member that hangs up sends BYE and lets its link go; the sender learns 481 or delivered
 	PropBestFinal   = "best-final"     // a relay answers a non-2xx upstream only once every branch it forwarded is over
 )
@@ -208,6 +208,29 @@ func (w *World) openerOf(h fsm.Hop, lo *legState) (want, trigger, by string) {
 	return want, trigger, by
 }
 
+// checkListen: an end listens for its link only where its peer may connect: never the
+// end that opens it (RFC 4145 §4.1: an active end initiates the connection; RFC 4975
+// §5.4), save an offerer that offered actpass, which must accept a connection until the
+// answer settles who opens (RFC 6135 §4.1). The opener's peer never connects, so its
+// listening end could only ever take a connection from someone else, which would bind
+// the session to a stranger (RFC 4975 §7.1.1 binds it to the first SEND that arrives).
+func (w *World) checkListen(r int, leg core.LegID) *Violation {
+	h, ok := w.hopOf(leg)
+	if !ok {
+		return nil
+	}
+	lo := w.leg(leg)
+	side := w.side(r, leg)
+	if side == "offerer" && lo.offerSetup == core.SetupActpass {
+		return nil
+	}
+	if want, _, by := w.openerOf(h, lo); side == want {
+		return &Violation{PropInitiative, fmt.Sprintf("%s listens for the link of %s (leg %s), which it opens itself as the %s (%s): its peer will not connect, and a connection that comes is a stranger's (RFC 4145 §4.1)",
+			w.names[r], h, leg, side, by)}
+	}
+	return nil
+}
+
 // negotiatedOpener re-derives from the SDP on the wire which end of a negotiated hop opens
 // its link: an offer that fixes the offerer's role settles it (active; no a=setup, which
 // RFC 4975 §5.4 reads as "the offerer connects"; passive), and an actpass offer is
@@ -289,7 +312,8 @@ func (w *World) checkAckHeld() *Violation {
 }
 
 // checkPrompt: an opener opens its link in the step its trigger first holds, not a later
-// one. checkOpen sees only that a trigger came before an opening, so an opener that waits
+// one; and a PF whose figure ACKs at once ACKs a 2xx in the step it receives it (the
+// figure's prompt ACK rules). checkOpen sees only that a trigger came before an opening, so an opener that waits
 // for another event passes it whenever that event comes later. Checked after each step of
 // a role, on its legs that are ready to open from what it knows (answered, the peer's SDP
 // in hand, neither the leg nor the dialog it answered upstream ended, cancelled or
@@ -309,12 +333,19 @@ func (w *World) checkPrompt(r int) *Violation {
 		default:
 			continue
 		}
-		if le.opener >= 0 || !readyToOpen(le, e) {
-			continue
-		}
 		leg := w.legNames[i]
 		h, ok := w.hopOf(leg)
 		if !ok {
+			continue
+		}
+		if e == 0 && le.okRecv > 0 && le.acksSent == 0 && !le.byeSeen() && !le.downByeRecv {
+			// A 2xx this step or an earlier one received, not ACKed: held to the figure's
+			// prompt ACK rules (checkAckHeld holds it to the pf-ack knob).
+			if v := w.orderPrompt(r, e, leg, h, "send-ack"); v != nil {
+				return v
+			}
+		}
+		if le.opener >= 0 || !readyToOpen(le, e) {
 			continue
 		}
 		if up, ok := w.upLeg(r, leg); ok && up != leg {
@@ -334,24 +365,24 @@ func (w *World) checkPrompt(r int) *Violation {
 			return &Violation{PropInitiative, fmt.Sprintf("%s's trigger %s for %s held, and %s took a step without opening it (%s opens on the trigger, not later)",
 				w.names[r], trigger, w.cfg.LegName(leg), w.names[r], by)}
 		}
-		if v := w.orderPrompt(r, e, leg, h); v != nil {
+		if v := w.orderPrompt(r, e, leg, h, "link-open"); v != nil {
 			return v
 		}
 	}
 	return nil
 }
 
-// orderPrompt checks the variant's prompt order rules for role r, end e of a leg of hop h
-// that it has not opened and could: one of a rule's after steps happened on the branch,
-// so this step of r should have opened it.
-func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop) *Violation {
+// orderPrompt checks the variant's prompt order rules whose then is event for role r, end
+// e of a leg of hop h where r has not done it and could (opened the link, ACKed the 2xx):
+// one of a rule's after steps happened on the branch, so this step of r should have done it.
+func (w *World) orderPrompt(r, e int, leg core.LegID, h fsm.Hop, event string) *Violation {
 	c := w.order
 	if c == nil {
 		return nil
 	}
 	rk, _, _ := w.roleAt(r)
 	for i, rule := range c.rules {
-		if !rule.Prompt || rule.Then.Role != rk || rule.Then.Hop != h || rule.Then.End != e {
+		if !rule.Prompt || rule.Then.Event != event || rule.Then.Role != rk || rule.Then.Hop != h || rule.Then.End != e {
 			continue
 		}
 		if w.orderHeld(leg, h, c.afterBit[i]) {

@@ -120,6 +120,14 @@ func plantFinds(t *testing.T, cfg Config, opt ExploreOptions, k fsm.RoleKind, wr
 	return exploreFinds(t, withPlant(cfg, k, wrap), opt, prop)
 }
 
+// plantFindsSaying is plantFinds with the default options, whose violation says want.
+func plantFindsSaying(t *testing.T, cfg Config, k fsm.RoleKind, wrap func(fsm.Role) fsm.Role, prop, want string) {
+	t.Helper()
+	if res := plantFinds(t, cfg, ExploreOptions{}, k, wrap, prop); !strings.Contains(res.Violation.Detail, want) {
+		t.Fatalf("found %v, want %q", res.Violation, want)
+	}
+}
+
 // exploreClean: the search of cfg without a planted role passes (what a planted k is
 // told from).
 func exploreClean(t *testing.T, cfg Config, opt ExploreOptions, k fsm.RoleKind) {
@@ -258,10 +266,32 @@ func (r falseOverride) Step(ev fsm.Event) ([]fsm.Action, error) {
 func TestFalseOverrideFound(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFA, func(r fsm.Role) fsm.Role { return falseOverride{r} }, PropInitiative)
-	if !strings.Contains(res.Violation.Detail, "overrode the figure's opener") {
-		t.Fatalf("found %v", res.Violation)
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return falseOverride{r} }, PropInitiative, "overrode the figure's opener")
+}
+
+// activeListener is a role that, answering with a=setup:active (the end that opens),
+// listens for the link as well (the mutant drop-and-operand@efee5862: accept-up without
+// `not (up.setup is active)`). Its peer never connects to it, so the runs go on as the
+// spec's; only the listening end, which a stranger could connect to, tells.
+type activeListener struct{ fsm.Role }
+
+func (r activeListener) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	for _, a := range acts {
+		if x, ok := a.(fsm.SendOK); ok && x.Answer.Setup == core.SetupActive {
+			acts = append(acts, fsm.AcceptLink{Leg: x.Leg, Local: x.Answer})
+			break
+		}
 	}
+	return acts, err
+}
+
+// TestActiveListenerFound: in FIG. 3 PF-A answers ClientA's actpass offer active (it opens
+// hop1); a PF-A that also listens on hop1 is found by checkListen.
+func TestActiveListenerFound(t *testing.T) {
+	v, _ := fsm.VariantByName("fig3")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, SenderSetup: core.ChooseActpass}
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return activeListener{r} }, PropInitiative, "listens for the link of hop1")
 }
 
 // TestLateOpeningFound: roles that run fig7-cf-hop3 with the CF opening hop3 on the SEND,

@@ -694,7 +694,7 @@ func (w *World) onwardOpen(r int, leg core.LegID) []int {
 }
 
 // onwardLive: as onwardOpen, for the onward dialogs r invited and has not yet seen end
-// (no final non-2xx, no BYE either way, no CANCEL), for checkGuardEndsOnward.
+// (no final non-2xx, no BYE either way, no CANCEL), for checkEndsOnward.
 func (w *World) onwardLive(r int, leg core.LegID) []int {
 	return w.onwardOf(r, leg, func(d *legState) bool {
 		return d.invites > 0 && !d.finalRecv && !d.byeSeen() && !d.downByeRecv && d.cancels == 0
@@ -752,17 +752,23 @@ func (w *World) checkAbortOnward(r int, up core.LegID, open []int) *Violation {
 	return nil
 }
 
-// checkGuardEndsOnward: a relay whose guard on the leg it answered gives up a message not
-// yet whole ends, in that step, every onward dialog of that session it had not seen end:
-// CANCEL where its INVITE is pending, BYE (after the ACK it owes) where the dialog was
-// answered. It has nothing to relay on them, and nobody upstream will end them for it. A
-// relay that left one open would hold the next hop's dialog until that hop's own guard
-// found the silence, one guard later, and then fail its members with 408 instead of the
-// upstream loss it was told of.
-func (w *World) checkGuardEndsOnward(r int, up core.LegID, live []int) *Violation {
+// checkEndsOnward: a relay that gives up a message not yet whole on the leg it answered,
+// because its guard there fired or the sender's side ended the dialog with BYE, ends, in
+// that step, every onward dialog of that session it had not seen end: CANCEL where its
+// INVITE is pending, BYE (after the ACK it owes) where the dialog was answered. It has
+// nothing to relay on them, and nobody upstream will end them for it (RFC 3261 §15: the
+// session is over). A relay that left one open would hold the next hop's dialog until
+// that hop's own guard found the silence, one guard later, and then fail its members
+// with 408 instead of the upstream loss it was told of.
+func (w *World) checkEndsOnward(r int, ev fsm.Event, live []int) *Violation {
+	up := ev.EventLeg()
+	why := "its guard on %s gave up the message"
+	if _, bye := ev.(fsm.ByeReceived); bye {
+		why = "a BYE ended its dialog on %s before the whole message arrived"
+	}
 	for _, i := range live {
 		if d := &w.net.legs[i]; d.byes == 0 && d.cancels == 0 {
-			return &Violation{PropAbortOnward, fmt.Sprintf("%s's guard on %s gave up the message (%d of %d chunks), and it left its dialog on %s neither cancelled nor ended with BYE",
+			return &Violation{PropAbortOnward, fmt.Sprintf("%s: "+why+" (%d of %d chunks), and it left its dialog on %s neither cancelled nor ended with BYE",
 				w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(w.legNames[i]))}
 		}
 	}

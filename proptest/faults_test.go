@@ -219,17 +219,30 @@ func TestAbortOnwardTellsNextHop(t *testing.T) {
 type guardDrops struct {
 	fsm.Role
 	drop func(a fsm.Action, guarded fsm.LegID) bool
+	// onBye plants the drop in the role's answer to a BYE instead of its guard.
+	onBye bool
 }
 
 func (r guardDrops) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
-	x, ok := ev.(fsm.Timeout)
-	if !ok {
+	var leg fsm.LegID
+	switch x := ev.(type) {
+	case fsm.Timeout:
+		if r.onBye {
+			return acts, err
+		}
+		leg = x.Leg
+	case fsm.ByeReceived:
+		if !r.onBye {
+			return acts, err
+		}
+		leg = x.Leg
+	default:
 		return acts, err
 	}
 	kept := acts[:0]
 	for _, a := range acts {
-		if !r.drop(a, x.Leg) {
+		if !r.drop(a, leg) {
 			kept = append(kept, a)
 		}
 	}
@@ -243,7 +256,7 @@ func (r guardDrops) Step(ev fsm.Event) ([]fsm.Action, error) {
 //     guard as it covers a link failure, or nothing notices (the member's own guard ends
 //     its link later);
 //   - no CANCEL, ACK or BYE onward (the ten surviving mutants of stop 23,
-//     docs/mutation.md): without checkGuardEndsOnward nothing tells the planted PF-B from
+//     docs/mutation.md): without checkEndsOnward nothing tells the planted PF-B from
 //     the spec, the member's own guard ending what it left open one guard later, and the
 //     model has no clock to see the delay (a planted PF-A or CF also leaves the next relay
 //     waiting, which terminal sees);
@@ -282,12 +295,32 @@ func TestRelayGuardBugsFound(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			res := exploreFinds(t, withPlant(cfg, c.role, func(r fsm.Role) fsm.Role { return guardDrops{r, c.drop} }), ExploreOptions{}, c.prop)
+			res := exploreFinds(t, withPlant(cfg, c.role, func(r fsm.Role) fsm.Role { return guardDrops{r, c.drop, false} }), ExploreOptions{}, c.prop)
 			if !strings.Contains(res.Violation.Detail, c.detail) {
 				t.Fatalf("found %v, want %q", res.Violation, c.detail)
 			}
 		})
 	}
+}
+
+// TestByeEndsOnward: a BYE from upstream before the whole message arrived ends the
+// session a relay serves as its guard does. A blind sender whose guard fires early hangs
+// up with its message still on the way, and PF-A, told so by the BYE, must end its
+// onward dialog at once (the mutants drop-statement@4845f588 and @bd3242ae dropped the
+// onward BYE, and the onward CANCEL). The planted PF-A leaves them to the CF's guard,
+// which ends them one guard later and tells the sender nothing new: only abort-onward's
+// BYE clause tells it from the spec.
+func TestByeEndsOnward(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 2, Timers: true, FaultBudget: 1, Sender: core.SenderBlind}
+	drop := func(a fsm.Action, up fsm.LegID) bool {
+		switch a.(type) {
+		case fsm.SendBye, fsm.SendCancel:
+			return a.ActionLeg() != up
+		}
+		return false
+	}
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return guardDrops{r, drop, true} }, PropAbortOnward, "a BYE ended its dialog")
 }
 
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),
@@ -387,10 +420,7 @@ func (r ackOnByeDropped) Step(ev fsm.Event) ([]fsm.Action, error) {
 func TestAckHeldFound(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Sender: core.SenderCloses}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RolePFA, func(r fsm.Role) fsm.Role { return ackOnByeDropped{r} }, PropAckPer2xx)
-	if !strings.Contains(res.Violation.Detail, "pfa holds the 200 OK of hop2 un-ACKed") {
-		t.Fatalf("found %v", res.Violation)
-	}
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return ackOnByeDropped{r} }, PropAckPer2xx, "pfa holds the 200 OK of hop2 un-ACKed")
 }
 
 // TestLostAckMadeUpByBye: the ACK of PF-A's 200 is lost for good, and ClientA's BYE

@@ -12,7 +12,8 @@ import (
 // TestOrderRulesOfAnExtendingSpec: a file that extends the default spec lists the default
 // spec's order rules on its own variants, inherits them through a base and drops them with
 // "not NAME"; a variant whose knob table contradicts the rules it states fails with the
-// property order, and one whose rules match its table passes.
+// property order, and one whose rules match its table passes; a prompt rule holds a link
+// opening and an ACK to the step of its trigger.
 func TestOrderRulesOfAnExtendingSpec(t *testing.T) {
 	s, err := model.Parse("mine.yaml", []byte(`name: mine
 extends: default
@@ -42,6 +43,14 @@ variants:
     base: fig7-cf-hop3
     set: {trigger: {hop3: send-received}}
     expect: order
+  - name: fig2-ack-at-once-late
+    doc: >
+      fig2-ack-at-once whose PFs wait for the upstream ACK (the mutant flip-knob@c847cc6d,
+      which makes it fig2): no rule the variant states orders an ACK after anything but its
+      200 OK, so only the prompt rules tell "at once" from "later".
+    base: fig2-ack-at-once
+    set: {pf-ack: on-upstream-ack}
+    expect: order
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +59,7 @@ variants:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) != 4 {
+	if len(vs) != 5 {
 		t.Fatalf("%d variants", len(vs))
 	}
 	fig6, _ := fsm.VariantByName("fig6")
@@ -77,6 +86,9 @@ variants:
 			// after the CF's own. Its at-once table breaks the inherited rule.
 			if v.Name == "fig5-cf-answers-at-once" && res.Violation != nil && !strings.Contains(res.Violation.Detail, "cf-answers-after-member") {
 				t.Errorf("the CF's answer broke %v, want the inherited cf-answers-after-member", res.Violation)
+			}
+			if v.Name == "fig2-ack-at-once-late" && res.Violation != nil && !strings.Contains(res.Violation.Detail, "acks-at-once") {
+				t.Errorf("the late ACK broke %v, want a prompt rule pfa-acks-at-once or pfb-acks-at-once", res.Violation)
 			}
 			if v.Name == "fig7-cf-hop3-late" && res.Violation != nil && !strings.Contains(res.Violation.Detail, `without "CF link-open at down" (rule "cf-opens-hop3-on-200"`) {
 				t.Errorf("the late opening broke %v, want the prompt rule cf-opens-hop3-on-200", res.Violation)

@@ -551,6 +551,10 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		// message will not come either.
 		onward = w.onwardOpen(i, x.Leg)
 		live = w.onwardLive(i, x.Leg)
+	case fsm.ByeReceived:
+		// So does a BYE from upstream before the whole message arrived: the session it
+		// relays is over, and the rest of the message will not come.
+		live = w.onwardLive(i, x.Leg)
 	}
 	w.guarded = ""
 	if t, ok := ev.(fsm.Timeout); ok {
@@ -576,7 +580,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		}
 	}
 	if len(live) > 0 {
-		return w.checkGuardEndsOnward(i, ev.EventLeg(), live)
+		return w.checkEndsOnward(i, ev, live)
 	}
 	return nil
 }
@@ -594,6 +598,9 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		return w.sendSIP(r, a)
 	case fsm.AcceptLink:
 		if v := w.checkEnded(r, leg, "accepted"); v != nil {
+			return v
+		}
+		if v := w.checkListen(r, leg); v != nil {
 			return v
 		}
 		w.leg(leg).listen[w.endOf(r, leg)] = x.Local.Path
