@@ -446,6 +446,12 @@ func explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	strs := newStringTable()
 	for i := range workers {
 		w, err := NewWorld(cfg)
+		if v := (*Violation)(nil); errors.As(err, &v) {
+			// The sender's first step (Start) broke a property: the counterexample is
+			// the empty path.
+			res.Violation = v
+			return res, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -621,15 +627,24 @@ func pathTo(nodes []node, i int32) []int {
 	return out
 }
 
+// startStep is the first step of every run: the user hands ClientA (roleAt's "clientA")
+// the message for the group (S101).
+func startStep() Step {
+	return Step{From: "clientA", To: "clientA", Label: "send the message to " + GroupURI, Note: true}
+}
+
 // Replay runs a path of choice indexes from the initial state and returns the steps taken
 // and the violation it ends in (nil if none). At the end of the path, a state with no
 // choices is checked as quiescent.
 func Replay(cfg Config, path []int) ([]Step, *Violation, error) {
 	w, err := NewWorld(cfg)
+	if v := (*Violation)(nil); errors.As(err, &v) && len(path) == 0 {
+		return []Step{startStep()}, v, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	log := []Step{{From: w.names[idxClientA], To: w.names[idxClientA], Label: "send the message to " + GroupURI, Note: true}}
+	log := []Step{startStep()}
 	w.SetLog(&log)
 	for n, ci := range path {
 		choices := w.Choices()

@@ -294,6 +294,33 @@ func TestActiveListenerFound(t *testing.T) {
 	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return activeListener{r} }, PropInitiative, "listens for the link of hop1")
 }
 
+// offerListener is a ClientA that listens on hop1 with its INVITE whatever its offer says
+// (accept-down as it was before stop 29, which let a client whose offer fixed active
+// listen until the 200 OK).
+type offerListener struct{ fsm.Role }
+
+func (r offerListener) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	for _, a := range acts {
+		if x, ok := a.(fsm.SendInvite); ok && x.Offer.Setup == core.SetupActive {
+			acts = append(acts, fsm.AcceptLink{Leg: x.Leg, Local: x.Offer})
+			break
+		}
+	}
+	return acts, err
+}
+
+// TestListenAtStartFound: a violation in the sender's very first step is a counterexample
+// of no steps, which replays, not an error of the search.
+func TestListenAtStartFound(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, SenderSetup: core.ChooseActive}
+	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return offerListener{r} }, PropInitiative)
+	if len(res.Path) != 0 || !strings.Contains(res.Violation.Detail, "clientA listens for the link of hop1") {
+		t.Fatalf("found %v after %d steps", res.Violation, len(res.Path))
+	}
+}
+
 // TestLateOpeningFound: roles that run fig7-cf-hop3 with the CF opening hop3 on the SEND,
 // held to fig7-cf-hop3's own table (the CF opens on its member's 200 OK). In FIG. 7 the CF
 // answers at once, so the SEND may come after that 200 OK: the CF then took a step with

@@ -380,6 +380,21 @@ func (w *World) afterSIP(it item, pre sipBefore) *Violation {
 	return nil
 }
 
+// checkByeLetsGo: the end that sends BYE lets its link of that dialog go in the same step,
+// as the end that receives it does (afterSIP): the BYE ends the session the link carries
+// (RFC 4975 §8.4). A role that kept it would hold the connection until its peer closed it,
+// and for ever if the peer is gone.
+func (w *World) checkByeLetsGo(r int, acts []fsm.Action) *Violation {
+	for _, a := range acts {
+		if b, ok := a.(fsm.SendBye); ok {
+			if le := w.dialog(b.Leg); le != nil && w.linkHeld(le, w.endOf(r, b.Leg)) {
+				return &Violation{PropEndedLink, fmt.Sprintf("%s sent BYE on %s and kept its link there", w.names[r], w.cfg.LegName(b.Leg))}
+			}
+		}
+	}
+	return nil
+}
+
 // checkEnded: no role opens or awaits a link for a dialog that ended as it knows it: an
 // offerer that sent BYE or received a final non-2xx, an answerer that received BYE or sent
 // a final non-2xx. The session the link would carry no longer exists (RFC 4975 §8.4 ties

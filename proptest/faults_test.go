@@ -214,8 +214,8 @@ func TestAbortOnwardTellsNextHop(t *testing.T) {
 	checkCounterexample(t, cfg, res)
 }
 
-// guardDrops is a relay whose guard on a leg (its upstream one: fire at up) leaves out the
-// actions drop selects, given that leg.
+// guardDrops is a role whose guard on a leg (fire at up, or at down) leaves out the actions
+// drop selects, given that leg; with onBye, its answer to a BYE on a leg does instead.
 type guardDrops struct {
 	fsm.Role
 	drop func(a fsm.Action, guarded fsm.LegID) bool
@@ -321,6 +321,21 @@ func TestByeEndsOnward(t *testing.T) {
 		return false
 	}
 	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return guardDrops{r, drop, true} }, PropAbortOnward, "a BYE ended its dialog")
+}
+
+// TestByeLetsLinkGo: a blind sender whose guard ends its session sends BYE and closes
+// its connection gracefully; one that keeps the connection (the mutant
+// drop-statement@d25a46d5) holds it until PF-A closes its end, and for ever if PF-A is
+// gone. PF-A, told by the BYE, closes its end anyway, so the run ends as the spec's: only
+// ended-link's sender clause tells it.
+func TestByeLetsLinkGo(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, Sender: core.SenderBlind}
+	keep := func(a fsm.Action, _ fsm.LegID) bool {
+		_, c := a.(fsm.CloseLink)
+		return c
+	}
+	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, keep, false} }, PropEndedLink, "sent BYE on hop1 and kept its link")
 }
 
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),

@@ -234,10 +234,15 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 			}
 		}
 		out.Ran = append(out.Ran, "explore 1/1 fault steps")
+		// Two members behind one PF-B, with and without a decline of the first: a fault
+		// step meets a relay with one branch over and another pending (a CANCEL from
+		// upstream must go to the pending branch only).
 		for _, v := range figs {
-			cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, Hostile: true, FaultBudget: 1}
-			if explore("explore 2/1 fault steps", cfg, min(p.FaultSteps, wideFaultSteps)) {
-				return out
+			for _, mf := range []map[int]Fault{nil, {0: mutantFaults[0]}} {
+				cfg := Config{Variant: v, Members: 2, PFBs: 1, Chunks: 1, Timers: true, Hostile: true, FaultBudget: 1, Faults: mf}
+				if explore("explore 2/1 fault steps", cfg, min(p.FaultSteps, wideFaultSteps)) {
+					return out
+				}
 			}
 		}
 		out.Ran = append(out.Ran, "explore 2/1 fault steps")

@@ -574,6 +574,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if err != nil {
 		return &Violation{PropCompleteness, fmt.Sprintf("%s, given %s: %v", w.names[i], ev.Kind(), err)}
 	}
+	if v := w.checkByeLetsGo(i, acts); v != nil {
+		return v
+	}
 	if len(onward) > 0 {
 		if v := w.checkAbortOnward(i, ev.EventLeg(), onward); v != nil {
 			return v
