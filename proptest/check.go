@@ -670,7 +670,12 @@ func (w *World) quiescent() *Violation {
 		}
 		if cfg.Sender != core.SenderWaits {
 			// A sender that hung up after its last 200 hears of no member: it only needs
-			// every member to get what it handed over.
+			// every member to get what it handed over. One whose message never left it
+			// knows that no member has it, and says so (its guard records every member
+			// failed, as a refusal or a lost link does).
+			if !w.leg(w.hopLeg(1)).msgSent && !view.Final() {
+				return &Violation{PropOutcome, fmt.Sprintf("the sender's message never left it, and it never learned that member %s failed", cfg.MemberURI(m))}
+			}
 			if !faulty(m) && !complete {
 				return &Violation{PropDelivery, fmt.Sprintf("member %s had no fault but holds %d of %d chunks after the sender hung up", cfg.MemberURI(m), mo.next-1, cfg.Chunks)}
 			}

@@ -338,6 +338,21 @@ func TestByeLetsLinkGo(t *testing.T) {
 	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, keep, false} }, PropEndedLink, "sent BYE on hop1 and kept its link")
 }
 
+// TestUnsentMessageReportedFailed: a blind sender whose guard fires before its message is
+// out (an early timer) records every member failed, as any sender does; one that records
+// nothing (the mutant drop-and-operand@fa482c35 ends such a session as if the message
+// were out, with BYE and no record) leaves its user without a word on a message that
+// never left it. Only the outcome clause for senders that hear of no member tells it.
+func TestUnsentMessageReportedFailed(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderBlind}
+	mute := func(a fsm.Action, _ fsm.LegID) bool {
+		_, f := a.(fsm.Fail)
+		return f
+	}
+	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, mute, false} }, PropOutcome, "message never left it")
+}
+
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),
 // but loses the first ACK in flight on leg(w) for good, calling before (if not nil) ahead
 // of each step. The run must end quiescent with the ACK lost.

@@ -126,6 +126,9 @@ type legState struct {
 	// leg only once a guard gives up waiting (a timeout fires); a BYE that reaches the
 	// answerer first ends the dialog as the ACK would have let it, and harms nothing.
 	ackLost bool
+	// msgSent: the offerer end handed its own message to the link (the sender's
+	// SendMessage); a relay's chunks are not its own.
+	msgSent bool
 }
 
 // byeSeen: a BYE was sent on the leg's dialog, by either end.

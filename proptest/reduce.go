@@ -256,7 +256,7 @@ func legDiff(o, n *legState, popped bool, popDir int) uint16 {
 	// offerSetup is written with the INVITE by the offerer end, answerSetup with the 200 by
 	// the answerer end (the checkers record the a=setup sent, not received).
 	if o.invites != n.invites || o.acksSent != n.acksSent || o.okRecv != n.okRecv || o.answerSDP != n.answerSDP || o.cancels != n.cancels ||
-		o.offerSetup != n.offerSetup || o.finalRecv != n.finalRecv || o.downByeRecv != n.downByeRecv {
+		o.offerSetup != n.offerSetup || o.finalRecv != n.finalRecv || o.downByeRecv != n.downByeRecv || o.msgSent != n.msgSent {
 		what |= touchEnd0
 	}
 	if o.oks != n.oks || o.okSent != n.okSent || o.rejects != n.rejects || o.offerSDP != n.offerSDP || o.ackRecv != n.ackRecv || o.chunkRecv != n.chunkRecv ||

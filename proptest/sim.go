@@ -617,6 +617,7 @@ func (w *World) apply(r int, a fsm.Action) *Violation {
 		w.closeEnd(r, leg, true)
 	case fsm.SendMessage:
 		le, end := w.leg(leg), w.endOf(r, leg)
+		le.msgSent = true
 		// What the transmitter asks for (RFC 4975 §7.1.2): cpmlink's client success and
 		// failure REPORTs, the foreign clients that hang up after their last 200 failure
 		// reports only (and so the 200s), a blind one nothing (Failure-Report: no).

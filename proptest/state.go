@@ -135,6 +135,7 @@ func appendLeg(e *core.Enc, l *legState) {
 	e.Bool(l.failed[1])
 	e.Bool(l.harmed)
 	e.Bool(l.ackLost)
+	e.Bool(l.msgSent)
 }
 
 // Load restores a state Save produced. Roles whose snapshot did not change are left as
@@ -222,7 +223,7 @@ func (w *World) loadNet(b []byte) error {
 		l.finalRecv = d.Bool()
 		l.upBye, l.downByeRecv, l.hangUp = d.Bool(), d.Bool(), d.Bool()
 		l.failed[0], l.failed[1] = d.Bool(), d.Bool()
-		l.harmed, l.ackLost = d.Bool(), d.Bool()
+		l.harmed, l.ackLost, l.msgSent = d.Bool(), d.Bool(), d.Bool()
 		n.legs = append(n.legs, l)
 	}
 	cnt = d.U()
