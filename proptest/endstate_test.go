@@ -7,41 +7,40 @@ import (
 	"github.com/cpmlink/cpmlink/fsm"
 )
 
-// keepsLink is a CF that never lets its onward links go: it drops the CloseLink and
-// AbortLink it emits on hop3, while its machines record the link closed, so that it
-// reports itself done (Terminal) with its link still up on the wire, as a role whose
-// `waiting` condition lost an operand does. (Its up link it closes: a role that keeps the
-// link of a dialog whose BYE it received is found at that step, by ended-link.)
-type keepsLink struct{ fsm.Role }
+// keepsGuard is a CF that never disarms its guards on hop3: it drops the StopTimer it
+// emits there, while its timer machine records the guard stopped, so that it reports
+// itself done (Terminal) with a guard still armed on the wire, as a role whose `waiting`
+// condition lost an operand does. (A role that keeps a link is found earlier, at the step:
+// ended-link holds both ends of a BYE to letting their link go.)
+type keepsGuard struct{ fsm.Role }
 
-func (r keepsLink) Step(ev fsm.Event) ([]fsm.Action, error) {
+func (r keepsGuard) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
 	out := acts[:0:0]
 	for _, a := range acts {
-		switch a.(type) {
-		case fsm.CloseLink, fsm.AbortLink:
-			if strings.Count(string(a.ActionLeg()), "/") == 2 {
-				continue
-			}
+		if _, stop := a.(fsm.StopTimer); stop && strings.Count(string(a.ActionLeg()), "/") == 2 {
+			continue
 		}
 		out = append(out, a)
 	}
 	return out, err
 }
 
-// TestEndStateFindsLeftovers: a CF that says it is done while its link is still up
+// TestEndStateFindsLeftovers: a CF that says it is done while its guard is still armed
 // passes the deadlock check, which asks the roles; the end-state property, which reads the
 // wire, finds it, on a counterexample that replays.
 func TestEndStateFindsLeftovers(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, plant: func(k fsm.RoleKind, r fsm.Role) fsm.Role {
 		if k == fsm.RoleCF {
-			return keepsLink{r}
+			return keepsGuard{r}
 		}
 		return r
 	}}
 	res := exploreFinds(t, cfg, ExploreOptions{Workers: 1}, PropEndState)
-	t.Logf("%s", res.Violation)
+	if !strings.Contains(res.Violation.Detail, "guard timer on hop3 of member 1 armed") {
+		t.Fatalf("found %v", res.Violation)
+	}
 }
 
 // unguarded is a role that never arms a guard timer: it drops every StartTimer.

@@ -252,9 +252,10 @@ func (r guardDrops) Step(ev fsm.Event) ([]fsm.Action, error) {
 // TestRelayGuardBugsFound plants relays whose guard on the upstream leg leaves out part of
 // what the spec's `fire at up` does, at 1 member / 1 PF-B of FIG. 1 with one fault:
 //
-//   - onward links kept (the mutant drop-statement@1e8d513b): abort-onward must cover a
-//     guard as it covers a link failure, or nothing notices (the member's own guard ends
-//     its link later);
+//   - onward links kept (the mutant drop-statement@1e8d513b): abort-onward covers a guard
+//     as it covers a link failure, and ended-link's sender clause now finds it a check
+//     earlier, as the guard BYEs the onward dialog in that step (before either, nothing
+//     noticed: the member's own guard ends its link later);
 //   - no CANCEL, ACK or BYE onward (the ten surviving mutants of stop 23,
 //     docs/mutation.md): without checkEndsOnward nothing tells the planted PF-B from
 //     the spec, the member's own guard ending what it left open one guard later, and the
@@ -272,10 +273,12 @@ func TestRelayGuardBugsFound(t *testing.T) {
 		prop   string
 		detail string
 	}{
+		// The guard BYEs the onward dialog in the same step: ended-link, which holds the
+		// end that sends BYE to letting its link go, finds the kept link first.
 		{"onward links kept", fsm.RolePFB, func(a fsm.Action, up fsm.LegID) bool {
 			_, abort := a.(fsm.AbortLink)
 			return abort && onward(a, up)
-		}, PropAbortOnward, "left its link"},
+		}, PropEndedLink, "sent BYE on hop4 of member 1 and kept its link"},
 		{"onward dialogs kept", fsm.RolePFB, func(a fsm.Action, up fsm.LegID) bool {
 			switch a.(type) {
 			case fsm.SendAck, fsm.SendBye, fsm.SendCancel:
