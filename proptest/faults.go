@@ -395,6 +395,23 @@ func (w *World) checkByeLetsGo(r int, acts []fsm.Action) *Violation {
 	return nil
 }
 
+// checkGaveUpUnsent: a sender that ends its session (BYE or CANCEL), or is told it ended
+// (BYE), before its message left it knows that no member has the message, and records
+// every member failed in that step, whoever asked for REPORTs: its user is owed an
+// answer, and none will come. The end of the run asks it too (quiescent); checking the
+// step finds it at the step, within the bounded searches of `cpmlink mutate`. It reads
+// the sender's own end of hop1 and what the sender recorded, nobody else's.
+func (w *World) checkGaveUpUnsent(r int) *Violation {
+	if r != idxClientA {
+		return nil
+	}
+	le := w.dialog(w.hopLeg(1))
+	if le == nil || le.msgSent || w.outcomesKnown() || le.byes == 0 && le.cancels == 0 && !le.downByeRecv {
+		return nil
+	}
+	return &Violation{PropOutcome, "the sender's session ended before its message left it, and it recorded no member failed"}
+}
+
 // checkEnded: no role opens or awaits a link for a dialog that ended as it knows it: an
 // offerer that sent BYE or received a final non-2xx, an answerer that received BYE or sent
 // a final non-2xx. The session the link would carry no longer exists (RFC 4975 §8.4 ties

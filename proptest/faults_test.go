@@ -345,7 +345,8 @@ func TestByeLetsLinkGo(t *testing.T) {
 // out (an early timer) records every member failed, as any sender does; one that records
 // nothing (the mutant drop-and-operand@fa482c35 ends such a session as if the message
 // were out, with BYE and no record) leaves its user without a word on a message that
-// never left it. Only the outcome clause for senders that hear of no member tells it.
+// never left it. Only the outcome clauses for senders that hear of no member tell it: at
+// the step (checkGaveUpUnsent), and at the end of the run.
 func TestUnsentMessageReportedFailed(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderBlind}

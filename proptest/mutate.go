@@ -218,6 +218,13 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 					}
 				}
 			}
+			// A blind sender (Failure-Report: no) with one fault step: a guard that fires
+			// before its message is out must still record every member failed
+			// (drop-and-operand@fa482c35). Bounded as the rotations: it fires near the start.
+			blind := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true, Sender: core.SenderBlind, Timers: true, FaultBudget: 1}
+			if explore("explore 1/1 fault steps", blind, min(p.FaultSteps, rotationFaultSteps)) {
+				return out
+			}
 		}
 		// A blind sender whose guard fires early where PF-A opens hop1 on a 200 OK, so the
 		// message may be out before the sender's dialog is confirmed (EarlyClientHop): its

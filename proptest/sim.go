@@ -577,6 +577,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if v := w.checkByeLetsGo(i, acts); v != nil {
 		return v
 	}
+	if v := w.checkGaveUpUnsent(i); v != nil {
+		return v
+	}
 	if len(onward) > 0 {
 		if v := w.checkAbortOnward(i, ev.EventLeg(), onward); v != nil {
 			return v
