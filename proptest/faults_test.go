@@ -354,7 +354,7 @@ func TestUnsentMessageReportedFailed(t *testing.T) {
 		_, f := a.(fsm.Fail)
 		return f
 	}
-	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, mute, false} }, PropOutcome, "message never left it")
+	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, mute, false} }, PropOutcome, "ended before its message left it")
 }
 
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),
