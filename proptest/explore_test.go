@@ -269,17 +269,28 @@ func TestFalseOverrideFound(t *testing.T) {
 	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return falseOverride{r} }, PropInitiative, "overrode the figure's opener")
 }
 
-// activeListener is a role that, answering with a=setup:active (the end that opens),
-// listens for the link as well (the mutant drop-and-operand@efee5862: accept-up without
-// `not (up.setup is active)`). Its peer never connects to it, so the runs go on as the
-// spec's; only the listening end, which a stranger could connect to, tells.
+// activeListener is a role that listens for a link as well where its SDP said
+// a=setup:active (the end that opens): in a 200 OK, the mutant drop-and-operand@efee5862
+// (accept-up without `not (up.setup is active)`); in an INVITE, accept-down as it was
+// before stop 29, which let a client whose offer fixed active listen until the 200 OK.
+// Its peer never connects to it, so the runs go on as the spec's; only the listening end,
+// which a stranger could connect to, tells.
 type activeListener struct{ fsm.Role }
 
 func (r activeListener) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
 	for _, a := range acts {
-		if x, ok := a.(fsm.SendOK); ok && x.Answer.Setup == core.SetupActive {
-			acts = append(acts, fsm.AcceptLink{Leg: x.Leg, Local: x.Answer})
+		var own fsm.SDP
+		switch x := a.(type) {
+		case fsm.SendOK:
+			own = x.Answer
+		case fsm.SendInvite:
+			own = x.Offer
+		default:
+			continue
+		}
+		if own.Setup == core.SetupActive {
+			acts = append(acts, fsm.AcceptLink{Leg: a.ActionLeg(), Local: own})
 			break
 		}
 	}
@@ -294,28 +305,12 @@ func TestActiveListenerFound(t *testing.T) {
 	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return activeListener{r} }, PropInitiative, "listens for the link of hop1")
 }
 
-// offerListener is a ClientA that listens on hop1 with its INVITE whatever its offer says
-// (accept-down as it was before stop 29, which let a client whose offer fixed active
-// listen until the 200 OK).
-type offerListener struct{ fsm.Role }
-
-func (r offerListener) Step(ev fsm.Event) ([]fsm.Action, error) {
-	acts, err := r.Role.Step(ev)
-	for _, a := range acts {
-		if x, ok := a.(fsm.SendInvite); ok && x.Offer.Setup == core.SetupActive {
-			acts = append(acts, fsm.AcceptLink{Leg: x.Leg, Local: x.Offer})
-			break
-		}
-	}
-	return acts, err
-}
-
 // TestListenAtStartFound: a violation in the sender's very first step is a counterexample
 // of no steps, which replays, not an error of the search.
 func TestListenAtStartFound(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, SenderSetup: core.ChooseActive}
-	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return offerListener{r} }, PropInitiative)
+	res := plantFinds(t, cfg, ExploreOptions{}, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return activeListener{r} }, PropInitiative)
 	if len(res.Path) != 0 || !strings.Contains(res.Violation.Detail, "clientA listens for the link of hop1") {
 		t.Fatalf("found %v after %d steps", res.Violation, len(res.Path))
 	}
