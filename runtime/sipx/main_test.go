@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,22 @@ func (r *recorder) next(t *testing.T, ctx context.Context, kind string) event {
 		return ev
 	case <-ctx.Done():
 		t.Fatalf("no %s callback: %v", kind, ctx.Err())
+	}
+	return event{}
+}
+
+// nextOf returns the next callback, which must be of one of kinds: for peers whose
+// requests may be handled in either order (sipgo handles each on its own goroutine).
+func (r *recorder) nextOf(t *testing.T, ctx context.Context, kinds ...string) event {
+	t.Helper()
+	select {
+	case ev := <-r.ch:
+		if !slices.Contains(kinds, ev.kind) {
+			t.Fatalf("next callback is %v, want one of %v", ev, kinds)
+		}
+		return ev
+	case <-ctx.Done():
+		t.Fatalf("no %v callback: %v", kinds, ctx.Err())
 	}
 	return event{}
 }

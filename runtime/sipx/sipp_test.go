@@ -124,9 +124,15 @@ func TestSippCallsSipx(t *testing.T) {
 			if err := b.Answer(inv.leg, []Part{{ContentType: "application/sdp", Body: []byte(sdpAnswer)}}, nil); err != nil {
 				t.Fatal(err)
 			}
-			b.rec.next(t, ctx, "ack")
-			b.rec.next(t, ctx, "bye")
+			// SIPp sends its BYE right after its ACK, waiting for nothing, and the two are
+			// handled on goroutines of their own: the BYE may be handled first. It ends
+			// the dialog, and the ACK after it is absorbed. Either order is correct; an
+			// ACK reported after the BYE is not.
+			if b.rec.nextOf(t, ctx, "ack", "bye").kind == "ack" {
+				b.rec.next(t, ctx, "bye")
+			}
 			s.wait(t, ctx)
+			b.rec.none(t)
 		})
 	}
 }
