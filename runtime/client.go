@@ -216,7 +216,11 @@ func (n *Node) giveUp(ctx context.Context, key *fsm.LegID) (Outcome, error) {
 			}
 		}
 		for _, leg := range legs {
-			n.fire(leg)
+			// A Timeout fired before may have ended this wait too: the machine sees only
+			// the timeouts of waits it is in, as arm guarantees for a timer's own.
+			if _, ok := n.timers[leg]; ok {
+				n.fire(leg)
+			}
 		}
 	})
 	select {
