@@ -47,6 +47,16 @@ func TriggerCoverage(vs, bases []fsm.Variant) []fsm.Variant {
 	return out
 }
 
+// DeadTrigger returns, when bases have one, the variant TriggerCoverage leaves out: the last
+// hop that can take it opened by its answerer on send-received. Its verdict on the spec is
+// a deadlock, or, where a client's a=setup hands the opening to the other end, none; a
+// condition that opens the hop anyway opens it before any SEND could have come over it,
+// which initiative sees (opened before its trigger). CheckMutant explores it and takes a
+// deadlock for the spec's own verdict.
+func DeadTrigger(bases []fsm.Variant) (fsm.Variant, bool) {
+	return coverOne(bases, fsm.OpenerAnswerer, fsm.TriggerSendReceived)
+}
+
 // coverOne derives from the first base, on its last hop where that works, a variant whose
 // hop is opened by end o on trigger t.
 func coverOne(bases []fsm.Variant, o fsm.Opener, t fsm.Trigger) (fsm.Variant, bool) {

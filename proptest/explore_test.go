@@ -187,6 +187,37 @@ func TestTriggerCoverageLive(t *testing.T) {
 	}
 }
 
+// TestDeadTriggerOnlyDeadlocks: on the way of opening that TriggerCoverage leaves out (an
+// answerer that opens on send-received, DeadTrigger), the spec deadlocks or passes, with
+// each client a=setup choice and each sender, as CheckMutant runs it; so any other
+// violation there is a mutant's (invert-guard@1a38c889, whose answerer opens at once, is
+// killed there as an opening before its trigger: docs/mutation.md).
+func TestDeadTriggerOnlyDeadlocks(t *testing.T) {
+	v, ok := DeadTrigger(figureVariants(t))
+	if !ok {
+		t.Fatal("no figure can have a hop opened by its answerer on send-received")
+	}
+	deadlocks := 0
+	for _, cfg := range SetupRotations(Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Hostile: true}) {
+		for _, s := range senders {
+			cfg.Sender = s
+			res, err := Explore(cfg, ExploreOptions{Workers: 1})
+			if err != nil || res.Truncated {
+				t.Fatalf("%s, %s, sender %s: err %v, truncated %v", v.Name, cfg.SetupLabel(), s, err, res.Truncated)
+			}
+			if res.Violation != nil {
+				if res.Violation.Property != PropDeadlock {
+					t.Fatalf("%s, %s, sender %s: %v\n%s", v.Name, cfg.SetupLabel(), s, res.Violation, FormatTrace(cfg, res.Trace))
+				}
+				deadlocks++
+			}
+		}
+	}
+	if deadlocks == 0 {
+		t.Errorf("%s never deadlocked: the answerer opened on send-received after all", v.Name)
+	}
+}
+
 // TestSenderHangsUpInConfirmedDialog: where PF-A, the answerer of hop1, opens it on a 200
 // OK (FIG. 1 with hop1 opened by the answerer on ok-received or ok-sent), the sender's link
 // comes up while its INVITE is still pending, and its message can be through before its own
