@@ -158,6 +158,14 @@ func CheckMutant(all []fsm.Variant, p MutantPlan) (out MutantVerdict) {
 			}
 		}
 	}
+	// A message of two chunks, to a sender that asks for success REPORTs: a member must
+	// not take a part for the whole (drop-guard@3574f2e7 recorded delivered on every chunk
+	// and reported the first), which one chunk cannot show. A few thousand states each.
+	for _, v := range figs {
+		if explore("explore 1/1", Config{Variant: v, Members: 1, PFBs: 1, Chunks: 2, Hostile: true}, p.MaxStates) {
+			return out
+		}
+	}
 	// A group the CF cannot serve (none by that name; the sender may not write to it):
 	// a handful of states each.
 	for _, v := range figs {
