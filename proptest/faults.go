@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -410,6 +411,28 @@ func (w *World) checkGaveUpUnsent(r int) *Violation {
 		return nil
 	}
 	return &Violation{PropOutcome, "the sender's session ended before its message left it, and it recorded no member failed"}
+}
+
+// checkGaveUpStops: a sender that records every member left failed (its guard gave up,
+// or its session was ended for it) stops its message in that step: no chunk of it is left
+// on its way out of hop1. A message it goes on sending could reach members it has just
+// reported failed, and its user, told the message failed, sends it again: the members get
+// it twice. It reads the sender's own end of hop1 and its own actions.
+func (w *World) checkGaveUpStops(r int, acts []fsm.Action) *Violation {
+	if r != idxClientA || !slices.ContainsFunc(acts, func(a fsm.Action) bool { _, ok := a.(fsm.Fail); return ok }) {
+		return nil
+	}
+	leg := w.hopLeg(1)
+	le := w.dialog(leg)
+	if le == nil {
+		return nil
+	}
+	for _, f := range le.chans[w.endOf(r, leg)] {
+		if f.kind == fChunk {
+			return &Violation{PropOutcome, fmt.Sprintf("the sender recorded the members left failed and went on sending its message on %s (chunk %d still on its way)", w.cfg.LegName(leg), f.chunk)}
+		}
+	}
+	return nil
 }
 
 // checkEnded: no role opens or awaits a link for a dialog that ended as it knows it: an

@@ -357,6 +357,35 @@ func TestUnsentMessageReportedFailed(t *testing.T) {
 	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardDrops{r, mute, false} }, PropOutcome, "ended before its message left it")
 }
 
+// TestGaveUpStopsSending: a sender whose guard gives up (every member left recorded failed)
+// stops its message in that step. One that keeps its link (the mutant
+// drop-statement@83208c0c drops the guard's AbortLink) goes on sending a message it has
+// just reported failed, which its user will send again. Only the step clause of outcome
+// (checkGaveUpStops) tells it: the members may well get the message, and nobody reads
+// the sender's link after its session is over.
+func TestGaveUpStopsSending(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
+	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardCloses{r} }, PropOutcome, "went on sending its message")
+}
+
+// guardCloses is a role whose guard closes its link where it should abort it: the link
+// lets what is queued on it go on, as a role whose machine kept the link up (and so
+// closed it at the end of its session) would.
+type guardCloses struct{ fsm.Role }
+
+func (r guardCloses) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.Timeout); ok {
+		for i, a := range acts {
+			if x, ok := a.(fsm.AbortLink); ok {
+				acts[i] = fsm.CloseLink{Leg: x.Leg}
+			}
+		}
+	}
+	return acts, err
+}
+
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),
 // but loses the first ACK in flight on leg(w) for good, calling before (if not nil) ahead
 // of each step. The run must end quiescent with the ACK lost.

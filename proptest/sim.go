@@ -580,6 +580,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if v := w.checkGaveUpUnsent(i); v != nil {
 		return v
 	}
+	if v := w.checkGaveUpStops(i, acts); v != nil {
+		return v
+	}
 	if len(onward) > 0 {
 		if v := w.checkAbortOnward(i, ev.EventLeg(), onward); v != nil {
 			return v
