@@ -92,16 +92,7 @@ func (r *recorder) handler() Handler {
 // next returns the next callback, which must be of kind.
 func (r *recorder) next(t *testing.T, ctx context.Context, kind string) event {
 	t.Helper()
-	select {
-	case ev := <-r.ch:
-		if ev.kind != kind {
-			t.Fatalf("next callback is %v, want %s", ev, kind)
-		}
-		return ev
-	case <-ctx.Done():
-		t.Fatalf("no %s callback: %v", kind, ctx.Err())
-	}
-	return event{}
+	return r.nextOf(t, ctx, kind)
 }
 
 // nextOf returns the next callback, which must be of one of kinds: for peers whose
