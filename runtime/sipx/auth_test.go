@@ -91,7 +91,7 @@ func newRawPeerAt(t *testing.T, localIP, to string) *rawPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rawPeer{t: t, pc: pc, to: ua, addr: pc.LocalAddr().String()}
+	return &rawPeer{t: t, pc: pc, sr: newStampedReader(t, pc), to: ua, addr: pc.LocalAddr().String()}
 }
 
 // register sends a REGISTER for aor binding contact; extra header lines

@@ -214,8 +214,12 @@ func (p *Proxy) setRoutes(t *testing.T, routes map[string]string) {
 type rawPeer struct {
 	t    *testing.T
 	pc   net.PacketConn
+	sr   *stampedReader
 	to   *net.UDPAddr
 	addr string
+	// arrived is when the kernel received the message read last (the
+	// time it was read where the kernel says nothing).
+	arrived time.Time
 }
 
 func newRawPeer(t *testing.T, to string) *rawPeer {
@@ -229,7 +233,7 @@ func newRawPeer(t *testing.T, to string) *rawPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rawPeer{t: t, pc: pc, to: ua, addr: pc.LocalAddr().String()}
+	return &rawPeer{t: t, pc: pc, sr: newStampedReader(t, pc), to: ua, addr: pc.LocalAddr().String()}
 }
 
 // send writes msg with "\n" turned into CRLF and Content-Length filled in
@@ -261,7 +265,11 @@ func (p *rawPeer) read(ctx context.Context, within time.Duration) sip.Message {
 	_ = p.pc.SetReadDeadline(dl)
 	buf := make([]byte, 65535)
 	for {
-		n, _, err := p.pc.ReadFrom(buf)
+		n, at, err := p.sr.read(buf)
+		if at.IsZero() {
+			at = time.Now()
+		}
+		p.arrived = at
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

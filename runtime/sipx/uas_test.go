@@ -94,7 +94,7 @@ func TestAnswerRetransmittedUntilAck(t *testing.T) {
 					t.Fatal("a retransmitted 2xx changed its To tag")
 				}
 				ok = r
-				times = append(times, time.Now())
+				times = append(times, peer.arrived)
 			}
 			// Nominal gaps T1 and 2*T1; allow for scheduling slack, but a
 			// gap under half its nominal value means no back-off.
