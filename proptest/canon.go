@@ -315,7 +315,7 @@ func (c *canon) renamedNet(gi int, g *symmetry, dst []byte) ([]byte, bool) {
 	}
 	// The fault budget and whether a fault harmed the run name no instance: they are
 	// carried as they are.
-	n.faultsLeft, n.harmed = w.net.faultsLeft, w.net.harmed
+	n.faultsLeft, n.harmed, n.lostEarly = w.net.faultsLeft, w.net.harmed, w.net.lostEarly
 	c.world = World{net: *n, obs: observations{members: members, rest: w.obs.rest}, rename: g.rename}
 	if w.strs != nil {
 		// Rename numbered strings by number: each string is renamed once per symmetry.

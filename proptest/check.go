@@ -643,12 +643,17 @@ func (w *World) quiescent() *Violation {
 		return w.checkGroupRefused()
 	}
 	cfg := w.cfg
-	faulty := func(m int) bool {
+	// mayLack: member m may end without the message (and its hops down); faulty: the
+	// sender may also learn a failure for it although it has the message (a fault on the
+	// sender's legs after the relay beyond them held the whole message keeps the sender
+	// from the outcome, not the member from the message).
+	mayLack := func(m int) bool {
 		// A member configured to hang up that never did (its session ended first) is
 		// held to what a healthy member is.
 		f, ok := cfg.Faults[m]
-		return ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.harmed || w.memberHarmed(m) || w.onFailedConn(m)
+		return ok && (f.Kind != HangUp || w.hungUp(m)) || w.net.lostEarly || w.memberHarmed(m) || w.onFailedConn(m)
 	}
+	faulty := func(m int) bool { return mayLack(m) || w.net.harmed }
 	for _, l := range []core.LegID{w.hopLeg(1), w.hopLeg(2)} {
 		if lo := w.dialog(l); len(cfg.Faults) == 0 && !w.net.harmed && (lo == nil || !lo.up[0] || !lo.up[1]) {
 			return &Violation{PropHopsUp, fmt.Sprintf("leg %s of the sender never came up at both ends", l)}
@@ -661,7 +666,7 @@ func (w *World) quiescent() *Violation {
 		if !view.Final() {
 			view = w.obs.rest
 		}
-		if !faulty(m) {
+		if !mayLack(m) {
 			for hop, l := range []core.LegID{w.memberLeg(m, 3), w.memberLeg(m, 4)} {
 				if lo := w.dialog(l); lo == nil || !lo.up[0] || !lo.up[1] {
 					return &Violation{PropHopsUp, fmt.Sprintf("hop%d of member %s never came up at both ends", hop+3, cfg.MemberURI(m))}
@@ -676,7 +681,7 @@ func (w *World) quiescent() *Violation {
 			if !w.leg(w.hopLeg(1)).msgSent && !view.Final() {
 				return &Violation{PropOutcome, fmt.Sprintf("the sender's message never left it, and it never learned that member %s failed", cfg.MemberURI(m))}
 			}
-			if !faulty(m) && !complete {
+			if !mayLack(m) && !complete {
 				return &Violation{PropDelivery, fmt.Sprintf("member %s had no fault but holds %d of %d chunks after the sender hung up", cfg.MemberURI(m), mo.next-1, cfg.Chunks)}
 			}
 			continue
@@ -689,7 +694,7 @@ func (w *World) quiescent() *Violation {
 			return &Violation{PropOutcome, fmt.Sprintf("the sender never learned the outcome of member %s", cfg.MemberURI(m))}
 		case view.Kind == core.Delivered && !complete:
 			return &Violation{PropOutcome, fmt.Sprintf("the sender believes member %s has the message; it holds %d of %d chunks", cfg.MemberURI(m), mo.next-1, cfg.Chunks)}
-		case !faulty(m) && !complete:
+		case !mayLack(m) && !complete:
 			return &Violation{PropDelivery, fmt.Sprintf("member %s had no fault but holds %d of %d chunks", cfg.MemberURI(m), mo.next-1, cfg.Chunks)}
 		case !faulty(m) && view.Kind != core.Delivered:
 			return &Violation{PropOutcome, fmt.Sprintf("member %s holds the message, but the sender sees %s", cfg.MemberURI(m), view)}

@@ -201,14 +201,26 @@ func (w *World) cutLeg(i int, gone bool) {
 
 // harm notes a fault that may fail members: on the sender's legs every member, on a
 // member's hop3 or hop4 that member (quiescent's faulty), whose other checks still hold.
+// On the sender's legs it may keep the message from them only while the relay at the
+// leg's far end still needs something from upstream (wholeAt, lostEarly).
 func (w *World) harm(leg core.LegID) {
 	if leg == w.hopLeg(1) || leg == w.hopLeg(2) {
 		w.net.harmed = true
+		w.net.lostEarly = w.net.lostEarly || !w.wholeAt(leg)
 		return
 	}
 	if le := w.dialog(leg); le != nil {
 		le.harmed = true
 	}
+}
+
+// wholeAt: the answerer of leg (a relay, on the sender's legs) has received every chunk
+// and the ACK: it needs nothing more from upstream to deliver the message. Before the
+// ACK it may not move on (it ACKs downstream only after the upstream ACK, S106/S111),
+// and a guard downstream may rightly end the session first.
+func (w *World) wholeAt(leg core.LegID) bool {
+	le := w.dialog(leg)
+	return le != nil && le.ackRecv && len(le.received[1]) >= w.cfg.Chunks
 }
 
 // memberHarmed: a fault step harmed one of member m's own legs.

@@ -507,3 +507,37 @@ func TestLostAckMadeUpByBye(t *testing.T) {
 		t.Errorf("the member holds %d of 1 chunks", got)
 	}
 }
+
+// TestWholeMessageOwedOnward: a relay that holds the whole message and the ACK owes its
+// members the rest of the delivery, whatever becomes of the sender: when its guard
+// upstream fires, it ends the onward dialogs only after each member's outcome (end-down).
+// One that aborts them at once (the mutant drop-guard@b6482fdf dropped the guard that
+// says so) leaves the members without a message it had. Here the sender closes its
+// connection after its last 200 and PF-A's guard, armed by that, fires before the BYE
+// arrives. The sender hears of no member, so only the end-state checks tell it (a member's
+// hops never came up, or it lacks the message), and only because such an early guard no
+// longer excuses a member (lostEarly).
+func TestWholeMessageOwedOnward(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderCloses}
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return upGuardAborts{r} }, PropHopsUp, "never came up")
+}
+
+// upGuardAborts is a relay whose guard upstream aborts every onward link of the session
+// at once, whole message or not.
+type upGuardAborts struct{ fsm.Role }
+
+func (r upGuardAborts) Step(ev fsm.Event) ([]fsm.Action, error) {
+	acts, err := r.Role.Step(ev)
+	if _, ok := ev.(fsm.Timeout); !ok || err != nil {
+		return acts, err
+	}
+	for _, s := range r.Sessions() {
+		if s.Up != nil && s.Up.Leg == ev.EventLeg() {
+			for _, d := range s.Downs {
+				acts = append(acts, fsm.AbortLink{Leg: d.Leg})
+			}
+		}
+	}
+	return acts, err
+}

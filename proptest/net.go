@@ -152,6 +152,12 @@ type network struct {
 	// connection was refused or reset), where a duplicated message fails nobody.
 	faultsLeft int
 	harmed     bool
+	// lostEarly says that one may keep the message from every member, which harmed alone
+	// does not: a fault on the sender's legs before the relay at their far end held the
+	// whole message and the ACK (harm, wholeAt), or an early guard on a member's leg. A
+	// relay that holds both owes every member the rest of the delivery, whatever happens
+	// upstream (end-down).
+	lostEarly bool
 }
 
 // put adds an item to the bag, keeping the bag sorted by its encoding so that the choices
@@ -196,7 +202,7 @@ func (n *network) cloneInto(dst *network) {
 		}
 	}
 	dst.conns = append(dst.conns[:0], n.conns...)
-	dst.faultsLeft, dst.harmed = n.faultsLeft, n.harmed
+	dst.faultsLeft, dst.harmed, dst.lostEarly = n.faultsLeft, n.harmed, n.lostEarly
 }
 
 // encodeItem gives an item a canonical encoding, for sorting and for state hashing.

@@ -185,7 +185,7 @@ func (w *World) footprintOf(before *memState, actor int, c Choice, fp *footprint
 	// The fault budget is shared by every fault step (faults.go): a step that spends it
 	// commutes with none. Fault steps have no actor and get no footprint, so this only
 	// guards against a future step that spends it.
-	if before.net.faultsLeft != w.net.faultsLeft || before.net.harmed != w.net.harmed {
+	if before.net.faultsLeft != w.net.faultsLeft || before.net.harmed != w.net.harmed || before.net.lostEarly != w.net.lostEarly {
 		fp.global = true
 	}
 	// A connection attempt reads the peer's end (does it listen there, is it closed) even

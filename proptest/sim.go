@@ -326,6 +326,9 @@ func (w *World) apply1(c Choice) *Violation {
 			// than the guard's time-out, a fault.
 			w.net.faultsLeft--
 			w.net.harmed = true
+			if l := w.legNames[c.leg]; l != w.hopLeg(1) && l != w.hopLeg(2) || !w.wholeAt(l) {
+				w.net.lostEarly = true
+			}
 			label = "early " + label
 		}
 		// A lost ACK that no BYE made up for harms its leg now: some guard gave up (not

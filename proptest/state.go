@@ -56,6 +56,7 @@ func (w *World) saveNet(dst []byte) []byte {
 	e.Outcome(w.obs.rest)
 	e.I(n.faultsLeft)
 	e.Bool(n.harmed)
+	e.Bool(n.lostEarly)
 	return e.B
 }
 
@@ -235,7 +236,7 @@ func (w *World) loadNet(b []byte) error {
 		w.obs.members[i] = memberObs{next: d.I(), result: d.Outcome()}
 	}
 	w.obs.rest = d.Outcome()
-	n.faultsLeft, n.harmed = d.I(), d.Bool()
+	n.faultsLeft, n.harmed, n.lostEarly = d.I(), d.Bool(), d.Bool()
 	if d.Err == nil && len(d.B) != 0 {
 		return core.ErrSnapshot
 	}
