@@ -140,6 +140,7 @@ const GroupURI = "sip:group@cf.example"
 type World struct {
 	cfg   Config
 	roles []fsm.Role
+	kinds []fsm.RoleKind
 	names []string
 	uris  []string
 	// snaps caches each role's snapshot, so that restoring a state touches only the roles
@@ -243,6 +244,11 @@ func NewWorld(cfg Config) (*World, error) {
 		w.names[i], w.uris[i] = name, uri
 		w.snaps[i] = w.roles[i].Snapshot(nil)
 	}
+	kinds := make([]fsm.RoleKind, n)
+	for i := range kinds {
+		kinds[i], _, _ = w.roleAt(i)
+	}
+	w.kinds = kinds
 	var err error
 	if w.order, err = newOrderCheck(cfg.Variant); err != nil {
 		return nil, err
@@ -267,6 +273,10 @@ func NewWorld(cfg Config) (*World, error) {
 func (w *World) isMember(i int) bool { return i >= firstPFB+w.cfg.PFBs }
 
 func (w *World) roleAt(i int) (fsm.RoleKind, string, string) {
+	// The checkers ask on every step: once the world is built, the answer is its tables.
+	if i < len(w.kinds) {
+		return w.kinds[i], w.names[i], w.uris[i]
+	}
 	switch {
 	case i == idxClientA:
 		return fsm.RoleClientA, "clientA", "sip:alice@a.example"
