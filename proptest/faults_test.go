@@ -179,13 +179,17 @@ func TestReuseAfterRefusedBind(t *testing.T) {
 	}
 }
 
-// quietClose is a relay that, told a link failed, closes the links it lets go instead of
-// aborting them: its own end is closed, but the next hop is not told.
-type quietClose struct{ fsm.Role }
+// closesOn is a role that, given an event `on` selects, closes the links it lets go where
+// it should abort them: its own end is closed, but the peer is not told, and what is
+// queued on the link goes on.
+type closesOn struct {
+	fsm.Role
+	on func(fsm.Event) bool
+}
 
-func (r quietClose) Step(ev fsm.Event) ([]fsm.Action, error) {
+func (r closesOn) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
-	if _, ok := ev.(fsm.LinkFailed); ok {
+	if r.on(ev) {
 		for i, a := range acts {
 			if x, ok := a.(fsm.AbortLink); ok {
 				acts[i] = fsm.CloseLink{Leg: x.Leg}
@@ -193,6 +197,12 @@ func (r quietClose) Step(ev fsm.Event) ([]fsm.Action, error) {
 		}
 	}
 	return acts, err
+}
+
+// quietClose is a relay that, told a link failed, closes the links it lets go instead of
+// aborting them, so the next hop is not told.
+func quietClose(r fsm.Role) fsm.Role {
+	return closesOn{r, func(ev fsm.Event) bool { _, ok := ev.(fsm.LinkFailed); return ok }}
 }
 
 // TestAbortOnwardTellsNextHop: abort-onward asks for more than a closed end (the planted
@@ -203,7 +213,7 @@ func TestAbortOnwardTellsNextHop(t *testing.T) {
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
 	cfg.plant = func(k fsm.RoleKind, r fsm.Role) fsm.Role {
 		if k == fsm.RolePFA || k == fsm.RoleCF || k == fsm.RolePFB {
-			return quietClose{r}
+			return quietClose(r)
 		}
 		return r
 	}
@@ -366,24 +376,14 @@ func TestUnsentMessageReportedFailed(t *testing.T) {
 func TestGaveUpStopsSending(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1}
-	plantFindsSaying(t, cfg, fsm.RoleClientA, func(r fsm.Role) fsm.Role { return guardCloses{r} }, PropOutcome, "went on sending its message")
+	plantFindsSaying(t, cfg, fsm.RoleClientA, guardCloses, PropOutcome, "went on sending its message")
 }
 
 // guardCloses is a role whose guard closes its link where it should abort it: the link
 // lets what is queued on it go on, as a role whose machine kept the link up (and so
 // closed it at the end of its session) would.
-type guardCloses struct{ fsm.Role }
-
-func (r guardCloses) Step(ev fsm.Event) ([]fsm.Action, error) {
-	acts, err := r.Role.Step(ev)
-	if _, ok := ev.(fsm.Timeout); ok {
-		for i, a := range acts {
-			if x, ok := a.(fsm.AbortLink); ok {
-				acts[i] = fsm.CloseLink{Leg: x.Leg}
-			}
-		}
-	}
-	return acts, err
+func guardCloses(r fsm.Role) fsm.Role {
+	return closesOn{r, func(ev fsm.Event) bool { _, ok := ev.(fsm.Timeout); return ok }}
 }
 
 // loseAckRun runs cfg on the canonical schedule (Earliest, which ranks fault steps last),

@@ -206,8 +206,11 @@ func NewWorld(cfg Config) (*World, error) {
 	for i := 0; i < cfg.Members; i++ {
 		members = append(members, cfg.MemberURI(i))
 	}
+	// roleAt answers from kinds once it is set; until then it derives the answer.
+	kinds := make([]fsm.RoleKind, n)
 	for i := 0; i < n; i++ {
 		kind, name, uri := w.roleAt(i)
+		kinds[i] = kind
 		c := core.Config{Name: name, URI: uri, MSRPHost: name, MSRPPort: 2855, Secret: "sim"}
 		if kind == fsm.RoleCF {
 			switch cfg.Group {
@@ -243,10 +246,6 @@ func NewWorld(cfg Config) (*World, error) {
 		}
 		w.names[i], w.uris[i] = name, uri
 		w.snaps[i] = w.roles[i].Snapshot(nil)
-	}
-	kinds := make([]fsm.RoleKind, n)
-	for i := range kinds {
-		kinds[i], _, _ = w.roleAt(i)
 	}
 	w.kinds = kinds
 	var err error

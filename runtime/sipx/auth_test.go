@@ -86,12 +86,7 @@ func newRawPeerAt(t *testing.T, localIP, to string) *rawPeer {
 	if err != nil {
 		t.Skipf("cannot bind %s: %v", localIP, err)
 	}
-	t.Cleanup(func() { _ = pc.Close() })
-	ua, err := net.ResolveUDPAddr("udp", to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rawPeer{t: t, pc: pc, sr: newStampedReader(t, pc), to: ua, addr: pc.LocalAddr().String()}
+	return rawPeerOn(t, pc, to)
 }
 
 // register sends a REGISTER for aor binding contact; extra header lines

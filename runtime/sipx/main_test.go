@@ -228,6 +228,13 @@ func newRawPeer(t *testing.T, to string) *rawPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawPeerOn(t, pc, to)
+}
+
+// rawPeerOn makes a raw peer of a bound socket, sending to to; the socket is closed at
+// the test's end.
+func rawPeerOn(t *testing.T, pc net.PacketConn, to string) *rawPeer {
+	t.Helper()
 	t.Cleanup(func() { _ = pc.Close() })
 	ua, err := net.ResolveUDPAddr("udp", to)
 	if err != nil {
