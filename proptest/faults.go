@@ -771,13 +771,31 @@ func (w *World) onwardLive(r int, leg core.LegID) []int {
 // onwardOf returns the onward legs of relay r's session on leg that keep selects, when
 // r is a relay that answered leg and has not received the whole message on it.
 func (w *World) onwardOf(r int, leg core.LegID, keep func(*legState) bool) []int {
+	return w.onwardWhen(r, leg, false, keep)
+}
+
+// onwardDelivering: when relay r answered leg and holds the whole message there, the
+// onward legs it is still delivering on: the link up at both ends and sound, the next hop
+// short of some chunk, the dialog not ended. Read before a guard's step on leg, for
+// checkKeepsDelivering.
+func (w *World) onwardDelivering(r int, leg core.LegID) []int {
+	return w.onwardWhen(r, leg, true, func(d *legState) bool {
+		return d.up[0] && d.up[1] && !d.closed[0] && !d.closed[1] && !d.failed[0] && !d.failed[1] &&
+			!d.broken && !d.cut && !d.harmed && len(d.received[1]) < w.cfg.Chunks && d.byes == 0 && d.cancels == 0 && !d.byeSeen()
+	})
+}
+
+// onwardWhen returns the onward legs of relay r's session on leg that keep selects, when
+// r is a relay that answered leg and has (whole) or has not (!whole) received the whole
+// message on it.
+func (w *World) onwardWhen(r int, leg core.LegID, whole bool, keep func(*legState) bool) []int {
 	switch rk, _, _ := w.roleAt(r); rk {
 	case fsm.RolePFA, fsm.RoleCF, fsm.RolePFB:
 	default:
 		return nil
 	}
 	le := w.dialog(leg)
-	if le == nil || le.ends[1] != r || len(le.received[1]) >= w.cfg.Chunks {
+	if le == nil || le.ends[1] != r || (len(le.received[1]) >= w.cfg.Chunks) != whole {
 		return nil
 	}
 	var sel []int
@@ -837,6 +855,24 @@ func (w *World) checkEndsOnward(r int, ev fsm.Event, live []int) *Violation {
 		if d := &w.net.legs[i]; d.byes == 0 && d.cancels == 0 {
 			return &Violation{PropAbortOnward, fmt.Sprintf("%s: "+why+" (%d of %d chunks), and it left its dialog on %s neither cancelled nor ended with BYE",
 				w.names[r], w.cfg.LegName(up), len(w.leg(up).received[1]), w.cfg.Chunks, w.cfg.LegName(w.legNames[i]))}
+		}
+	}
+	return nil
+}
+
+// checkKeepsDelivering: a relay whose guard on the leg it answered fires once it holds
+// the whole message there ends none of the onward legs it is still delivering on: what it
+// holds is the members' to receive, whoever upstream went quiet (the spec's guard rule ACKs
+// an answered onward dialog and leaves the rest to end-down). A relay that ends them cuts
+// deliveries the next hops had under way, and its members learn a failure for a message
+// that was whole one hop away. It reads the next hops' ends of the onward legs, which the
+// sleep sets allow only because a timer's step has no actor and commutes with nothing.
+func (w *World) checkKeepsDelivering(r int, up core.LegID, delivering []int) *Violation {
+	for _, i := range delivering {
+		d := &w.net.legs[i]
+		if d.closed[0] || d.failed[0] || d.byes > 0 || d.cancels > 0 {
+			return &Violation{PropAbortOnward, fmt.Sprintf("%s's guard on %s fired with the whole message there, and it ended %s, where the next hop held %d of %d chunks",
+				w.names[r], w.cfg.LegName(up), w.cfg.LegName(w.legNames[i]), len(d.received[1]), w.cfg.Chunks)}
 		}
 	}
 	return nil

@@ -508,24 +508,47 @@ func TestLostAckMadeUpByBye(t *testing.T) {
 	}
 }
 
-// TestWholeMessageOwedOnward: a relay that holds the whole message and the ACK owes its
-// members the rest of the delivery, whatever becomes of the sender: when its guard
-// upstream fires, it ends the onward dialogs only after each member's outcome (end-down).
-// One that aborts them at once (the mutant drop-guard@b6482fdf dropped the guard that
-// says so) leaves the members without a message it had. Here the sender closes its
-// connection after its last 200 and PF-A's guard, armed by that, fires before the BYE
-// arrives. The sender hears of no member, so only the end-state checks tell it (a member's
-// hops never came up, or it lacks the message), and only because such an early guard no
-// longer excuses a member (lostEarly).
+// TestWholeMessageOwedOnward: a relay that holds the whole message owes its members the
+// rest of the delivery, whatever becomes of the sender: when its guard upstream fires, it
+// ends the onward dialogs only after each member's outcome (end-down). One that aborts
+// them at once (the mutant drop-guard@b6482fdf dropped the guard that says so) is found
+// at the guard's own step, where a next hop is still receiving (checkKeepsDelivering).
+// Here the sender closes its connection after its last 200 and PF-A's guard, armed by
+// that, fires before the BYE arrives.
 func TestWholeMessageOwedOnward(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderCloses}
-	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return upGuardAborts{r} }, PropHopsUp, "never came up")
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return upGuardAborts{Role: r} }, PropAbortOnward, "fired with the whole message there")
+}
+
+// TestWholeMessageOwedToLinksBeingSetUp: the same bug, where the relay aborts only the
+// onward links not yet up, which no step check reads as a delivery under way. The sender
+// hears of no member, so only the end-state checks tell it (the member lacks the
+// message), and only because an early guard upstream no longer
+// excuses a member once the relay beyond it holds the whole message and the ACK
+// (lostEarly).
+func TestWholeMessageOwedToLinksBeingSetUp(t *testing.T) {
+	v, _ := fsm.VariantByName("fig1")
+	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderCloses}
+	plantFindsSaying(t, cfg, fsm.RolePFA, func(r fsm.Role) fsm.Role { return upGuardAborts{Role: r, settingUp: true} }, PropDelivery, "had no fault but holds 0 of 1 chunks")
+}
+
+// linkUp: the side's MSRP link machine is up.
+func linkUp(d *core.Side) bool {
+	for _, m := range d.M {
+		if m.Def().Name == "link" {
+			return m.Name() == "up"
+		}
+	}
+	return false
 }
 
 // upGuardAborts is a relay whose guard upstream aborts every onward link of the session
-// at once, whole message or not.
-type upGuardAborts struct{ fsm.Role }
+// at once, whole message or not (settingUp: only those whose link is not up yet).
+type upGuardAborts struct {
+	fsm.Role
+	settingUp bool
+}
 
 func (r upGuardAborts) Step(ev fsm.Event) ([]fsm.Action, error) {
 	acts, err := r.Role.Step(ev)
@@ -535,7 +558,9 @@ func (r upGuardAborts) Step(ev fsm.Event) ([]fsm.Action, error) {
 	for _, s := range r.Sessions() {
 		if s.Up != nil && s.Up.Leg == ev.EventLeg() {
 			for _, d := range s.Downs {
-				acts = append(acts, fsm.AbortLink{Leg: d.Leg})
+				if !r.settingUp || !linkUp(d) {
+					acts = append(acts, fsm.AbortLink{Leg: d.Leg})
+				}
 			}
 		}
 	}

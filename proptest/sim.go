@@ -542,7 +542,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	if v := w.orderStep(i, ev.Kind(), ev.EventLeg()); v != nil {
 		return v
 	}
-	var onward, live []int
+	var onward, live, delivering []int
 	switch x := ev.(type) {
 	case fsm.LinkFailed:
 		onward = w.onwardOpen(i, x.Leg)
@@ -554,6 +554,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		// message will not come either.
 		onward = w.onwardOpen(i, x.Leg)
 		live = w.onwardLive(i, x.Leg)
+		delivering = w.onwardDelivering(i, x.Leg)
 	case fsm.ByeReceived:
 		// So does a BYE from upstream before the whole message arrived: the session it
 		// relays is over, and the rest of the message will not come.
@@ -593,6 +594,9 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 	}
 	if len(live) > 0 {
 		return w.checkEndsOnward(i, ev, live)
+	}
+	if len(delivering) > 0 {
+		return w.checkKeepsDelivering(i, ev.EventLeg(), delivering)
 	}
 	return nil
 }
