@@ -781,7 +781,7 @@ func (w *World) onwardOf(r int, leg core.LegID, keep func(*legState) bool) []int
 func (w *World) onwardDelivering(r int, leg core.LegID) []int {
 	return w.onwardWhen(r, leg, true, func(d *legState) bool {
 		return d.up[0] && d.up[1] && !d.closed[0] && !d.closed[1] && !d.failed[0] && !d.failed[1] &&
-			!d.broken && !d.cut && !d.harmed && len(d.received[1]) < w.cfg.Chunks && d.byes == 0 && d.cancels == 0 && !d.byeSeen()
+			!d.broken && !d.cut && !d.harmed && len(d.received[1]) < w.cfg.Chunks && d.cancels == 0 && !d.byeSeen()
 	})
 }
 

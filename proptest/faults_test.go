@@ -523,10 +523,9 @@ func TestWholeMessageOwedOnward(t *testing.T) {
 
 // TestWholeMessageOwedToLinksBeingSetUp: the same bug, where the relay aborts only the
 // onward links not yet up, which no step check reads as a delivery under way. The sender
-// hears of no member, so only the end-state checks tell it (the member lacks the
-// message), and only because an early guard upstream no longer
-// excuses a member once the relay beyond it holds the whole message and the ACK
-// (lostEarly).
+// hears of no member, so only the end-state checks tell it (the member lacks the message),
+// and only because an early guard upstream no longer excuses a member once the relay
+// beyond it holds the whole message and the ACK (lostEarly).
 func TestWholeMessageOwedToLinksBeingSetUp(t *testing.T) {
 	v, _ := fsm.VariantByName("fig1")
 	cfg := Config{Variant: v, Members: 1, PFBs: 1, Chunks: 1, Timers: true, FaultBudget: 1, Sender: core.SenderCloses}

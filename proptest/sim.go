@@ -554,6 +554,7 @@ func (w *World) step(i int, ev fsm.Event) *Violation {
 		// message will not come either.
 		onward = w.onwardOpen(i, x.Leg)
 		live = w.onwardLive(i, x.Leg)
+		// With the whole message there, it owes the next hops the rest of the delivery.
 		delivering = w.onwardDelivering(i, x.Leg)
 	case fsm.ByeReceived:
 		// So does a BYE from upstream before the whole message arrived: the session it
