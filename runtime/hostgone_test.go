@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -19,8 +20,10 @@ import (
 // BYE from upstream can end the session for the member.
 func TestMemberEndsWhenItsPFBIsGone(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, time.Minute)
-	const guard = 500 * time.Millisecond
+	ctx := testCtx(t, 2*time.Minute)
+	// A guard unit also bounds each step of the set-up; 1 s leaves room for a slow set-up
+	// under -race on two busy cores (see TestRelaysEndWhenTheSenderIsLost).
+	const guard = time.Second
 	r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: 1, PFBs: 1, Guard: guard})
 	msg := payload(20<<10, 31)
 	sent := make(chan struct{})
@@ -85,8 +88,12 @@ func TestRelaysEndWhenTheSenderIsLost(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t, time.Minute)
-			const guard = 300 * time.Millisecond
+			ctx := testCtx(t, 2*time.Minute)
+			// One guard unit also bounds each step of the set-up: CI's -race pass on two
+			// busy cores once took more than 5 units of 300 ms to bring the links up, and
+			// the session failed before the transfer reached the middle. A unit of 1 s
+			// leaves room for a slow set-up; the wait below scales with it.
+			const guard = time.Second
 			const members = 2
 			r := startGroup(t, ctx, runtime.GroupConfig{Variant: fig1(t), Members: members, PFBs: 1, Guard: guard,
 				ChunkSize: 8 << 10})
@@ -95,12 +102,16 @@ func TestRelaysEndWhenTheSenderIsLost(t *testing.T) {
 			defer close(src.release)
 			sending, cancel := context.WithCancel(ctx)
 			defer cancel()
+			ended := make(chan string, 1)
 			go func() {
-				_, _ = r.g.ClientA.Send(sending, runtime.GroupURI, nil, runtime.Message{Size: int64(len(msg)),
+				out, err := r.g.ClientA.Send(sending, runtime.GroupURI, nil, runtime.Message{Size: int64(len(msg)),
 					Open: func() (io.ReadCloser, error) { return src, nil }})
+				ended <- fmt.Sprintf("%+v, %v", out, err)
 			}()
 			select {
 			case <-src.reached:
+			case out := <-ended:
+				t.Fatalf("the send ended before the transfer reached the middle of the message: %s", out)
 			case <-ctx.Done():
 				t.Fatal("the transfer never reached the middle of the message")
 			}
