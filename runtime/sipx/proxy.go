@@ -68,6 +68,9 @@ type ProxyConfig struct {
 
 	// observe, when set (tests), sees every message the proxy forwards.
 	observe func(proxyHop)
+	// turnTaken, when set (tests), sees each message that came in on its own goroutine,
+	// once its turn is taken, with whether it waits for another message's turn first.
+	turnTaken func(msg sip.Message, waits bool)
 }
 
 // proxyHop describes one forwarded message, for tests.
@@ -315,26 +318,32 @@ func (p *Proxy) onMessage(msg sip.Message) {
 	}
 	p.work.Add(1)
 	p.mu.Unlock()
-	// Each message is forwarded on a goroutine of its own, but the messages of one
-	// transaction (its top Via's branch: a request, its CANCEL and the ACK of a non-2xx;
-	// or its responses) leave in the order they came: a 100 Trying handled late went out
-	// after the 200 (SIPp, as ClientA of TestForeignClients, aborted on it; RFC 3261
-	// §17.1.1.2 has no provisional after a final response), and a CANCEL could overtake
-	// its INVITE the same way. Requests and responses are kept apart: a response's top
-	// branch is the one this proxy added.
+	// Each message is forwarded on a goroutine of its own, but some leave in the order
+	// they came. The requests of one call (its Call-ID): a CANCEL could overtake its
+	// INVITE, and the BYE a PF sends right after its ACK overtook the ACK, so that the
+	// member (SIPp, as ClientB of TestForeignClients) saw its dialog end before it was
+	// confirmed. The responses of one transaction (their top Via's branch, the one this
+	// proxy added): a 100 Trying handled late went out after the 200 (SIPp, as ClientA,
+	// aborted on it; RFC 3261 §17.1.1.2 has no provisional after a final response).
 	wait, done := (<-chan struct{})(nil), func() {}
-	if via := msg.Via(); via != nil {
-		if branch, ok := via.Params.Get("branch"); ok {
-			kind := "req "
-			if _, isRes := msg.(*sip.Response); isRes {
-				kind = "res "
+	switch m := msg.(type) {
+	case *sip.Request:
+		if id := m.CallID(); id != nil {
+			wait, done = p.order.turn("req " + id.Value())
+		}
+	case *sip.Response:
+		if via := m.Via(); via != nil {
+			if branch, ok := via.Params.Get("branch"); ok {
+				wait, done = p.order.turn("res " + branch)
 			}
-			wait, done = p.order.turn(kind + branch)
 		}
 	}
 	go func() {
 		defer p.work.Done()
 		defer done()
+		if p.cfg.turnTaken != nil {
+			p.cfg.turnTaken(msg, wait != nil)
+		}
 		if wait != nil {
 			<-wait
 		}

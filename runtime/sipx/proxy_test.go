@@ -2,8 +2,12 @@ package sipx
 
 import (
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestProxyRejects checks the core's own answers: 404 for a domain it cannot
@@ -157,5 +161,67 @@ func TestInOrderTurns(t *testing.T) {
 	o.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d keys kept after every turn was done", left)
+	}
+}
+
+// TestProxyKeepsACallsRequestsInOrder: a PF that ACKs a member's 200 and hangs up at
+// once sends ACK and BYE back to back. They are different transactions, and the proxy
+// forwards each on a goroutine of its own, yet the callee must get them in the order they
+// came: a BYE before the ACK ends a dialog the callee has not seen confirmed (SIPp, as a
+// foreign ClientB, aborts the call). The ACK is held until the BYE either waits for it
+// or has been forwarded, which is the order a scheduler picks now and then.
+func TestProxyKeepsACallsRequestsInOrder(t *testing.T) {
+	ctx := testCtx(t)
+	callee, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byeWaits, byeSent := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	p, err := StartProxy(ctx, ProxyConfig{Host: "127.0.0.1", Logger: testLogger,
+		Routes: map[string]string{"b.example": callee.LocalAddr().String()},
+		observe: func(x proxyHop) {
+			if x.Method == "BYE" && !x.Response {
+				once.Do(func() { close(byeSent) })
+			}
+		},
+		turnTaken: func(m sip.Message, waits bool) {
+			req, ok := m.(*sip.Request)
+			switch {
+			case !ok:
+			case req.Method == sip.BYE && waits:
+				close(byeWaits)
+			case req.Method == sip.ACK:
+				select {
+				case <-byeWaits:
+				case <-byeSent:
+				case <-ctx.Done():
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	caller := newRawPeer(t, p.UDPAddr())
+	in := rawPeerOn(t, callee, p.UDPAddr())
+	req := func(method string, seq int) string {
+		return fmt.Sprintf("%s sip:bob@b.example SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\nMax-Forwards: 70\nFrom: <sip:pf@a.example>;tag=f1\nTo: <sip:bob@b.example>;tag=t1\nCall-ID: ackbye@raw\nCSeq: %d %s\nContent-Length: 0\n\n",
+			method, caller.addr, randToken(6), seq, method)
+	}
+	caller.send(req("ACK", 1))
+	caller.send(req("BYE", 2))
+	var got []string
+	for len(got) < 2 {
+		m := in.read(ctx, 0)
+		if m == nil {
+			t.Fatalf("the callee got %v, then nothing", got)
+		}
+		if r, ok := m.(*sip.Request); ok {
+			got = append(got, string(r.Method))
+		}
+	}
+	if got[0] != "ACK" || got[1] != "BYE" {
+		t.Fatalf("the callee got %v, want the order they were sent in: [ACK BYE]", got)
 	}
 }
