@@ -130,8 +130,10 @@ func start(t testing.TB, bin string, defines []string, files *TLS, setup func(ad
 // can take one of ours between FreePorts and the bind.
 const portLo, portHi = 20000, 32000
 
-// given are the ports FreePorts has handed out in this process: never twice, so that
-// parallel tests, and Kamailio and the group of one test, cannot be given the same port.
+// given are the ports FreePorts has handed out in this process and not yet taken back:
+// never twice while the test that asked runs, so that parallel tests, and Kamailio and the
+// group of one test, cannot be given the same port. They are taken back when that test
+// ends (go test -count=40 once ran out of ports without that).
 var given struct {
 	sync.Mutex
 	ports map[int]bool
@@ -156,6 +158,15 @@ func FreePorts(t testing.TB, n int) int {
 			for p := base; p < base+n; p++ {
 				given.ports[p] = true
 			}
+			// Registered before whatever the test starts on these ports, so it runs after
+			// that is stopped (cleanups run last first).
+			t.Cleanup(func() {
+				given.Lock()
+				defer given.Unlock()
+				for p := base; p < base+n; p++ {
+					delete(given.ports, p)
+				}
+			})
 			return base
 		}
 	}
