@@ -153,6 +153,8 @@ type Node struct {
 	// the session's downstream INVITEs (Contribution-ID, Conversation-ID ...).
 	upHeaders map[fsm.LegID][]sipx.Header
 	dialogs   map[fsm.LegID]string
+	// hops caches each leg's hop name for the trace (hopOf).
+	hops map[fsm.LegID]string
 	// okSeen and acked tell a retransmitted 2xx from the first, on down legs.
 	okSeen, acked map[fsm.LegID]bool
 	// forgets holds, by session key, the timers that forget sessions that are over
@@ -224,7 +226,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("%w: %s: %s must be the IP address peers reach it at", ErrAddress, cfg.Name, what)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), in: newInbox(), timers: map[fsm.LegID]guard{},
-		upHeaders: map[fsm.LegID][]sipx.Header{}, dialogs: map[fsm.LegID]string{},
+		upHeaders: map[fsm.LegID][]sipx.Header{}, dialogs: map[fsm.LegID]string{}, hops: map[fsm.LegID]string{},
 		okSeen: map[fsm.LegID]bool{}, acked: map[fsm.LegID]bool{}, forgets: map[fsm.LegID]*time.Timer{}, results: newResultSet(),
 		terminal: true, changed: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -494,6 +496,7 @@ func (n *Node) forget(key fsm.LegID, legs []fsm.LegID) {
 		n.disarm(leg)
 		delete(n.upHeaders, leg)
 		delete(n.dialogs, leg)
+		delete(n.hops, leg)
 		delete(n.okSeen, leg)
 		delete(n.acked, leg)
 		n.media.forget(leg)
@@ -522,13 +525,20 @@ func (n *Node) state() (bool, <-chan struct{}) {
 }
 
 func (n *Node) hopOf(leg fsm.LegID) string {
+	// A leg's hop never changes; the walk over every session is the cost of the first
+	// lookup only (a PF-B with 100 members walked them for every record of a full trace).
+	if h, ok := n.hops[leg]; ok {
+		return h
+	}
 	for _, s := range n.role.Sessions() {
 		if s.Up != nil && s.Up.Leg == leg {
-			return fsm.Hop(s.Up.Hop).String()
+			n.hops[leg] = fsm.Hop(s.Up.Hop).String()
+			return n.hops[leg]
 		}
 		for _, d := range s.Downs {
 			if d.Leg == leg {
-				return fsm.Hop(d.Hop).String()
+				n.hops[leg] = fsm.Hop(d.Hop).String()
+				return n.hops[leg]
 			}
 		}
 	}
