@@ -431,6 +431,10 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	return res, err
 }
 
+// exploreBatch is how many frontier entries are expanded before their successors are
+// merged.
+const exploreBatch = 4096
+
 func explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	start := time.Now()
 	// The search allocates short-lived states at a high rate; collecting a little less
@@ -492,121 +496,136 @@ func explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 		return res, nil
 	}
 	var out []expansion
+	var sleeps []uint64
 	for len(frontier) > 0 {
-		// Expand the level: the sleep set of an entry is its node's, as merged so far.
-		if cap(out) < len(frontier) {
-			out = make([]expansion, len(frontier))
-		}
-		out = out[:len(frontier)]
-		sleepOf := func(e entry) uint64 {
+		// The sleep set of an entry is its node's as merged by the end of the level before:
+		// read once, so that merging the level's first batches does not change what its
+		// later batches expand.
+		sleeps = sleeps[:0]
+		for _, e := range frontier {
 			if e.revisit {
-				return e.sleep
+				sleeps = append(sleeps, e.sleep)
+			} else {
+				sleeps = append(sleeps, nodes[e.node].sleep)
 			}
-			return nodes[e.node].sleep
 		}
-		if len(workers) == 1 {
-			for i, e := range frontier {
-				out[i] = workers[0].expand(e, sleepOf(e), visited, nodes)
-				if out[i].err != nil || out[i].violation != nil {
-					out = out[:i+1]
-					break
-				}
+		levelEnd := int32(len(nodes))
+		var next []entry
+		// Expand and merge the level a batch at a time, in frontier order: the successors of
+		// a whole level held at once were the search's peak of memory (FIG. 5 at 3 / 2: 930 MB
+		// live at the end of its large levels, 170-450 MB between them). A batch's
+		// expansions read the visited set as merged so far, which only leaves out more of
+		// the successors whose merge would change nothing.
+		for lo := 0; lo < len(frontier); lo += exploreBatch {
+			batch := frontier[lo:min(lo+exploreBatch, len(frontier))]
+			if cap(out) < len(batch) {
+				out = make([]expansion, len(batch))
 			}
-		} else {
-			var nextIdx atomic.Int64
-			var stop atomic.Int64
-			stop.Store(int64(len(frontier)))
-			var wg sync.WaitGroup
-			for _, s := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(nextIdx.Add(1) - 1)
-						if i >= len(frontier) || int64(i) > stop.Load() {
-							return
-						}
-						out[i] = s.expand(frontier[i], sleepOf(frontier[i]), visited, nodes)
-						if out[i].err != nil || out[i].violation != nil {
-							for {
-								cur := stop.Load()
-								if int64(i) >= cur || stop.CompareAndSwap(cur, int64(i)) {
-									break
+			out = out[:len(batch)]
+			if len(workers) == 1 {
+				for i, e := range batch {
+					out[i] = workers[0].expand(e, sleeps[lo+i], visited, nodes)
+					if out[i].err != nil || out[i].violation != nil {
+						out = out[:i+1]
+						break
+					}
+				}
+			} else {
+				var nextIdx atomic.Int64
+				var stop atomic.Int64
+				stop.Store(int64(len(batch)))
+				var wg sync.WaitGroup
+				for _, s := range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							i := int(nextIdx.Add(1) - 1)
+							if i >= len(batch) || int64(i) > stop.Load() {
+								return
+							}
+							out[i] = s.expand(batch[i], sleeps[lo+i], visited, nodes)
+							if out[i].err != nil || out[i].violation != nil {
+								for {
+									cur := stop.Load()
+									if int64(i) >= cur || stop.CompareAndSwap(cur, int64(i)) {
+										break
+									}
 								}
 							}
 						}
-					}
-				}()
+					}()
+				}
+				wg.Wait()
+				if n := int(stop.Load()); n < len(batch) {
+					out = out[:n+1]
+				}
 			}
-			wg.Wait()
-			if n := int(stop.Load()); n < len(frontier) {
-				out = out[:n+1]
-			}
-		}
-		// Merge in frontier order.
-		levelEnd := int32(len(nodes))
-		var next []entry
-		for i := range out {
-			x := &out[i]
-			e := frontier[i]
-			if x.err != nil {
-				return nil, x.err
-			}
-			if !e.revisit {
-				nodes[e.node].expanded = true
-			}
-			res.Transitions += x.taken
-			res.PlainTransitions += x.plain
-			res.Asleep += x.asleep
-			if x.end {
-				res.EndStates++
-			}
-			for _, c := range x.children {
-				if idx, seen := visited[c.h]; seen {
-					old := &nodes[idx]
-					if old.real != c.real {
-						// The same state up to symmetry, its choices in another order: the
-						// sleep sets cannot be compared, so the state is expanded in full
-						// (again, from this arrival, if it was expanded already).
-						if old.sleep != 0 && idx < levelEnd {
-							// The arrival, not the state first reached, is expanded: it
-							// gets a node of its own (outside the visited set), so that a
-							// violation found there has a path that replays.
-							old.sleep = 0
-							nodes = append(nodes, node{parent: e.node, choice: int16(c.ci), real: c.real, expanded: true})
-							next = append(next, entry{st: c.st, node: int32(len(nodes) - 1), revisit: true, only: ^uint64(0)})
+			// Merge in frontier order.
+			for i := range out {
+				x := &out[i]
+				e := batch[i]
+				if x.err != nil {
+					return nil, x.err
+				}
+				if !e.revisit {
+					nodes[e.node].expanded = true
+				}
+				res.Transitions += x.taken
+				res.PlainTransitions += x.plain
+				res.Asleep += x.asleep
+				if x.end {
+					res.EndStates++
+				}
+				for _, c := range x.children {
+					if idx, seen := visited[c.h]; seen {
+						old := &nodes[idx]
+						if old.real != c.real {
+							// The same state up to symmetry, its choices in another order: the
+							// sleep sets cannot be compared, so the state is expanded in full
+							// (again, from this arrival, if it was expanded already).
+							if old.sleep != 0 && idx < levelEnd {
+								// The arrival, not the state first reached, is expanded: it
+								// gets a node of its own (outside the visited set), so that a
+								// violation found there has a path that replays.
+								old.sleep = 0
+								nodes = append(nodes, node{parent: e.node, choice: int16(c.ci), real: c.real, expanded: true})
+								next = append(next, entry{st: c.st, node: int32(len(nodes) - 1), revisit: true, only: ^uint64(0)})
+								res.Revisits++
+							}
+							nodes[idx].sleep = 0
+							continue
+						}
+						if idx >= levelEnd {
+							// Waiting in the next level: it will be expanded with the
+							// smaller sleep set.
+							old.sleep &= c.sleep
+							continue
+						}
+						if skipped := old.sleep &^ c.sleep; skipped != 0 {
+							// Reached again with a smaller sleep set: the steps the first
+							// expansion skipped, and this path does not, must be taken too.
+							old.sleep &= c.sleep
+							next = append(next, entry{st: c.st, node: idx, revisit: true, only: skipped, sleep: old.sleep})
 							res.Revisits++
 						}
-						nodes[idx].sleep = 0
 						continue
 					}
-					if idx >= levelEnd {
-						// Waiting in the next level: it will be expanded with the
-						// smaller sleep set.
-						old.sleep &= c.sleep
+					if len(visited) >= opt.MaxStates {
+						res.Truncated = true
 						continue
 					}
-					if skipped := old.sleep &^ c.sleep; skipped != 0 {
-						// Reached again with a smaller sleep set: the steps the first
-						// expansion skipped, and this path does not, must be taken too.
-						old.sleep &= c.sleep
-						next = append(next, entry{st: c.st, node: idx, revisit: true, only: skipped, sleep: old.sleep})
-						res.Revisits++
-					}
-					continue
+					visited[c.h] = int32(len(nodes))
+					nodes = append(nodes, node{parent: e.node, choice: int16(c.ci), sleep: c.sleep, real: c.real})
+					next = append(next, entry{st: c.st, node: int32(len(nodes) - 1)})
 				}
-				if len(visited) >= opt.MaxStates {
-					res.Truncated = true
-					continue
+				if x.violation != nil {
+					return found(e.node, x.violCI, x.violation)
 				}
-				visited[c.h] = int32(len(nodes))
-				nodes = append(nodes, node{parent: e.node, choice: int16(c.ci), sleep: c.sleep, real: c.real})
-				next = append(next, entry{st: c.st, node: int32(len(nodes) - 1)})
+				out[i] = expansion{}
+				// Expanded: its state is no longer needed.
+				batch[i].st = stored{}
 			}
-			if x.violation != nil {
-				return found(e.node, x.violCI, x.violation)
-			}
-			out[i] = expansion{}
 		}
 		frontier = next
 	}
