@@ -435,6 +435,51 @@ func Explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 // merged.
 const exploreBatch = 4096
 
+// expandBatch expands the entries of batch, entry i with sleep set sleeps[i], on every
+// worker, into out (as long as batch). visited and nodes are only read. out ends after the
+// first entry, in batch order, that found a violation or failed.
+func expandBatch(workers []*searcher, batch []entry, sleeps []uint64, visited map[uint64]int32, nodes []node, out []expansion) []expansion {
+	if len(workers) == 1 {
+		for i, e := range batch {
+			out[i] = workers[0].expand(e, sleeps[i], visited, nodes)
+			if out[i].err != nil || out[i].violation != nil {
+				return out[:i+1]
+			}
+		}
+		return out
+	}
+	var nextIdx atomic.Int64
+	var stop atomic.Int64
+	stop.Store(int64(len(batch)))
+	var wg sync.WaitGroup
+	for _, s := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(nextIdx.Add(1) - 1)
+				if i >= len(batch) || int64(i) > stop.Load() {
+					return
+				}
+				out[i] = s.expand(batch[i], sleeps[i], visited, nodes)
+				if out[i].err != nil || out[i].violation != nil {
+					for {
+						cur := stop.Load()
+						if int64(i) >= cur || stop.CompareAndSwap(cur, int64(i)) {
+							break
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := int(stop.Load()); n < len(batch) {
+		out = out[:n+1]
+	}
+	return out
+}
+
 func explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 	start := time.Now()
 	// The search allocates short-lived states at a high rate; collecting a little less
@@ -521,46 +566,7 @@ func explore(cfg Config, opt ExploreOptions) (*ExploreResult, error) {
 			if cap(out) < len(batch) {
 				out = make([]expansion, len(batch))
 			}
-			out = out[:len(batch)]
-			if len(workers) == 1 {
-				for i, e := range batch {
-					out[i] = workers[0].expand(e, sleeps[lo+i], visited, nodes)
-					if out[i].err != nil || out[i].violation != nil {
-						out = out[:i+1]
-						break
-					}
-				}
-			} else {
-				var nextIdx atomic.Int64
-				var stop atomic.Int64
-				stop.Store(int64(len(batch)))
-				var wg sync.WaitGroup
-				for _, s := range workers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							i := int(nextIdx.Add(1) - 1)
-							if i >= len(batch) || int64(i) > stop.Load() {
-								return
-							}
-							out[i] = s.expand(batch[i], sleeps[lo+i], visited, nodes)
-							if out[i].err != nil || out[i].violation != nil {
-								for {
-									cur := stop.Load()
-									if int64(i) >= cur || stop.CompareAndSwap(cur, int64(i)) {
-										break
-									}
-								}
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				if n := int(stop.Load()); n < len(batch) {
-					out = out[:n+1]
-				}
-			}
+			out = expandBatch(workers, batch, sleeps[lo:], visited, nodes, out[:len(batch)])
 			// Merge in frontier order.
 			for i := range out {
 				x := &out[i]
